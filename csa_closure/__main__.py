@@ -1,0 +1,3 @@
+from csa_closure.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""The ``csa-closure`` command: a thin Click layer over the library.
+
+Each command parses its options, builds the context, calls one library function and renders
+the result. Command groups live one per module and are registered here.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import click
+
+from csa_closure import __version__
+from csa_closure.cli.options import ISO_DATE, CliState, configure_logging
+from csa_closure.context import (
+    ACTOR_ENV,
+    AS_OF_ENV,
+    DB_ENV,
+    DEFAULT_DB_URL,
+    default_actor,
+)
+from csa_closure.errors import CsaClosureError
+
+
+class OperatorError(click.ClickException):
+    """A ``CsaClosureError`` shown as ``Error: …`` with its own exit code, no traceback."""
+
+    def __init__(self, error: CsaClosureError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class CsaGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CsaClosureError as exc:
+            raise OperatorError(exc) from exc
+
+
+@click.group(cls=CsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB_URL,
+    show_default=True,
+    help=f"Working store URL: sqlite:///FILE or postgresql+psycopg://… (env {DB_ENV}).",
+)
+@click.option(
+    "--as-of",
+    type=ISO_DATE,
+    envvar=AS_OF_ENV,
+    default=None,
+    help=f"The date decisions are made for, YYYY-MM-DD (env {AS_OF_ENV}; default today).",
+)
+@click.option(
+    "--actor",
+    envvar=ACTOR_ENV,
+    default=None,
+    help=f"Who is running this, recorded on every run and decision (env {ACTOR_ENV}; "
+    "default the OS user).",
+)
+@click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug detail (-vv).")
+@click.version_option(__version__, prog_name="csa-closure")
+@click.pass_context
+def cli(ctx: click.Context, db: str, as_of: date | None, actor: str | None, verbose: int) -> None:
+    """Close the legacy CSA arrears book: pull, assess, write to parents, resolve, transfer.
+
+    Every command works on the working store given by --db and makes its decisions for the
+    --as-of date. Run `csa-closure db upgrade` once on a new store.
+    """
+    configure_logging(verbose)
+    ctx.obj = CliState(
+        db_url=db,
+        as_of=as_of or date.today(),
+        actor=actor or default_actor(),
+    )
+
+
+def _register() -> None:
+    from csa_closure.cli import db
+
+    cli.add_command(db.db)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="csa-closure")

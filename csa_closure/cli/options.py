@@ -1,0 +1,83 @@
+"""Options and state shared by every command, defined once.
+
+Commands take the root's state with ``@pass_state`` and open the working store with
+``state.context()``, which refuses (with the command to run) when the schema is not current.
+``@format_option`` gives a command ``--format table|json|csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+
+from csa_closure.context import Context, Settings
+from csa_closure.store.engine import make_engine
+from csa_closure.store.migrate import require_current
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = ("table", "json", "csv")
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
+
+
+ISO_DATE = IsoDate()
+
+
+@dataclass
+class CliState:
+    db_url: str
+    as_of: date
+    actor: str
+    settings: Settings = field(default_factory=Settings)
+    _context: Context | None = None
+
+    def context(self, *, require_schema: bool = True) -> Context:
+        """The run context; checks the store's schema unless asked not to (``db`` commands)."""
+        if self._context is None:
+            self._context = Context(
+                engine=make_engine(self.db_url),
+                as_of=self.as_of,
+                actor=self.actor,
+                settings=self.settings,
+            )
+        if require_schema:
+            require_current(self._context.engine)
+        return self._context
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def format_option(func: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people; json (stable, documented in docs/json-output.md) or csv for packs.",
+    )(func)
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )

@@ -1,0 +1,105 @@
+"""Rendering results: rich tables for people, JSON and CSV for packs.
+
+Library functions return plain data (dataclasses, dicts, lists); these helpers turn it into
+output. JSON is stable: keys are snake_case, money is integer pence (``*_pence``), dates are
+ISO ``YYYY-MM-DD``, instants ISO 8601 UTC. See docs/json-output.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values for results built from dataclasses, dates, enums and decimals."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "to_json"):
+            return jsonable(value.to_json())
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def echo_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: jsonable(v) for k, v in row.items()})
+    click.echo(buffer.getvalue(), nl=False)
+
+
+def console() -> Console:
+    return Console(file=sys.stdout, soft_wrap=False)
+
+
+def pounds(pence: int | None) -> str:
+    """£1,234.56 from integer pence, for people. Exact: no floats."""
+    if pence is None:
+        return ""
+    sign = "-" if pence < 0 else ""
+    whole, part = divmod(abs(int(pence)), 100)
+    return f"{sign}£{whole:,}.{part:02d}"
+
+
+def rich_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    right: Iterable[str] = (),
+) -> Table:
+    right_set = set(right)
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        table.add_column(name, justify="right" if name in right_set else "left")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
+
+
+def emit(
+    fmt: str,
+    result: Any,
+    *,
+    table: Callable[[Console], None],
+    csv_rows: Callable[[], tuple[Iterable[Mapping[str, Any]], Sequence[str]]] | None = None,
+) -> None:
+    """Print ``result`` as ``fmt``: ``table`` draws it for people; ``csv_rows`` gives rows."""
+    if fmt == "json":
+        echo_json(result)
+    elif fmt == "csv":
+        if csv_rows is None:
+            raise click.UsageError("this command has no CSV form; use --format json")
+        rows, columns = csv_rows()
+        echo_csv(rows, columns)
+    else:
+        table(console())

@@ -1,0 +1,62 @@
+"""The explicit context every operation runs in: store, as-of date, actor, settings.
+
+No module reads the clock, the environment or a global engine: the CLI builds a ``Context``
+once and passes it down, so every run is reproducible from its recorded parameters.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from sqlalchemy.engine import Engine
+
+from csa_closure.store.clock import Clock, utcnow
+
+DEFAULT_DB_URL = "sqlite:///csa_closure.db"
+DB_ENV = "CSA_CLOSURE_DB"
+AS_OF_ENV = "CSA_CLOSURE_AS_OF"
+ACTOR_ENV = "CSA_CLOSURE_ACTOR"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables that are not policy. Policy lives in rules/."""
+
+    chunk_size: int = 20_000
+    lease_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Context:
+    engine: Engine
+    as_of: date
+    actor: str
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = utcnow
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    @property
+    def holder(self) -> str:
+        """Who holds a lease: actor, machine and process, so a stale holder can be found."""
+        return f"{self.actor}@{self.host} pid {os.getpid()}"
+
+    def on(self, as_of: date) -> Context:
+        """The same context at another as-of date (the demo moves time forward)."""
+        return replace(self, as_of=as_of)
+
+    def as_actor(self, actor: str) -> Context:
+        return replace(self, actor=actor)
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"

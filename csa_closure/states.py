@@ -1,0 +1,119 @@
+"""A debt's life: its states, the outcomes that place it, and every allowed transition.
+
+This module is the single table of the state machine. Stages never write ``debts.state``
+directly: they call :func:`csa_closure.store.transitions.move_debts`, which checks each move
+against :data:`TRANSITIONS` and writes the event in the same transaction.
+
+```
+pulled --assess--> closed (nil) | write_off_pending | awaiting_letter | transfer_ready | review
+awaiting_letter --letter sent--> awaiting_response
+awaiting_response --COLLECT--> collect_requested
+                  --DO_NOT_COLLECT / deadline passed--> write_off_pending (notice)
+collect_requested --collectable--> transfer_ready
+                  --not collectable--> write_off_pending (notice)
+                  --NRP dispute--> review
+write_off_pending --notices sent (where due), resolve--> written_off
+transfer_ready --export--> transfer_sent --ack ACCEPTED--> transferred
+                                         --ack REJECTED--> review
+review --caseworker decides--> any decided state
+written_off --reverse (mirror ledger entry)--> review
+```
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DebtState(StrEnum):
+    PULLED = "pulled"
+    CLOSED = "closed"  # nil: nothing owed, no money moves
+    WRITE_OFF_PENDING = "write_off_pending"  # decided to write off; notices may be due first
+    AWAITING_LETTER = "awaiting_letter"  # representation decided; final-chance letter not sent
+    AWAITING_RESPONSE = "awaiting_response"  # final-chance letter sent; window open
+    COLLECT_REQUESTED = "collect_requested"  # PWC asked for collection
+    TRANSFER_READY = "transfer_ready"
+    TRANSFER_SENT = "transfer_sent"  # in a CMS package, not yet acknowledged
+    TRANSFERRED = "transferred"  # acknowledged ACCEPTED by the CMS
+    REVIEW = "review"  # a caseworker decides
+    WRITTEN_OFF = "written_off"
+
+
+class Outcome(StrEnum):
+    WRITE_OFF_SILENT = "write_off_silent"
+    WRITE_OFF_NOTICE = "write_off_notice"
+    REPRESENTATION = "representation"
+    TRANSFER = "transfer"
+    MANUAL_REVIEW = "manual_review"
+    NIL = "nil"
+
+
+class Creditor(StrEnum):
+    PWC = "PWC"
+    SOS = "SOS"
+
+
+CLOSED_STATES = frozenset({DebtState.CLOSED, DebtState.WRITTEN_OFF, DebtState.TRANSFERRED})
+OPEN_STATES = frozenset(set(DebtState) - CLOSED_STATES)
+
+# Where a decision (by rules, collectability or a caseworker) places a debt.
+STATE_FOR_OUTCOME: dict[Outcome, DebtState] = {
+    Outcome.NIL: DebtState.CLOSED,
+    Outcome.WRITE_OFF_SILENT: DebtState.WRITE_OFF_PENDING,
+    Outcome.WRITE_OFF_NOTICE: DebtState.WRITE_OFF_PENDING,
+    Outcome.REPRESENTATION: DebtState.AWAITING_LETTER,
+    Outcome.TRANSFER: DebtState.TRANSFER_READY,
+    Outcome.MANUAL_REVIEW: DebtState.REVIEW,
+}
+
+# Outcomes whose write-off must wait until both (living) parents have been sent a notice.
+NOTICE_OUTCOMES = frozenset({Outcome.WRITE_OFF_NOTICE})
+
+# Debts a decision may be (re)made for. A re-decision is only allowed while nothing has been
+# done to the debt yet (no letter, no ledger entry, no transfer): the stage checks that too.
+DECIDABLE_STATES = frozenset({DebtState.PULLED, DebtState.REVIEW})
+REDECIDABLE_STATES = frozenset(
+    {
+        DebtState.CLOSED,
+        DebtState.WRITE_OFF_PENDING,
+        DebtState.AWAITING_LETTER,
+        DebtState.TRANSFER_READY,
+        DebtState.REVIEW,
+    }
+)
+
+_decided = frozenset(STATE_FOR_OUTCOME.values())
+
+# Every allowed move of a debt. The stage making a move names its event (``debt.decided``,
+# ``debt.redecided``, ``debt.reviewed`` ...); the move itself must be in this table.
+TRANSITIONS: frozenset[tuple[DebtState, DebtState]] = frozenset(
+    {(DebtState.PULLED, to) for to in _decided}
+    | {(frm, to) for frm in REDECIDABLE_STATES for to in _decided}
+    | {
+        (DebtState.AWAITING_LETTER, DebtState.AWAITING_RESPONSE),
+        (DebtState.AWAITING_RESPONSE, DebtState.COLLECT_REQUESTED),
+        (DebtState.AWAITING_RESPONSE, DebtState.WRITE_OFF_PENDING),
+        (DebtState.COLLECT_REQUESTED, DebtState.TRANSFER_READY),
+        (DebtState.COLLECT_REQUESTED, DebtState.WRITE_OFF_PENDING),
+        (DebtState.COLLECT_REQUESTED, DebtState.REVIEW),
+        (DebtState.TRANSFER_READY, DebtState.REVIEW),
+        (DebtState.WRITE_OFF_PENDING, DebtState.WRITTEN_OFF),
+        (DebtState.TRANSFER_READY, DebtState.TRANSFER_SENT),
+        (DebtState.TRANSFER_SENT, DebtState.TRANSFERRED),
+        (DebtState.TRANSFER_SENT, DebtState.REVIEW),
+        (DebtState.WRITTEN_OFF, DebtState.REVIEW),
+    }
+    - {(DebtState.REVIEW, DebtState.REVIEW)}
+)
+
+
+def check_transition(frm: DebtState | str, to: DebtState | str) -> None:
+    """Raise ``InvalidTransition`` unless a debt may move from ``frm`` to ``to``."""
+    from csa_closure.errors import InvalidTransition
+
+    try:
+        allowed = (DebtState(frm), DebtState(to)) in TRANSITIONS
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise InvalidTransition(f"a debt cannot move from {frm!r} to {to!r}")

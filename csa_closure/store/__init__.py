@@ -1,0 +1,1 @@
+"""The working store: tables, engine set-up, migrations, runs, events, leases, moves."""

@@ -1,0 +1,137 @@
+"""The one seam where SQLite and PostgreSQL differ.
+
+Everything dialect-specific the stages need is here: conflict-tolerant inserts, fast bulk
+inserts (``executemany`` on SQLite, ``COPY`` on PostgreSQL), driver placeholders, and how
+values are handed to the driver. Stages call these and never branch on the dialect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import JSON, Boolean, Date, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
+
+from csa_closure.store.schema import UtcDateTime
+
+
+def is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def insert(conn: Connection, table: Table) -> Insert:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if is_sqlite(conn):
+        return sqlite.insert(table)
+    return postgresql.insert(table)
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Table) -> Insert:
+    """INSERT that skips rows whose key already exists (idempotent re-runs)."""
+    return insert(conn, table).on_conflict_do_nothing()  # type: ignore[attr-defined,no-any-return]
+
+
+def _sql_for(conn: Connection, sql: str) -> str:
+    """Write driver SQL with ``?`` placeholders; PostgreSQL's driver wants ``%s``."""
+    if is_sqlite(conn):
+        return sql
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run driver-level ``sql`` (``?`` placeholders) once per row; return rows affected.
+
+    Hot paths use this instead of Core statements with dicts: one tuple a row, no per-row
+    statement processing. Values must already be driver values (see ``driver_frame``).
+    """
+    if not rows:
+        return 0
+    result = conn.exec_driver_sql(_sql_for(conn, sql), list(rows))
+    return int(result.rowcount)
+
+
+def _driver_value(value: Any, conn: Connection) -> Any:
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ") if is_sqlite(conn) else value
+    if isinstance(value, date) and is_sqlite(conn):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def driver_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its columns turned into what the driver stores for ``table``.
+
+    SQLite keeps dates as ISO text (SQLAlchemy's own format) and JSON as text; PostgreSQL
+    takes dates and booleans natively. Conversions are whole-column, not per row.
+    """
+    exprs = []
+    for name in frame.columns:
+        column = table.c[name]
+        dtype = frame.schema[name]
+        expr = pl.col(name)
+        if isinstance(column.type, JSON):
+            if isinstance(dtype, pl.Struct):
+                expr = expr.struct.json_encode()
+            elif dtype != pl.String:
+                expr = expr.map_elements(
+                    lambda v: json.dumps(v, sort_keys=True), return_dtype=pl.String
+                )
+        elif isinstance(column.type, UtcDateTime):
+            if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+                expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                if is_sqlite(conn):
+                    expr = expr.dt.to_string("%Y-%m-%d %H:%M:%S.%6f")
+        elif isinstance(column.type, Date) and is_sqlite(conn) and dtype == pl.Date:
+            expr = expr.dt.to_string("%Y-%m-%d")
+        elif isinstance(column.type, Boolean) and is_sqlite(conn) and dtype == pl.Boolean:
+            expr = expr.cast(pl.Int8)
+        exprs.append(expr.alias(name))
+    return frame.select(exprs)
+
+
+def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
+    """Bulk-insert every row of ``frame`` (columns named as in ``table``); return the count.
+
+    SQLite: one ``executemany`` of tuples. PostgreSQL: ``COPY ... FROM STDIN``, the fastest
+    path the driver has. Runs inside the caller's transaction either way.
+    """
+    if frame.height == 0:
+        return 0
+    prepared = driver_frame(conn, table, frame)
+    columns = prepared.columns
+    if is_sqlite(conn):
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        conn.exec_driver_sql(sql, list(prepared.iter_rows()))
+        return prepared.height
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in prepared.iter_rows():
+                copy.write_row(row)
+    return prepared.height
+
+
+def insert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert a modest number of rows given as dicts (same keys in every row)."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    conn.execute(table.insert(), rows)
+    return len(rows)
+
+
+def values_for_driver(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_driver_value(v, conn) for v in values)

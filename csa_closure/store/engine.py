@@ -1,0 +1,68 @@
+"""Engine set-up for the working store (and for reading a legacy replica).
+
+SQLite is the embedded, single-operator default: every connection gets WAL, foreign keys and a
+busy timeout. PostgreSQL (``postgresql+psycopg://``) is the shared production store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+
+from csa_closure.errors import UsageError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL makes NORMAL durable against application crashes (kill -9); only a power loss
+    # can lose the last transactions, which a re-run then redoes.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def normalise_url(url: str) -> str:
+    """Accept the driver-less PostgreSQL spellings operators type, and plain file paths."""
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://") :]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    elif "://" not in url:
+        url = f"sqlite:///{url}"
+    return url
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` with the store's connection settings."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError
+        raise UsageError(f"not a database URL: {url!r} ({exc})") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(
+            parsed,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise UsageError(
+                f"use the psycopg driver for PostgreSQL: postgresql+psycopg://… (got {url!r})"
+            )
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    raise UsageError(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def redacted(url: str) -> str:
+    """The URL with any password hidden, for messages and run records."""
+    return make_url(normalise_url(url)).render_as_string(hide_password=True)

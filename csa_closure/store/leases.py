@@ -1,0 +1,114 @@
+"""Claims with leases: one stage run at a time owns a piece of work.
+
+A lease is a row in ``leases`` taken by compare-and-set: the UPDATE only succeeds when the
+row is free or its lease has expired, so of two operators on PostgreSQL exactly one wins and
+the other gets a clear refusal naming the holder. The holder renews the lease inside each
+chunk's transaction, so if its lease was taken over (it stalled past expiry) the chunk rolls
+back instead of doing the work twice. A stale lease from a dead operator is taken over after
+it expires, and an event records who took it from whom.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.errors import LeaseHeld, LeaseLost
+from csa_closure.store.dialect import insert_ignoring_conflicts
+from csa_closure.store.schema import leases, stage_runs
+
+if TYPE_CHECKING:
+    from csa_closure.store.runs import Run
+
+
+@dataclass
+class Lease:
+    name: str
+    token: str
+    expires_at: datetime
+
+
+def acquire(conn: Connection, run: Run, name: str) -> Lease:
+    """Take the lease ``name`` for ``run`` or raise ``LeaseHeld``. Commit to make it visible."""
+    ctx = run.ctx
+    conn.execute(insert_ignoring_conflicts(conn, leases).values(name=name))
+    before = conn.execute(select(leases).where(leases.c.name == name)).one()
+    now = ctx.clock()
+    token = str(uuid.uuid4())
+    expires = now + timedelta(seconds=ctx.settings.lease_seconds)
+    taken = conn.execute(
+        update(leases)
+        .where(leases.c.name == name)
+        .where(or_(leases.c.token.is_(None), leases.c.expires_at < now))
+        .values(
+            token=token,
+            holder=ctx.holder,
+            run_id=run.run_id,
+            acquired_at=now,
+            heartbeat_at=now,
+            expires_at=expires,
+        )
+    )
+    if taken.rowcount != 1:
+        current = conn.execute(select(leases).where(leases.c.name == name)).one()
+        raise LeaseHeld(
+            f"{name} is being worked by {current.holder} (run {current.run_id}); its lease "
+            f"runs until {current.expires_at:%Y-%m-%d %H:%M:%S} UTC. Wait for that run to "
+            "finish. If its process is dead, run again after the lease expires to take it over."
+        )
+    if before.token is not None:
+        # The previous holder stopped renewing: it crashed or was killed.
+        from csa_closure.store import events
+
+        events.record(
+            conn,
+            run,
+            "lease.taken_over",
+            entity=f"lease:{name}",
+            detail={
+                "previous_holder": before.holder,
+                "previous_run_id": before.run_id,
+                "new_holder": ctx.holder,
+                "expired_at": before.expires_at.isoformat() if before.expires_at else None,
+            },
+        )
+        if before.run_id is not None:
+            conn.execute(
+                update(stage_runs)
+                .where(stage_runs.c.run_id == before.run_id)
+                .where(stage_runs.c.status == "running")
+                .values(status="abandoned", finished_at=now, error="lease taken over")
+            )
+    return Lease(name=name, token=token, expires_at=expires)
+
+
+def renew(conn: Connection, run: Run, lease: Lease) -> None:
+    """Extend ``lease`` inside the caller's transaction; raise ``LeaseLost`` if it was taken."""
+    now = run.ctx.clock()
+    expires = now + timedelta(seconds=run.ctx.settings.lease_seconds)
+    renewed = conn.execute(
+        update(leases)
+        .where(leases.c.name == lease.name)
+        .where(leases.c.token == lease.token)
+        .values(heartbeat_at=now, expires_at=expires)
+    )
+    if renewed.rowcount != 1:
+        raise LeaseLost(
+            f"this run lost its lease on {lease.name} (another run took it over after it "
+            "expired); nothing from this chunk was written. Check `csa-closure report runs`."
+        )
+    lease.expires_at = expires
+
+
+def release(conn: Connection, lease: Lease) -> None:
+    conn.execute(
+        update(leases)
+        .where(leases.c.name == lease.name)
+        .where(leases.c.token == lease.token)
+        .values(token=None, expires_at=None)
+    )

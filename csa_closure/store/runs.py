@@ -1,0 +1,133 @@
+"""Stage runs: who ran what, when, for which as-of date, with what result.
+
+``stage_run`` records the run, takes its claims (leases), hands out chunk transactions that
+renew those leases, and records the outcome however the run ends: completed, unbalanced,
+failed (with an error that names the problem but never personal data) or interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.context import Context
+from csa_closure.errors import CsaClosureError, Unbalanced
+from csa_closure.store import leases as lease_store
+from csa_closure.store.leases import Lease
+from csa_closure.store.migrate import require_current
+from csa_closure.store.schema import stage_runs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    ctx: Context
+    run_id: int
+    stage: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    control_totals: dict[str, Any] = field(default_factory=dict)
+    leases: list[Lease] = field(default_factory=list)
+
+    def claim(self, name: str) -> Lease:
+        """Take the lease ``name`` for this run (committed at once) or raise ``LeaseHeld``."""
+        with self.ctx.engine.begin() as conn:
+            lease = lease_store.acquire(conn, self, name)
+        self.leases.append(lease)
+        return lease
+
+    @contextmanager
+    def chunk(self) -> Iterator[Connection]:
+        """One transaction of work. The run's leases are renewed inside it, so a run that
+        lost its claim cannot commit anything."""
+        with self.ctx.engine.begin() as conn:
+            for lease in self.leases:
+                lease_store.renew(conn, self, lease)
+            yield conn
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+def _safe_error(exc: BaseException) -> str:
+    # Database and driver messages can quote the row being written (personal data), so
+    # only our own messages are kept in full.
+    if isinstance(exc, CsaClosureError):
+        return str(exc)
+    return f"{type(exc).__name__} (details in the operator's terminal output)"
+
+
+def _finish(run: Run, status: str, error: str | None = None) -> None:
+    with run.ctx.engine.begin() as conn:
+        conn.execute(
+            update(stage_runs)
+            .where(stage_runs.c.run_id == run.run_id)
+            .values(
+                status=status,
+                finished_at=run.ctx.clock(),
+                counts=run.counts,
+                control_totals=run.control_totals or None,
+                error=error,
+            )
+        )
+
+
+def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
+    require_current(ctx.engine)
+    with ctx.engine.begin() as conn:
+        run_id = conn.execute(
+            insert(stage_runs)
+            .values(
+                stage=stage,
+                actor=ctx.actor,
+                host=ctx.host,
+                started_at=ctx.clock(),
+                as_of=ctx.as_of,
+                status="running",
+                parameters=dict(parameters),
+            )
+            .returning(stage_runs.c.run_id)
+        ).scalar_one()
+    return Run(ctx=ctx, run_id=int(run_id), stage=stage)
+
+
+@contextmanager
+def stage_run(
+    ctx: Context,
+    stage: str,
+    parameters: Mapping[str, Any],
+    *,
+    claims: Sequence[str] = (),
+) -> Iterator[Run]:
+    """Record a run of ``stage`` around the body, holding the leases named in ``claims``."""
+    run = start_run(ctx, stage, parameters)
+    try:
+        for name in claims:
+            run.claim(name)
+        yield run
+    except BaseException as exc:
+        if isinstance(exc, Unbalanced):
+            status = "unbalanced"
+        elif isinstance(exc, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = "failed"
+        # If the database itself went away, recording the failure fails too; the run is
+        # then left "running" and is marked abandoned when its lease is taken over.
+        try:
+            _finish(run, status, _safe_error(exc))
+        except Exception:  # noqa: BLE001
+            log.warning("could not record the end of run %s", run.run_id)
+        raise
+    else:
+        _finish(run, "completed")
+    finally:
+        for lease in run.leases:
+            with suppress(Exception), ctx.engine.begin() as conn:
+                lease_store.release(conn, lease)
