@@ -68,6 +68,8 @@ def _finish(run: Run, status: str, error: str | None = None) -> None:
         conn.execute(
             update(stage_runs)
             .where(stage_runs.c.run_id == run.run_id)
+            # a run whose lease was taken over was marked abandoned; that record stands
+            .where(stage_runs.c.status == "running")
             .values(
                 status=status,
                 finished_at=run.ctx.clock(),

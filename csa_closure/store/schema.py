@@ -108,7 +108,7 @@ events = Table(
     Column("as_of", Date, nullable=False),
     Column("actor", String(64), nullable=False),
     Column("event_type", String(48), nullable=False),
-    Column("case_ref", String(16)),
+    Column("case_ref", String(32)),  # quarantined orphan rows carry e.g. "CS2#12345"
     Column("debt_id", BigInteger),
     Column("entity", String(64)),  # e.g. "letter:42", "batch:7", "lease:stage:pull"
     Column("from_state", String(24)),

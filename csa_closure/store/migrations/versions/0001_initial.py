@@ -118,7 +118,7 @@ def upgrade() -> None:
     sa.Column('as_of', sa.Date(), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
     sa.Column('event_type', sa.String(length=48), nullable=False),
-    sa.Column('case_ref', sa.String(length=16), nullable=True),
+    sa.Column('case_ref', sa.String(length=32), nullable=True),
     sa.Column('debt_id', sa.BigInteger(), nullable=True),
     sa.Column('entity', sa.String(length=64), nullable=True),
     sa.Column('from_state', sa.String(length=24), nullable=True),

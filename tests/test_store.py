@@ -1,0 +1,202 @@
+"""The store's mechanisms on SQLite and PostgreSQL: schema, append-only log, leases, moves."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text, update
+
+from csa_closure.context import Context, Settings
+from csa_closure.errors import (
+    ConcurrentChange,
+    InvalidTransition,
+    LeaseHeld,
+    LeaseLost,
+    SchemaNotCurrent,
+)
+from csa_closure.store import migrate
+from csa_closure.store.engine import make_engine
+from csa_closure.store.moves import move_debts
+from csa_closure.store.runs import stage_run
+from csa_closure.store.schema import cases, debts, events, metadata, parties, stage_runs
+from tests.conftest import SteppingClock
+
+
+def test_migrations_create_exactly_the_schema(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent_and_reports_current(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert migrate.status(engine).current is None
+    assert migrate.upgrade(engine).is_current
+    assert migrate.upgrade(engine).is_current
+
+
+def test_stage_refuses_a_store_without_schema(db_url: str) -> None:
+    ctx = Context(engine=make_engine(db_url), as_of=date(2019, 3, 31), actor="t")
+    with pytest.raises(SchemaNotCurrent, match="csa-closure db upgrade"), stage_run(ctx, "x", {}):
+        pass
+
+
+def test_events_are_append_only(ctx: Context) -> None:
+    with stage_run(ctx, "test", {}) as run, run.chunk() as conn:
+        from csa_closure.store import events as event_log
+
+        event_log.record(conn, run, "test.happened", detail={"n": 1})
+    for statement in ("UPDATE events SET actor = 'someone else'", "DELETE FROM events"):
+        with pytest.raises(Exception, match="append-only"), ctx.engine.begin() as conn:
+            conn.execute(text(statement))
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(events.c.actor)).scalars().all() == ["tester"]
+
+
+def test_runs_record_success_failure_and_instants_in_utc(ctx: Context) -> None:
+    with stage_run(ctx, "good", {"limit": 3}) as run:
+        run.count("things", 2)
+    with pytest.raises(ValueError), stage_run(ctx, "bad", {}):
+        raise ValueError("Ms Jane Example, 1 High Street")  # must not reach the run record
+    with ctx.engine.connect() as conn:
+        rows = {r.stage: r for r in conn.execute(select(stage_runs))}
+    assert rows["good"].status == "completed"
+    assert rows["good"].counts == {"things": 2}
+    assert rows["good"].parameters == {"limit": 3}
+    assert rows["good"].as_of == date(2019, 3, 31)
+    assert rows["good"].started_at.utcoffset() == timedelta(0)
+    assert rows["bad"].status == "failed"
+    assert "Jane" not in rows["bad"].error and "High Street" not in rows["bad"].error
+
+
+def _other(ctx: Context, actor: str, clock: SteppingClock) -> Context:
+    return Context(
+        engine=ctx.engine, as_of=ctx.as_of, actor=actor, settings=Settings(lease_seconds=60),
+        clock=clock,
+    )
+
+
+def test_a_lease_refuses_a_second_holder_until_it_expires(ctx: Context) -> None:
+    clock = SteppingClock()
+    first, second = _other(ctx, "alice", clock), _other(ctx, "bob", clock)
+    with stage_run(first, "send", {}, claims=["batch:1"]) as alice:
+        with pytest.raises(LeaseHeld, match=r"batch:1 is being worked by alice@"):
+            with stage_run(second, "send", {}, claims=["batch:1"]):
+                pass
+        # alice stalls past her lease; bob takes it over, and alice can no longer commit
+        clock.now += timedelta(seconds=61)
+        with stage_run(second, "send", {}, claims=["batch:1"]) as bob:
+            with bob.chunk():
+                pass
+            with pytest.raises(LeaseLost), alice.chunk():
+                pass
+    with ctx.engine.connect() as conn:
+        takeover = conn.execute(
+            select(events).where(events.c.event_type == "lease.taken_over")
+        ).one()
+        statuses = dict(conn.execute(select(stage_runs.c.run_id, stage_runs.c.status)).all())
+    assert takeover.detail["previous_run_id"] == alice.run_id
+    assert takeover.detail["previous_holder"].startswith("alice@")
+    assert takeover.actor == "bob"
+    assert statuses[bob.run_id] == "completed"
+    # alice's run was marked abandoned when bob took over; its end is then not overwritten
+    assert statuses[alice.run_id] == "abandoned"
+
+
+def test_a_released_lease_can_be_taken_at_once(ctx: Context) -> None:
+    with stage_run(ctx, "pull", {}, claims=["stage:pull"]):
+        pass
+    with stage_run(ctx, "pull", {}, claims=["stage:pull"]) as run:
+        assert run.leases[0].name == "stage:pull"
+
+
+def _seed_debts(ctx: Context, n: int) -> pl.DataFrame:
+    with stage_run(ctx, "seed", {}) as run, run.chunk() as conn:
+        conn.execute(
+            insert(parties),
+            [
+                {"party_ref": f"CS2:{i}", "source_system": "CS2", "employment": "UNKNOWN",
+                 "source_fingerprint": "x", "pulled_run_id": run.run_id}
+                for i in (1, 2)
+            ],
+        )
+        conn.execute(
+            insert(cases),
+            [
+                {"case_ref": f"S{i:09d}", "source_system": "CS2", "source_case_key": str(i),
+                 "scheme": "2003", "effective_date": date(2005, 1, 1),
+                 "pwc_party_ref": "CS2:1", "nrp_party_ref": "CS2:2", "dv_marker": False,
+                 "stop_acting": False, "source_fingerprint": "x", "pulled_run_id": run.run_id}
+                for i in range(n)
+            ],
+        )
+        conn.execute(
+            insert(debts),
+            [
+                {"case_ref": f"S{i:09d}", "source_system": "CS2", "creditor": "PWC",
+                 "opening_pence": 100 * i, "source_pence": 100 * i, "state": "pulled"}
+                for i in range(n)
+            ],
+        )
+    with ctx.engine.connect() as conn:
+        return pl.DataFrame(
+            conn.execute(select(debts.c.debt_id, debts.c.case_ref)).all(),
+            schema=["debt_id", "case_ref"], orient="row",
+        )
+
+
+def test_moves_update_state_and_write_one_event_each(ctx: Context) -> None:
+    seeded = _seed_debts(ctx, 5)
+    moves = seeded.with_columns(
+        pl.lit("pulled").alias("from_state"),
+        pl.lit("write_off_pending").alias("to_state"),
+        pl.lit("write_off_silent").alias("outcome"),
+        pl.lit("BELOW_65").alias("reason"),
+        pl.struct(pl.lit("BELOW_65").alias("reason")).alias("detail"),
+    )
+    with stage_run(ctx, "assess", {}) as run, run.chunk() as conn:
+        moved = move_debts(
+            conn, run, moves, event_type="debt.decided", set_columns=["outcome", "reason"]
+        )
+    assert moved == 5
+    with ctx.engine.connect() as conn:
+        states = conn.execute(select(debts.c.state, debts.c.outcome, debts.c.updated_run_id)).all()
+        logged = conn.execute(select(events).where(events.c.event_type == "debt.decided")).all()
+    assert {s[:2] for s in states} == {("write_off_pending", "write_off_silent")}
+    assert {s[2] for s in states} == {run.run_id}
+    assert len(logged) == 5
+    assert all(e.detail == {"reason": "BELOW_65"} for e in logged)
+    assert {e.from_state for e in logged} == {"pulled"}
+
+
+def test_a_move_from_a_stale_state_rolls_back_the_whole_chunk(ctx: Context) -> None:
+    seeded = _seed_debts(ctx, 4)
+    # someone else moved one debt on
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(debts).where(debts.c.debt_id == seeded["debt_id"][0]).values(state="closed")
+        )
+    moves = seeded.with_columns(
+        pl.lit("pulled").alias("from_state"), pl.lit("closed").alias("to_state")
+    )
+    with pytest.raises(ConcurrentChange, match="1 of 4"):
+        with stage_run(ctx, "assess", {}) as run, run.chunk() as conn:
+            move_debts(conn, run, moves, event_type="debt.decided")
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(debts.c.state)).scalars().all().count("pulled") == 3
+        assert conn.execute(select(events.c.event_id)).all() == []
+
+
+def test_a_move_the_state_machine_forbids_is_refused(ctx: Context) -> None:
+    seeded = _seed_debts(ctx, 1)
+    moves = seeded.with_columns(
+        pl.lit("pulled").alias("from_state"), pl.lit("written_off").alias("to_state")
+    )
+    with pytest.raises(InvalidTransition, match="'pulled' to 'written_off'"):
+        with stage_run(ctx, "x", {}) as run, run.chunk() as conn:
+            move_debts(conn, run, moves, event_type="debt.written_off")
