@@ -48,9 +48,16 @@ class ConcurrentChange(CsaClosureError):
 
 
 class Unbalanced(CsaClosureError):
-    """Money does not reconcile to the penny; the run is not marked complete."""
+    """Money does not reconcile to the penny; the run is not marked complete.
+
+    ``result`` carries the reconciliation, so the operator still sees every figure.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class InputError(CsaClosureError):

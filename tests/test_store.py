@@ -76,7 +76,10 @@ def test_runs_record_success_failure_and_instants_in_utc(ctx: Context) -> None:
 
 def _other(ctx: Context, actor: str, clock: SteppingClock) -> Context:
     return Context(
-        engine=ctx.engine, as_of=ctx.as_of, actor=actor, settings=Settings(lease_seconds=60),
+        engine=ctx.engine,
+        as_of=ctx.as_of,
+        actor=actor,
+        settings=Settings(lease_seconds=60),
         clock=clock,
     )
 
@@ -120,33 +123,54 @@ def _seed_debts(ctx: Context, n: int) -> pl.DataFrame:
         conn.execute(
             insert(parties),
             [
-                {"party_ref": f"CS2:{i}", "source_system": "CS2", "employment": "UNKNOWN",
-                 "source_fingerprint": "x", "pulled_run_id": run.run_id}
+                {
+                    "party_ref": f"CS2:{i}",
+                    "source_system": "CS2",
+                    "employment": "UNKNOWN",
+                    "source_fingerprint": "x",
+                    "pulled_run_id": run.run_id,
+                }
                 for i in (1, 2)
             ],
         )
         conn.execute(
             insert(cases),
             [
-                {"case_ref": f"S{i:09d}", "source_system": "CS2", "source_case_key": str(i),
-                 "scheme": "2003", "effective_date": date(2005, 1, 1),
-                 "pwc_party_ref": "CS2:1", "nrp_party_ref": "CS2:2", "dv_marker": False,
-                 "stop_acting": False, "source_fingerprint": "x", "pulled_run_id": run.run_id}
+                {
+                    "case_ref": f"S{i:09d}",
+                    "source_system": "CS2",
+                    "source_case_key": str(i),
+                    "scheme": "2003",
+                    "effective_date": date(2005, 1, 1),
+                    "pwc_party_ref": "CS2:1",
+                    "nrp_party_ref": "CS2:2",
+                    "dv_marker": False,
+                    "stop_acting": False,
+                    "source_fingerprint": "x",
+                    "pulled_run_id": run.run_id,
+                }
                 for i in range(n)
             ],
         )
         conn.execute(
             insert(debts),
             [
-                {"case_ref": f"S{i:09d}", "source_system": "CS2", "creditor": "PWC",
-                 "opening_pence": 100 * i, "source_pence": 100 * i, "state": "pulled"}
+                {
+                    "case_ref": f"S{i:09d}",
+                    "source_system": "CS2",
+                    "creditor": "PWC",
+                    "opening_pence": 100 * i,
+                    "source_pence": 100 * i,
+                    "state": "pulled",
+                }
                 for i in range(n)
             ],
         )
     with ctx.engine.connect() as conn:
         return pl.DataFrame(
             conn.execute(select(debts.c.debt_id, debts.c.case_ref)).all(),
-            schema=["debt_id", "case_ref"], orient="row",
+            schema=["debt_id", "case_ref"],
+            orient="row",
         )
 
 

@@ -117,10 +117,10 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
         return prepared.height
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cursor:  # type: ignore[attr-defined]
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in prepared.iter_rows():
-                copy.write_row(row)
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        for row in prepared.iter_rows():
+            copy.write_row(row)
     return prepared.height
 
 

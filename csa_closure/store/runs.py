@@ -124,7 +124,7 @@ def stage_run(
         # then left "running" and is marked abandoned when its lease is taken over.
         try:
             _finish(run, status, _safe_error(exc))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not record the end of run %s", run.run_id)
         raise
     else:
