@@ -1,0 +1,187 @@
+"""``csa-closure pull`` and ``csa-closure quarantine``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+
+from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.progress import progress_bars
+from csa_closure.errors import Unbalanced
+from csa_closure.reports.quarantine import list_quarantine
+from csa_closure.stages.pull import PullResult
+from csa_closure.stages.pull import pull as run_pull
+
+LEGACY_ENV = "CSA_CLOSURE_LEGACY_DB"
+
+
+def reconciliation_rows(result: PullResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "system": system,
+            "creditor": creditor,
+            **c.to_json(),
+        }
+        for system, s in result.systems.items()
+        for creditor, c in s.creditors.items()
+    ]
+
+
+def render_pull(console: Console, result: PullResult) -> None:
+    rows = reconciliation_rows(result)
+    console.print(
+        rich_table(
+            f"Pull run {result.run_id}: source = loaded + quarantined, per system and creditor",
+            ["system", "creditor", "source", "loaded", "quarantined", "difference", "balanced"],
+            [
+                [
+                    r["system"],
+                    r["creditor"],
+                    pounds(r["source_pence"]),
+                    pounds(r["loaded_pence"]),
+                    pounds(r["quarantined_pence"]),
+                    pounds(r["difference_pence"]),
+                    "yes" if r["balanced"] else "NO",
+                ]
+                for r in rows
+            ],
+            right=["source", "loaded", "quarantined", "difference"],
+        )
+    )
+    console.print(
+        rich_table(
+            "Cases",
+            ["system", "in source", "loaded", "quarantined"],
+            [
+                [name, f"{s.cases_source:,}", f"{s.cases_loaded:,}", f"{s.cases_quarantined:,}"]
+                for name, s in result.systems.items()
+            ],
+            right=["in source", "loaded", "quarantined"],
+        )
+    )
+    console.print(
+        "This run: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.counts.items())
+    )
+    if result.drift:
+        console.print(
+            f"[yellow]{result.counts.get('debts_drifted', 0):,} decided debts changed at source "
+            "after their decision (not overwritten): see `csa-closure report reconcile`.[/]"
+        )
+    verdict = "[green]balanced to the penny[/]" if result.balanced else "[red]NOT BALANCED[/]"
+    console.print(f"Reconciliation: {verdict}")
+
+
+@click.command()
+@click.option(
+    "--source",
+    envvar=LEGACY_ENV,
+    required=True,
+    help=f"Legacy replica: a SQLite file or URL, or postgresql+psycopg://… (env {LEGACY_ENV}).",
+)
+@format_option
+@pass_state
+def pull(state: CliState, source: str, fmt: str) -> None:
+    """Pull every case from the legacy CSCS and CS2 replica into the working store.
+
+    Dirty rows quarantine their case with a reason code. Prints, per system and creditor,
+    the proof that source = loaded + quarantined; exits 5 if it does not balance. Safe to
+    re-run: nothing is duplicated, and an interrupted pull continues where it stopped.
+    """
+    ctx = state.context()
+    try:
+        with progress_bars(fmt == "table") as progress:
+            result = run_pull(ctx, source, progress=progress)
+    except Unbalanced as exc:
+        if isinstance(exc.result, PullResult):
+            _emit_pull(fmt, exc.result)
+        raise
+    _emit_pull(fmt, result)
+
+
+def _emit_pull(fmt: str, result: PullResult) -> None:
+    emit(
+        fmt,
+        result,
+        table=lambda c: render_pull(c, result),
+        csv_rows=lambda: (
+            reconciliation_rows(result),
+            [
+                "system",
+                "creditor",
+                "source_pence",
+                "loaded_pence",
+                "quarantined_pence",
+                "difference_pence",
+                "drift_pence",
+                "balanced",
+            ],
+        ),
+    )
+
+
+@click.group(name="quarantine")
+def quarantine_group() -> None:
+    """Work the pull's quarantine: cases held back because their source rows are dirty."""
+
+
+@quarantine_group.command(name="list")
+@click.option("--reason", help="Only items with this reason code (e.g. BAD_DATE).")
+@click.option(
+    "--status",
+    type=click.Choice(["held", "released", "all"]),
+    default="held",
+    show_default=True,
+    help="held: still in quarantine; released: fixed at source and pulled since.",
+)
+@click.option("--system", type=click.Choice(["CSCS", "CS2"]), help="Only one legacy system.")
+@format_option
+@pass_state
+def quarantine_list(
+    state: CliState, reason: str | None, status: str, system: str | None, fmt: str
+) -> None:
+    """List quarantined cases and orphan rows with their reason codes (no personal data)."""
+    ctx = state.context()
+    items = list_quarantine(
+        ctx, reason=reason, status=None if status == "all" else status, system=system
+    )
+    columns = [
+        "source_system",
+        "case_ref",
+        "item_kind",
+        "status",
+        "reason_codes",
+        "pwc_pence",
+        "sos_pence",
+        "row_count",
+    ]
+    emit(
+        fmt,
+        {"count": len(items), "items": items},
+        table=lambda c: c.print(
+            rich_table(
+                f"Quarantine ({len(items):,} items)",
+                ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "rows"],
+                [
+                    [
+                        i.source_system,
+                        i.case_ref,
+                        i.item_kind,
+                        i.status,
+                        ", ".join(i.reason_codes),
+                        pounds(i.pwc_pence),
+                        pounds(i.sos_pence),
+                        i.row_count,
+                    ]
+                    for i in items
+                ],
+                right=["PWC", "SOS", "rows"],
+            )
+        ),
+        csv_rows=lambda: (
+            [{**vars(i), "reason_codes": " ".join(i.reason_codes)} for i in items],
+            columns,
+        ),
+    )

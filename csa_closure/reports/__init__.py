@@ -1,0 +1,1 @@
+"""Read-only queries over the working store, and their renderers."""
