@@ -15,6 +15,7 @@ collect_requested --collectable--> transfer_ready
 write_off_pending --notices sent (where due), resolve--> written_off
 transfer_ready --export--> transfer_sent --ack ACCEPTED--> transferred
                                          --ack REJECTED--> review
+awaiting_letter / awaiting_response --letter undeliverable, caseworker--> review
 review --caseworker decides--> any decided state
 written_off --reverse (mirror ledger entry)--> review
 ```
@@ -102,6 +103,9 @@ TRANSITIONS: frozenset[tuple[DebtState, DebtState]] = frozenset(
         (DebtState.TRANSFER_SENT, DebtState.TRANSFERRED),
         (DebtState.TRANSFER_SENT, DebtState.REVIEW),
         (DebtState.WRITTEN_OFF, DebtState.REVIEW),
+        # a caseworker takes over a debt whose letter could not reach the parent
+        (DebtState.AWAITING_LETTER, DebtState.REVIEW),
+        (DebtState.AWAITING_RESPONSE, DebtState.REVIEW),
     }
     - {(DebtState.REVIEW, DebtState.REVIEW)}
 )
@@ -117,3 +121,43 @@ def check_transition(frm: DebtState | str, to: DebtState | str) -> None:
         allowed = False
     if not allowed:
         raise InvalidTransition(f"a debt cannot move from {frm!r} to {to!r}")
+
+
+class LetterStatus(StrEnum):
+    """A letter's status in the outbox. Notify's own letter statuses keep Notify's names."""
+
+    PENDING = "pending"  # built into a batch, not sent
+    HELD = "held"  # cannot be sent (held_reason: unusable address, recipient deceased, ...)
+    SENDING = "sending"  # send intent committed; the call may or may not have reached Notify
+    UNKNOWN = "unknown"  # ambiguous failure: reconcile by reference before any resend
+    FAILED = "failed"  # refused by the channel (e.g. Notify 400), reason recorded
+    ACCEPTED = "accepted"  # Notify accepted it
+    SENT = "sent"  # handed to the print vendor in a print file
+    RECEIVED = "received"  # Notify: printed and handed to the postal service
+    CANCELLED = "cancelled"
+    TECHNICAL_FAILURE = "technical-failure"
+    PERMANENT_FAILURE = "permanent-failure"
+    RETURNED = "returned-letter"
+
+
+# Nothing more will happen to these without someone acting (a returned letter can still
+# arrive for a received one within Notify's retention; sync keeps looking for it).
+FINAL_LETTER_STATUSES = frozenset(
+    {
+        LetterStatus.HELD,
+        LetterStatus.FAILED,
+        LetterStatus.SENT,
+        LetterStatus.RECEIVED,
+        LetterStatus.CANCELLED,
+        LetterStatus.TECHNICAL_FAILURE,
+        LetterStatus.PERMANENT_FAILURE,
+        LetterStatus.RETURNED,
+    }
+)
+# The letter left us: it counts as sent (a response window starts; a notice was given).
+DISPATCHED_LETTER_STATUSES = frozenset(
+    {LetterStatus.ACCEPTED, LetterStatus.SENT, LetterStatus.RECEIVED, LetterStatus.RETURNED}
+)
+# No send is in flight or undecided: a write-off waiting for its notices may go ahead
+# (a held or failed notice means the parent could not be told, and their debt is flagged).
+SETTLED_LETTER_STATUSES = FINAL_LETTER_STATUSES | {LetterStatus.ACCEPTED}

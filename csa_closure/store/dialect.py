@@ -135,3 +135,60 @@ def insert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
 
 def values_for_driver(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_driver_value(v, conn) for v in values)
+
+
+def _fetch_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
+    """What the driver hands back for a column we want as ``dtype``."""
+    if is_sqlite(conn):
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            return pl.String()
+        if dtype == pl.Boolean:
+            return pl.Int64()
+    return dtype
+
+
+def _from_fetched(name: str, dtype: pl.DataType, conn: Connection) -> pl.Expr:
+    expr = pl.col(name)
+    if not is_sqlite(conn):
+        return expr
+    if dtype == pl.Date:
+        # SQLAlchemy stores SQLite dates as YYYY-MM-DD text
+        return expr.str.to_date("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        return expr.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_zone="UTC")
+    if dtype == pl.Boolean:
+        return expr.cast(pl.Boolean)
+    return expr
+
+
+def read_frame(
+    conn: Connection,
+    statement: Any,
+    schema: dict[str, pl.DataType],
+    *,
+    batch_size: int = 100_000,
+) -> pl.DataFrame:
+    """Run ``statement`` (Core select, or driver SQL text with ``?`` placeholders given as
+    ``(sql, params)``) and return its rows as a frame with exactly ``schema``.
+
+    Rows are fetched in batches and turned into columns batch by batch, so millions of rows
+    never sit in memory as Python tuples all at once. Dates and booleans come back typed on
+    both databases.
+    """
+    if isinstance(statement, tuple):
+        sql, params = statement
+        result = conn.exec_driver_sql(_sql_for(conn, sql), tuple(params))
+    else:
+        # Core statements go through SQLAlchemy's result processing, which already types
+        # dates on SQLite; only driver SQL needs the conversions below.
+        result = conn.execute(statement)
+        frames = []
+        while batch := result.fetchmany(batch_size):
+            frames.append(pl.DataFrame(batch, schema=schema, orient="row"))
+        return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    fetched = {name: _fetch_type(dtype, conn) for name, dtype in schema.items()}
+    frames = []
+    while batch := result.fetchmany(batch_size):
+        frames.append(pl.DataFrame(batch, schema=fetched, orient="row"))
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=fetched)
+    return frame.select(_from_fetched(n, d, conn).alias(n) for n, d in schema.items())
