@@ -1,0 +1,141 @@
+"""Which letters are due, for a whole population of debts at once (polars, no per-row Python).
+
+:func:`letters_due` takes one row per debt with its state and the facts about both parents that
+decide whether a letter goes (their party reference and date of death: nothing else about
+them), and returns one row per letter due. The rules, as of the run's date D:
+
+==========================  =========  ===========================================================
+letter                      to         when
+==========================  =========  ===========================================================
+representation              PWC        PWC debt ``awaiting_letter`` with outcome ``representation``
+reminder                    PWC        PWC debt ``awaiting_response``, no response, reminder date
+                                       reached (``reminder_due <= D``) and the deadline not
+                                       (``D < response_deadline``)
+collection_requested        NRP        ``collect_requested`` with response ``COLLECT``
+write_off_notice            PWC, NRP   ``write_off_pending`` unless the outcome is
+                                       ``write_off_silent``; the PWC only for a PWC debt
+transfer_notice             PWC, NRP   ``transferred`` (acknowledged by the CMS, so the notice is
+                                       true when it is read); the PWC only for a PWC debt
+==========================  =========  ===========================================================
+
+Never to a parent deceased on or before D, never without the parent's party reference, and
+never for ``write_off_silent`` or ``nil``. The Secretary of State's debts are not the person
+with care's money, so the PWC gets no letter about them.
+
+Pass the letters that already exist as ``existing`` (debt_id, purpose, recipient) and they are
+left out, so building twice never makes a second letter for the same debt and purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TypeVar
+
+import polars as pl
+
+from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
+from csa_closure.states import Creditor, DebtState, Outcome
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+DUE_INPUT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "debt_id": pl.Int64,
+    "case_ref": pl.String,
+    "creditor": pl.String,  # PWC | SOS
+    "state": pl.String,
+    "outcome": pl.String,
+    "response": pl.String,  # COLLECT | DO_NOT_COLLECT | null
+    "reminder_due": pl.Date,
+    "response_deadline": pl.Date,
+    "pwc_party_ref": pl.String,
+    "nrp_party_ref": pl.String,
+    "pwc_deceased_on": pl.Date,
+    "nrp_deceased_on": pl.Date,
+}
+DUE_OUTPUT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "debt_id": pl.Int64,
+    "case_ref": pl.String,
+    "purpose": pl.String,
+    "recipient": pl.String,
+    "party_ref": pl.String,
+}
+
+TRANSFER_NOTICE_STATES = (DebtState.TRANSFERRED.value,)
+
+
+def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
+    state = pl.col("state")
+    pwc_debt = pl.col("creditor") == Creditor.PWC.value
+    write_off_with_notice = (state == DebtState.WRITE_OFF_PENDING.value) & (
+        pl.col("outcome").fill_null("") != Outcome.WRITE_OFF_SILENT.value
+    )
+    transferred = state.is_in(TRANSFER_NOTICE_STATES)
+    return [
+        (
+            LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC),
+            pwc_debt
+            & (state == DebtState.AWAITING_LETTER.value)
+            & (pl.col("outcome") == Outcome.REPRESENTATION.value),
+        ),
+        (
+            LetterKind(LetterPurpose.REMINDER, Recipient.PWC),
+            pwc_debt
+            & (state == DebtState.AWAITING_RESPONSE.value)
+            & pl.col("response").is_null()
+            & (pl.col("reminder_due") <= pl.lit(as_of))
+            & (pl.lit(as_of) < pl.col("response_deadline")),
+        ),
+        (
+            LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP),
+            (state == DebtState.COLLECT_REQUESTED.value) & (pl.col("response") == "COLLECT"),
+        ),
+        (
+            LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.PWC),
+            pwc_debt & write_off_with_notice,
+        ),
+        (LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP), write_off_with_notice),
+        (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC), pwc_debt & transferred),
+        (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP), transferred),
+    ]
+
+
+def _alive(prefix: str, as_of: date) -> pl.Expr:
+    died = pl.col(f"{prefix}_deceased_on")
+    return pl.col(f"{prefix}_party_ref").is_not_null() & (died.is_null() | (died > pl.lit(as_of)))
+
+
+def letters_due(debts: Frame, as_of: date, *, existing: Frame | None = None) -> Frame:
+    """One row per letter due on ``as_of``: debt_id, case_ref, purpose, recipient, party_ref.
+
+    ``debts`` has the columns of :data:`DUE_INPUT_SCHEMA`; a DataFrame gives a DataFrame and a
+    LazyFrame a LazyFrame. Rows are ordered by debt_id, then letter kind.
+    """
+    lazy = debts.lazy() if isinstance(debts, pl.DataFrame) else debts
+    missing = [c for c in DUE_INPUT_SCHEMA if c not in lazy.collect_schema().names()]
+    if missing:
+        raise ValueError(f"letters_due needs the columns {', '.join(missing)}")
+    lazy = lazy.select([pl.col(name).cast(dtype) for name, dtype in DUE_INPUT_SCHEMA.items()])
+    parts = []
+    for order, (kind, condition) in enumerate(_rules(as_of)):
+        prefix = "pwc" if kind.recipient is Recipient.PWC else "nrp"
+        parts.append(
+            lazy.filter(condition.fill_null(False) & _alive(prefix, as_of)).select(
+                pl.col("debt_id"),
+                pl.col("case_ref"),
+                pl.lit(kind.purpose.value).alias("purpose"),
+                pl.lit(kind.recipient.value).alias("recipient"),
+                pl.col(f"{prefix}_party_ref").alias("party_ref"),
+                pl.lit(order, dtype=pl.Int32).alias("_order"),
+            )
+        )
+    due = pl.concat(parts).sort("debt_id", "_order").drop("_order")
+    if existing is not None:
+        done = (existing.lazy() if isinstance(existing, pl.DataFrame) else existing).select(
+            pl.col("debt_id").cast(pl.Int64),
+            pl.col("purpose").cast(pl.String),
+            pl.col("recipient").cast(pl.String),
+        )
+        due = due.join(
+            done, on=["debt_id", "purpose", "recipient"], how="anti", maintain_order="left"
+        )
+    return due.collect() if isinstance(debts, pl.DataFrame) else due
