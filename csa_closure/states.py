@@ -86,7 +86,8 @@ REDECIDABLE_STATES = frozenset(
 _decided = frozenset(STATE_FOR_OUTCOME.values())
 
 # Every allowed move of a debt. The stage making a move names its event (``debt.decided``,
-# ``debt.redecided``, ``debt.reviewed`` ...); the move itself must be in this table.
+# ``debt.redecided``, ``debt.reviewed`` ...); the move itself must be in this table. A
+# re-decision may keep the state (same outcome, another rule or rule-set version).
 TRANSITIONS: frozenset[tuple[DebtState, DebtState]] = frozenset(
     {(DebtState.PULLED, to) for to in _decided}
     | {(frm, to) for frm in REDECIDABLE_STATES for to in _decided}
@@ -107,7 +108,6 @@ TRANSITIONS: frozenset[tuple[DebtState, DebtState]] = frozenset(
         (DebtState.AWAITING_LETTER, DebtState.REVIEW),
         (DebtState.AWAITING_RESPONSE, DebtState.REVIEW),
     }
-    - {(DebtState.REVIEW, DebtState.REVIEW)}
 )
 
 
