@@ -1,0 +1,80 @@
+"""Letter channels: GOV.UK Notify, a fake Notify service, and print-vendor files.
+
+- :class:`NotifyChannel`: the official client, rate limited, retried where safe, errors mapped
+  to what the outbox does (:mod:`~csa_closure.channels.errors`);
+- :class:`FakeNotifyChannel` / :class:`FakeNotify`: the same channel against a local, seeded,
+  persistent fake of the service;
+- :func:`reconcile`: what an ``unknown`` letter is, by its reference, before any resend;
+- :class:`PrintFileChannel` / :func:`write_print_batch`: Notify's bulk-upload CSV + manifest.
+"""
+
+from csa_closure.channels.base import LetterChannel
+from csa_closure.channels.errors import (
+    AmbiguousSend,
+    ChannelError,
+    ChannelForbidden,
+    ChannelMisconfigured,
+    ChannelUnavailable,
+    DailyLimitReached,
+    LetterRejected,
+)
+from csa_closure.channels.fake import (
+    FAKE_API_KEY,
+    FakeNotify,
+    FakeNotifyChannel,
+    Fates,
+    FaultKind,
+    Faults,
+)
+from csa_closure.channels.notify import API_KEY_ENV, BASE_URL_ENV, NotifyChannel, RetryPolicy
+from csa_closure.channels.printfile import (
+    PrintBatch,
+    PrintBatchConflict,
+    PrintFile,
+    PrintFileChannel,
+    write_print_batch,
+)
+from csa_closure.channels.ratelimit import TokenBucket
+from csa_closure.channels.reconcile import ReconcileDecision, Reconciliation, reconcile
+from csa_closure.channels.status import (
+    RETENTION_DAYS,
+    LetterStatus,
+    NotificationInfo,
+    SendReceipt,
+    status_from_notify,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "FAKE_API_KEY",
+    "RETENTION_DAYS",
+    "AmbiguousSend",
+    "ChannelError",
+    "ChannelForbidden",
+    "ChannelMisconfigured",
+    "ChannelUnavailable",
+    "DailyLimitReached",
+    "FakeNotify",
+    "FakeNotifyChannel",
+    "Fates",
+    "FaultKind",
+    "Faults",
+    "LetterChannel",
+    "LetterRejected",
+    "LetterStatus",
+    "NotificationInfo",
+    "NotifyChannel",
+    "PrintBatch",
+    "PrintBatchConflict",
+    "PrintFile",
+    "PrintFileChannel",
+    "ReconcileDecision",
+    "Reconciliation",
+    "RetryPolicy",
+    "SendReceipt",
+    "TokenBucket",
+    "reconcile",
+    "status_from_notify",
+    "write_print_batch",
+]
