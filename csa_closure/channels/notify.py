@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -176,9 +176,9 @@ class NotifyChannel:
         """Every letter Notify holds with ``reference`` (oldest first), paging through
         ``get_all_notifications(reference=..., template_type="letter", older_than=...)``.
         Notify only holds letters inside its retention period."""
-        found = list(self.iter_letters(reference=reference))
-        found = [n for n in found if n.reference == reference]
-        return sorted(found, key=lambda n: (n.created_at is None, n.created_at or 0, n.notify_id))
+        found = [n for n in self.iter_letters(reference=reference) if n.reference == reference]
+        found.reverse()  # Notify lists newest first; a stable sort keeps that order for ties
+        return sorted(found, key=lambda n: n.created_at or datetime.max.replace(tzinfo=UTC))
 
     def iter_letters(
         self, *, reference: str | None = None, status: str | None = None

@@ -192,7 +192,10 @@ def _manifest(batch: str, files: tuple[PrintFile, ...]) -> bytes:
 
 
 def _batch_directory(out_dir: Path, batch: str) -> Path:
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for missing in reversed([out_dir, *out_dir.parents]):
+        if not missing.exists():
+            with suppress(FileExistsError):
+                os.mkdir(missing, 0o700)  # every directory we make is owner-only
     directory = out_dir / f"batch-{batch}"
     try:
         os.mkdir(directory, 0o700)
