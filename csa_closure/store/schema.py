@@ -412,6 +412,7 @@ transfer_items = Table(
     Column("case_ref", String(16), nullable=False),
     Column("creditor", String(3), nullable=False),
     Column("amount_pence", Pence, nullable=False),
+    Column("transfer_reason", String(32), nullable=False),  # the decision's reason, as sent
     Column("status", String(12), nullable=False),  # exported|accepted|rejected
     Column("ack_reason", String(200)),
     Column("ack_import_id", ForeignKey("response_imports.import_id")),

@@ -570,6 +570,7 @@ def upgrade() -> None:
         sa.Column("case_ref", sa.String(length=16), nullable=False),
         sa.Column("creditor", sa.String(length=3), nullable=False),
         sa.Column("amount_pence", sa.BigInteger(), nullable=False),
+        sa.Column("transfer_reason", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("ack_reason", sa.String(length=200), nullable=True),
         sa.Column(
