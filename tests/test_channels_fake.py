@@ -25,7 +25,7 @@ from csa_closure.channels import (
     FaultKind,
     Faults,
     LetterRejected,
-    LetterStatus,
+    NotifyStatus,
     ReconcileDecision,
     RetryPolicy,
     reconcile,
@@ -85,22 +85,22 @@ def test_another_process_sees_the_same_service(tmp_path: Path) -> None:
     second = fake(tmp_path)  # a new connection: as a re-run after a crash would open it
     assert second.service.count(letter.reference) == 1
     info = second.get_status(receipt.notify_id)
-    assert info is not None and info.status is LetterStatus.RECEIVED
+    assert info is not None and info.status is NotifyStatus.RECEIVED
 
 
 def test_statuses_progress_over_simulated_days_and_expire_after_retention(tmp_path: Path) -> None:
     channel = fake(tmp_path)
     receipt = channel.send(make_letter())
 
-    def status() -> LetterStatus | None:
+    def status() -> NotifyStatus | None:
         info = channel.get_status(receipt.notify_id)
         return None if info is None else info.status
 
-    assert status() is LetterStatus.ACCEPTED
+    assert status() is NotifyStatus.ACCEPTED
     channel.service.advance(days=1)
-    assert status() is LetterStatus.RECEIVED
+    assert status() is NotifyStatus.RECEIVED
     channel.service.advance(days=6, seconds=-1)
-    assert status() is LetterStatus.RECEIVED
+    assert status() is NotifyStatus.RECEIVED
     channel.service.advance(seconds=1)  # 7 days: Notify no longer holds the status
     assert status() is None
     assert channel.find_by_reference(channel.service.notifications()[0].reference or "") == []
@@ -109,13 +109,13 @@ def test_statuses_progress_over_simulated_days_and_expire_after_retention(tmp_pa
 @pytest.mark.parametrize(
     ("fates", "final", "days"),
     [
-        (Fates(returned=1.0, returned_after_days=3), LetterStatus.RETURNED_LETTER, 3),
-        (Fates(permanent_failure=1.0), LetterStatus.PERMANENT_FAILURE, 1),
-        (Fates(technical_failure=1.0, failed_after_days=0), LetterStatus.TECHNICAL_FAILURE, 0),
+        (Fates(returned=1.0, returned_after_days=3), NotifyStatus.RETURNED_LETTER, 3),
+        (Fates(permanent_failure=1.0), NotifyStatus.PERMANENT_FAILURE, 1),
+        (Fates(technical_failure=1.0, failed_after_days=0), NotifyStatus.TECHNICAL_FAILURE, 0),
     ],
 )
 def test_fates_at_configured_rates(
-    tmp_path: Path, fates: Fates, final: LetterStatus, days: int
+    tmp_path: Path, fates: Fates, final: NotifyStatus, days: int
 ) -> None:
     channel = fake(tmp_path, fates=fates)
     receipt = channel.send(make_letter())

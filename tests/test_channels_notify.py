@@ -23,8 +23,8 @@ from csa_closure.channels import (
     DailyLimitReached,
     LetterChannel,
     LetterRejected,
-    LetterStatus,
     NotifyChannel,
+    NotifyStatus,
     RetryPolicy,
     TokenBucket,
     status_from_notify,
@@ -36,6 +36,7 @@ from csa_closure.letters import (
     new_reference,
     prepare_letter,
 )
+from csa_closure.states import LetterStatus as OutboxStatus
 
 BASE = "https://notify.test"
 SERVICE_ID = "0c2a0b8e-1234-4f6a-9d2e-0a1b2c3d4e5f"
@@ -359,7 +360,7 @@ def test_status_lookups_map_notify_statuses_and_keep_no_address(
     )
     info = channel.get_status(NOTIFY_ID)
     assert info is not None
-    assert info.status is LetterStatus.RECEIVED and info.notify_status == "received"
+    assert info.status is NotifyStatus.RECEIVED and info.notify_status == "received"
     assert info.created_at == datetime(2019, 3, 31, 10, tzinfo=UTC)
     assert "Alice" not in repr(info) and "LS1" not in repr(info)
 
@@ -387,7 +388,7 @@ def test_lookups_are_retried_on_5xx_and_network_failures(
         ],
     )
     info = channel.get_status(NOTIFY_ID)
-    assert info is not None and info.status is LetterStatus.ACCEPTED
+    assert info is not None and info.status is NotifyStatus.ACCEPTED
     assert requests_mock.call_count == 4 and len(sleeps) == 3
 
 
@@ -431,9 +432,9 @@ def test_find_by_reference_pages_with_older_than(
     found = channel.find_by_reference(ref)
     assert [n.notify_id for n in found] == [ids[1], ids[2], ids[3]]  # oldest first
     assert [n.status for n in found] == [
-        LetterStatus.ACCEPTED,
-        LetterStatus.TECHNICAL_FAILURE,
-        LetterStatus.RECEIVED,
+        NotifyStatus.ACCEPTED,
+        NotifyStatus.TECHNICAL_FAILURE,
+        NotifyStatus.RECEIVED,
     ]
     queries = [r.qs for r in requests_mock.request_history]
     assert queries[0] == {"reference": [ref], "template_type": ["letter"]}
@@ -461,34 +462,40 @@ def test_find_by_reference_stops_without_a_next_link(
 @pytest.mark.parametrize(
     ("notify", "ours", "final"),
     [
-        ("created", LetterStatus.PENDING, False),
-        ("pending-virus-check", LetterStatus.PENDING, False),
-        ("sending", LetterStatus.ACCEPTED, False),
-        ("accepted", LetterStatus.ACCEPTED, False),
-        ("received", LetterStatus.RECEIVED, False),  # a return can still come
-        ("returned-letter", LetterStatus.RETURNED_LETTER, True),
-        ("permanent-failure", LetterStatus.PERMANENT_FAILURE, True),
-        ("technical-failure", LetterStatus.TECHNICAL_FAILURE, True),
-        ("cancelled", LetterStatus.CANCELLED, True),
-        ("validation-failed", LetterStatus.VALIDATION_FAILED, True),
-        ("virus-scan-failed", LetterStatus.VIRUS_SCAN_FAILED, True),
-        ("something-new", LetterStatus.PENDING, False),
+        ("created", NotifyStatus.ACCEPTED, False),
+        ("pending-virus-check", NotifyStatus.ACCEPTED, False),
+        ("sending", NotifyStatus.ACCEPTED, False),
+        ("accepted", NotifyStatus.ACCEPTED, False),
+        ("received", NotifyStatus.RECEIVED, False),  # a return can still come
+        ("returned-letter", NotifyStatus.RETURNED_LETTER, True),
+        ("permanent-failure", NotifyStatus.PERMANENT_FAILURE, True),
+        ("technical-failure", NotifyStatus.TECHNICAL_FAILURE, True),
+        ("cancelled", NotifyStatus.CANCELLED, True),
+        ("validation-failed", NotifyStatus.PERMANENT_FAILURE, True),
+        ("virus-scan-failed", NotifyStatus.PERMANENT_FAILURE, True),
+        ("something-new", NotifyStatus.ACCEPTED, False),
     ],
 )
-def test_notify_statuses_map_to_ours(notify: str, ours: LetterStatus, final: bool) -> None:
+def test_notify_statuses_map_to_ours(notify: str, ours: NotifyStatus, final: bool) -> None:
     assert status_from_notify(notify) is ours
     assert ours.is_final is final
 
 
+def test_notify_statuses_are_outbox_statuses_too() -> None:
+    outbox = {s.value for s in OutboxStatus}
+    assert {s.value for s in NotifyStatus} <= outbox
+    assert "pending" not in {s.value for s in NotifyStatus}  # the outbox's "built, not sent"
+
+
 def test_what_each_final_status_means() -> None:
-    assert {s for s in LetterStatus if s.needs_tracing} == {
-        LetterStatus.RETURNED_LETTER,
-        LetterStatus.PERMANENT_FAILURE,
+    assert {s for s in NotifyStatus if s.needs_tracing} == {
+        NotifyStatus.RETURNED_LETTER,
+        NotifyStatus.PERMANENT_FAILURE,
     }
-    assert {s for s in LetterStatus if s.can_resend} == {LetterStatus.TECHNICAL_FAILURE}
-    assert {s for s in LetterStatus if s.dispatched} == {
-        LetterStatus.RECEIVED,
-        LetterStatus.RETURNED_LETTER,
+    assert {s for s in NotifyStatus if s.can_resend} == {NotifyStatus.TECHNICAL_FAILURE}
+    assert {s for s in NotifyStatus if s.dispatched} == {
+        NotifyStatus.RECEIVED,
+        NotifyStatus.RETURNED_LETTER,
     }
 
 

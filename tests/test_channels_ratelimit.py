@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from csa_closure.channels import (
-    LetterStatus,
     NotificationInfo,
+    NotifyStatus,
     ReconcileDecision,
     TokenBucket,
     reconcile,
@@ -97,7 +97,7 @@ class Holds:
 
     name = "stub"
 
-    def __init__(self, *statuses: LetterStatus) -> None:
+    def __init__(self, *statuses: NotifyStatus) -> None:
         self.found = [
             NotificationInfo(f"id-{n}", REF, status, status.value, T0 + timedelta(seconds=n))
             for n, status in enumerate(statuses)
@@ -116,21 +116,21 @@ def decide(channel: Holds, after: timedelta) -> tuple[ReconcileDecision, str | N
 
 def test_reconcile_decisions() -> None:
     hour = timedelta(hours=1)
-    assert decide(Holds(LetterStatus.ACCEPTED), hour) == (ReconcileDecision.SENT, "id-0")
-    assert decide(Holds(LetterStatus.RECEIVED, LetterStatus.ACCEPTED), hour) == (
+    assert decide(Holds(NotifyStatus.ACCEPTED), hour) == (ReconcileDecision.SENT, "id-0")
+    assert decide(Holds(NotifyStatus.RECEIVED, NotifyStatus.ACCEPTED), hour) == (
         ReconcileDecision.DUPLICATED,
         "id-0",
     )
     assert decide(Holds(), hour) == (ReconcileDecision.RESEND, None)
-    assert decide(Holds(LetterStatus.TECHNICAL_FAILURE), hour) == (ReconcileDecision.RESEND, None)
-    assert decide(Holds(LetterStatus.TECHNICAL_FAILURE, LetterStatus.ACCEPTED), hour) == (
+    assert decide(Holds(NotifyStatus.TECHNICAL_FAILURE), hour) == (ReconcileDecision.RESEND, None)
+    assert decide(Holds(NotifyStatus.TECHNICAL_FAILURE, NotifyStatus.ACCEPTED), hour) == (
         ReconcileDecision.SENT,
         "id-1",
     )
     # A permanent failure or a cancellation was Notify's letter: never sent again by itself.
-    assert decide(Holds(LetterStatus.CANCELLED), hour)[0] is ReconcileDecision.SENT
+    assert decide(Holds(NotifyStatus.CANCELLED), hour)[0] is ReconcileDecision.SENT
     assert decide(Holds(), timedelta(days=6))[0] is ReconcileDecision.CANNOT_TELL
-    assert decide(Holds(LetterStatus.ACCEPTED), timedelta(days=6))[0] is ReconcileDecision.SENT
+    assert decide(Holds(NotifyStatus.ACCEPTED), timedelta(days=6))[0] is ReconcileDecision.SENT
 
 
 def test_reconcile_waits_before_asking_too_soon() -> None:

@@ -38,8 +38,8 @@ from csa_closure.channels.ratelimit import TokenBucket
 from csa_closure.channels.reconcile import ReconcileDecision, Reconciliation, reconcile
 from csa_closure.channels.status import (
     RETENTION_DAYS,
-    LetterStatus,
     NotificationInfo,
+    NotifyStatus,
     SendReceipt,
     status_from_notify,
 )
@@ -62,9 +62,9 @@ __all__ = [
     "Faults",
     "LetterChannel",
     "LetterRejected",
-    "LetterStatus",
     "NotificationInfo",
     "NotifyChannel",
+    "NotifyStatus",
     "PrintBatch",
     "PrintBatchConflict",
     "PrintFile",

@@ -274,7 +274,7 @@ class FakeNotify:
         faults = self.faults
         if n in faults.on_request:
             return FaultKind(faults.on_request[n])
-        if kind == "send" and reference in faults.on_reference:
+        if kind == "send" and reference is not None and reference in faults.on_reference:
             first = self._db.execute(
                 "INSERT OR IGNORE INTO reference_faults (reference) VALUES (?)", (reference,)
             ).rowcount
@@ -513,9 +513,9 @@ class FakeNotify:
 
     def notifications(self, reference: str | None = None) -> list[FakeNotification]:
         """Every letter the fake accepted (whatever the retention), oldest first."""
-        sql, args = _SELECT, ()
+        sql, args = _SELECT, []
         if reference is not None:
-            sql, args = sql + " WHERE reference = ?", (reference,)
+            sql, args = sql + " WHERE reference = ?", [reference]
         now = self.now()
         return [
             FakeNotification(
@@ -658,11 +658,14 @@ class FakeNotifyAdapter(BaseAdapter):
         proxies: Any = None,
     ) -> requests.Response:
         raw = request.body
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8")
-        body = json.loads(raw) if raw else None
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        body = json.loads(text) if isinstance(text, str) and text else None
+        authorization = request.headers.get("Authorization")
         reply = self.service.handle(
-            request.method or "GET", request.url or "", body, request.headers.get("Authorization")
+            request.method or "GET",
+            request.url or "",
+            body,
+            authorization if isinstance(authorization, str) else None,
         )
         if reply.transport_error == "timeout":
             raise requests.exceptions.ReadTimeout("read timed out (simulated)", request=request)

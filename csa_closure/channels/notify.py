@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -189,14 +190,10 @@ class NotifyChannel:
         seen: set[str] = set()
         for _ in range(self._max_pages):
             try:
-                page = self._lookup(
-                    lambda older=older_than: self._client.get_all_notifications(
-                        status=status, template_type="letter", reference=reference, older_than=older
-                    )
-                )
+                page = self._lookup(partial(self._list_page, reference, status, older_than))
             except _NotFound:
                 return
-            items = [n for n in (page or {}).get("notifications") or [] if isinstance(n, dict)]
+            items = [n for n in page.get("notifications") or [] if isinstance(n, dict)]
             fresh = [n for n in items if str(n.get("id")) not in seen]
             if not fresh:
                 return
@@ -209,6 +206,14 @@ class NotifyChannel:
         raise ChannelUnavailable(
             f"Notify returned more than {self._max_pages} pages of letters; stopped paging"
         )
+
+    def _list_page(
+        self, reference: str | None, status: str | None, older_than: str | None
+    ) -> dict[str, Any]:
+        page = self._client.get_all_notifications(
+            status=status, template_type="letter", reference=reference, older_than=older_than
+        )
+        return page if isinstance(page, dict) else {}
 
     def get_status(self, notify_id: str) -> NotificationInfo | None:
         """The letter's status, or ``None`` if Notify has no such letter (never accepted, or

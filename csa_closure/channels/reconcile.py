@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from csa_closure.channels.base import LetterChannel
-from csa_closure.channels.status import RETENTION_DAYS, LetterStatus, NotificationInfo
+from csa_closure.channels.status import RETENTION_DAYS, NotificationInfo, NotifyStatus
 
 SETTLE = timedelta(minutes=5)
 RETENTION_MARGIN = timedelta(days=1)
@@ -61,7 +61,7 @@ def reconcile(
     if age < settle:
         return Reconciliation(reference, ReconcileDecision.WAIT)
     found = tuple(channel.find_by_reference(reference))
-    live = [n for n in found if n.status is not LetterStatus.TECHNICAL_FAILURE]
+    live = [n for n in found if n.status is not NotifyStatus.TECHNICAL_FAILURE]
     if len(live) == 1:
         return Reconciliation(reference, ReconcileDecision.SENT, live[0], found)
     if live:

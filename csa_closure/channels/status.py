@@ -1,23 +1,24 @@
 """Notify's letter statuses, and what each means for the letter and its debt.
 
-=====================  =========  ==========  =========================================
-status                 final      dispatched  meaning
-=====================  =========  ==========  =========================================
-``pending``            no         no          Notify has it, not yet with the printer
-``accepted``           no         no          sent to the printer
-``received``           no         yes         printed and posted; a return may follow
-``returned-letter``    yes        yes         came back undelivered: trace the address
-``permanent-failure``  yes        no          the printer cannot print it: a caseworker
-``technical-failure``  yes        no          Notify failed; it will not be printed:
-                                              send again
-``cancelled``          yes        no          cancelled in Notify; will not be printed
-``validation-failed``  yes        no          (precompiled letters only)
-``virus-scan-failed``  yes        no          (precompiled letters only)
-=====================  =========  ==========  =========================================
+=====================  ==========  ==========  ========================================
+Notify status          may change  dispatched  meaning
+=====================  ==========  ==========  ========================================
+``accepted``           yes         no          Notify has it; not yet printed (Notify's
+                                               ``created``/``sending``/``pending`` too)
+``received``           yes         yes         printed and posted; a return may follow
+``returned-letter``    no          yes         came back undelivered: trace the address
+``permanent-failure``  no          no          the printer cannot print it: a caseworker
+``technical-failure``  no          no          Notify failed; not printed: send again
+``cancelled``          no          no          cancelled in Notify; will not be printed
+=====================  ==========  ==========  ========================================
 
-``received`` is not final: returned letters can arrive weeks after posting. Notify keeps status
-data for its retention period only (7 days by default), so poll within it; a return reported
-after it comes from Notify's returned-letters report, not the status API.
+``received`` is not final: it can still become ``returned-letter``, and returns arrive weeks
+after posting. Notify keeps status data for its retention period only (7 days by default), so
+poll within it; a return reported after it comes from Notify's returned-letters report.
+
+The values are the ones ``csa_closure.states.LetterStatus`` (the outbox's statuses) uses for
+Notify's statuses, so a ``NotifyStatus`` can be stored in ``letters.status`` as it is. (The
+outbox's own ``pending`` means "built, not sent": Notify's queued statuses are ``accepted``.)
 """
 
 from __future__ import annotations
@@ -32,78 +33,70 @@ log = logging.getLogger(__name__)
 RETENTION_DAYS = 7
 
 
-class LetterStatus(StrEnum):
-    PENDING = "pending"
+class NotifyStatus(StrEnum):
     ACCEPTED = "accepted"
     RECEIVED = "received"
     RETURNED_LETTER = "returned-letter"
     PERMANENT_FAILURE = "permanent-failure"
     TECHNICAL_FAILURE = "technical-failure"
     CANCELLED = "cancelled"
-    VALIDATION_FAILED = "validation-failed"
-    VIRUS_SCAN_FAILED = "virus-scan-failed"
 
     @property
     def is_final(self) -> bool:
-        return self in _FINAL
+        """Notify will not change it any more (``received`` may still become a return)."""
+        return self not in (NotifyStatus.ACCEPTED, NotifyStatus.RECEIVED)
 
     @property
     def dispatched(self) -> bool:
-        return self in (LetterStatus.RECEIVED, LetterStatus.RETURNED_LETTER)
+        """It was printed and posted."""
+        return self in (NotifyStatus.RECEIVED, NotifyStatus.RETURNED_LETTER)
 
     @property
     def voided(self) -> bool:
         """Notify will never print it."""
-        return self in _VOIDED
+        return self in (
+            NotifyStatus.PERMANENT_FAILURE,
+            NotifyStatus.TECHNICAL_FAILURE,
+            NotifyStatus.CANCELLED,
+        )
 
     @property
     def needs_tracing(self) -> bool:
         """The address (or the letter) needs a person: flag the debt for tracing."""
-        return self in (LetterStatus.RETURNED_LETTER, LetterStatus.PERMANENT_FAILURE)
+        return self in (NotifyStatus.RETURNED_LETTER, NotifyStatus.PERMANENT_FAILURE)
 
     @property
     def can_resend(self) -> bool:
         """Notify's guidance for a technical failure is to send the letter again."""
-        return self is LetterStatus.TECHNICAL_FAILURE
+        return self is NotifyStatus.TECHNICAL_FAILURE
 
-
-_VOIDED = frozenset(
-    {
-        LetterStatus.PERMANENT_FAILURE,
-        LetterStatus.TECHNICAL_FAILURE,
-        LetterStatus.CANCELLED,
-        LetterStatus.VALIDATION_FAILED,
-        LetterStatus.VIRUS_SCAN_FAILED,
-    }
-)
-_FINAL = _VOIDED | {LetterStatus.RETURNED_LETTER}
 
 _FROM_NOTIFY = {
-    "created": LetterStatus.PENDING,
-    "pending": LetterStatus.PENDING,
-    "pending-virus-check": LetterStatus.PENDING,
-    "sending": LetterStatus.ACCEPTED,
-    "sent": LetterStatus.ACCEPTED,
-    "accepted": LetterStatus.ACCEPTED,
-    "delivered": LetterStatus.RECEIVED,
-    "received": LetterStatus.RECEIVED,
-    "returned-letter": LetterStatus.RETURNED_LETTER,
-    "permanent-failure": LetterStatus.PERMANENT_FAILURE,
-    "technical-failure": LetterStatus.TECHNICAL_FAILURE,
-    "temporary-failure": LetterStatus.TECHNICAL_FAILURE,
-    "cancelled": LetterStatus.CANCELLED,
-    "validation-failed": LetterStatus.VALIDATION_FAILED,
-    "virus-scan-failed": LetterStatus.VIRUS_SCAN_FAILED,
+    "created": NotifyStatus.ACCEPTED,
+    "pending": NotifyStatus.ACCEPTED,
+    "pending-virus-check": NotifyStatus.ACCEPTED,
+    "sending": NotifyStatus.ACCEPTED,
+    "sent": NotifyStatus.ACCEPTED,
+    "accepted": NotifyStatus.ACCEPTED,
+    "delivered": NotifyStatus.RECEIVED,
+    "received": NotifyStatus.RECEIVED,
+    "returned-letter": NotifyStatus.RETURNED_LETTER,
+    "permanent-failure": NotifyStatus.PERMANENT_FAILURE,
+    "validation-failed": NotifyStatus.PERMANENT_FAILURE,  # precompiled letters only
+    "virus-scan-failed": NotifyStatus.PERMANENT_FAILURE,  # precompiled letters only
+    "technical-failure": NotifyStatus.TECHNICAL_FAILURE,
+    "temporary-failure": NotifyStatus.TECHNICAL_FAILURE,
+    "cancelled": NotifyStatus.CANCELLED,
 }
 
 
-def status_from_notify(value: str | None) -> LetterStatus:
-    """Our status for Notify's ``status`` string. An unknown one is treated as pending (and
+def status_from_notify(value: str | None) -> NotifyStatus:
+    """Our reading of Notify's ``status`` string. An unknown one is taken as ``accepted`` (and
     logged): a new Notify status must never stop the sync, nor be taken as final."""
     status = _FROM_NOTIFY.get((value or "").strip().lower())
     if status is None:
-        log.warning("unknown Notify letter status %r: treated as pending", value)
-        return LetterStatus.PENDING
+        log.warning("unknown Notify letter status %r: taken as accepted", value)
+        return NotifyStatus.ACCEPTED
     return status
 
 
@@ -114,7 +107,7 @@ class NotificationInfo:
 
     notify_id: str
     reference: str | None
-    status: LetterStatus
+    status: NotifyStatus
     notify_status: str
     created_at: datetime | None = None
     template_id: str | None = None
