@@ -79,9 +79,12 @@ def cli(ctx: click.Context, db: str, as_of: date | None, actor: str | None, verb
 
 
 def _register() -> None:
-    from csa_closure.cli import db
+    from csa_closure.cli import archive, db, decommission, report
 
     cli.add_command(db.db)
+    cli.add_command(report.report)
+    cli.add_command(archive.archive)
+    cli.add_command(decommission.decommission)
 
 
 _register()

@@ -1,0 +1,488 @@
+"""Rich renderers for the reports, the archive and the decommission check.
+
+Each function takes a library result and returns a rich renderable (a ``Group`` of tables and
+lines), so the CLI prints it once, ``report progress --watch`` redraws it in a ``Live``, and
+snapshot tests export it from a recording console. Only codes, counts, case references and
+pounds are drawn: no personal data reaches these results.
+
+(CLI modules import this module as ``from csa_closure.reports import render`` so that either
+side may be imported first.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from csa_closure.cli.output import pounds, rich_table
+from csa_closure.reconcile import CREDITORS
+from csa_closure.reports.progress import DayClosures, ProgressReport, Tally, phase
+from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
+from csa_closure.reports.rules import RulesReport
+from csa_closure.reports.runs import RunRow
+
+if TYPE_CHECKING:
+    from csa_closure.stages.archive import ArchiveResult, VerifyResult
+    from csa_closure.stages.decommission import DecommissionCheck
+
+BAR_WIDTH = 40
+BLOCK = "█"
+
+
+def per_mille(part: int, whole: int) -> str:
+    """``part`` as a percentage of ``whole`` to one decimal place, in integer arithmetic."""
+    if whole == 0:
+        return "-"
+    tenths = (part * 1000) // whole
+    return f"{tenths // 10}.{tenths % 10}%"
+
+
+def _verdict(ok: bool, yes: str = "yes", no: str = "NO") -> str:
+    return f"[green]{yes}[/]" if ok else f"[bold red]{no}[/]"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+def lossless(table: Table) -> Table:
+    """Never cut a figure short: a cell too wide for the terminal folds onto a second line."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def _table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()
+) -> Table:
+    return lossless(rich_table(title, columns, rows, right=right))
+
+
+def _funnel(report: ProgressReport) -> Table:
+    loaded = report.total()
+    table = _table(
+        f"Funnel at {report.as_of.isoformat()}: debts by state",
+        ["state", "phase", "debts", "pounds", "% of £"],
+        [],
+        right=["debts", "pounds", "% of £"],
+    )
+    for i, (state, t) in enumerate(report.by_state):
+        table.add_row(
+            state,
+            phase(state),
+            _count(t.debts),
+            pounds(t.pence),
+            per_mille(t.pence, loaded.pence),
+            end_section=i == len(report.by_state) - 1,
+        )
+    for label, tally in (
+        ("loaded", loaded),
+        ("decided", report.total({"in progress", "closed"})),
+        ("closed", report.total({"closed"})),
+    ):
+        table.add_row(
+            f"[bold]{label}[/]",
+            "",
+            _count(tally.debts),
+            pounds(tally.pence),
+            per_mille(tally.pence, loaded.pence),
+        )
+    return table
+
+
+def _by_system(report: ProgressReport) -> Table:
+    return _table(
+        "By system and creditor",
+        ["system", "creditor", "debts", "loaded", "decided", "closed", "closed £", "open £", "% £"],
+        [
+            [
+                g.system,
+                g.creditor,
+                _count(g.loaded.debts),
+                pounds(g.loaded.pence),
+                _count(g.decided.debts),
+                _count(g.closed.debts),
+                pounds(g.closed.pence),
+                pounds(g.open.pence),
+                per_mille(g.closed.pence, g.loaded.pence),
+            ]
+            for g in report.by_system_creditor()
+        ],
+        right=["debts", "loaded", "decided", "closed", "closed £", "open £", "% £"],
+    )
+
+
+def _letters_and_responses(report: ProgressReport) -> list[RenderableType]:
+    out: list[RenderableType] = []
+    out.append(
+        _table(
+            "Letters by purpose and status",
+            ["purpose", "status", "letters"],
+            [[c.purpose, c.status, _count(c.letters)] for c in report.letters],
+            right=["letters"],
+        )
+        if report.letters
+        else Text("Letters: none yet.")
+    )
+    if report.responses:
+        out.append(
+            _table(
+                "Responses accepted",
+                ["party", "response", "responses"],
+                [[c.party, c.response, _count(c.responses)] for c in report.responses],
+                right=["responses"],
+            )
+        )
+    else:
+        out.append(Text("Responses: none yet."))
+    if report.imports:
+        out.append(
+            _table(
+                "Imported files",
+                ["kind", "files", "rows", "accepted", "duplicates", "rejected"],
+                [
+                    [
+                        c.kind,
+                        _count(c.files),
+                        _count(c.rows),
+                        _count(c.accepted),
+                        _count(c.duplicates),
+                        _count(c.rejected),
+                    ]
+                    for c in report.imports
+                ],
+                right=["files", "rows", "accepted", "duplicates", "rejected"],
+            )
+        )
+    return out
+
+
+def _deadlines(report: ProgressReport) -> Table:
+    d = report.deadlines
+    rows: list[tuple[str, Tally]] = [
+        ("passed, not yet expired", d.overdue),
+        ("due in the next 7 days", d.next_7_days),
+        ("due in the next 30 days", d.next_30_days),
+    ]
+    return _table(
+        "Response deadlines (debts awaiting a response)",
+        ["deadline", "debts", "pounds"],
+        [[label, _count(t.debts), pounds(t.pence)] for label, t in rows],
+        right=["debts", "pounds"],
+    )
+
+
+def closures_chart(report: ProgressReport, days: int) -> Table:
+    """Closures per as-of day over the ``days`` days to the as-of date, as block bars."""
+    by_day = {c.as_of: c for c in report.closures}
+    window = [report.as_of - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    shown = [by_day.get(d) or DayClosures(d, 0, 0, 0) for d in window]
+    peak = max((c.debts for c in shown), default=0)
+    table = Table(
+        title=f"Debts closed per day, last {days} days",
+        title_justify="left",
+        box=None,
+        show_header=True,
+        pad_edge=False,
+    )
+    for name, justify in (("day", "left"), ("closed", "left"), ("debts", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("pounds", justify="right")
+    table.add_column("reopened", justify="right")
+    for c in shown:
+        width = 0 if peak == 0 else max(1 if c.debts else 0, c.debts * BAR_WIDTH // peak)
+        table.add_row(
+            c.as_of.isoformat(),
+            BLOCK * width,
+            _count(c.debts),
+            pounds(c.pence),
+            _count(c.reopened) if c.reopened else "",
+        )
+    return table
+
+
+def _finish(report: ProgressReport) -> Group:
+    f = report.finish
+    if f.finished:
+        headline = f"Every debt is closed (as of {f.expected_finish.isoformat()})."
+    else:
+        headline = f"Expected finish at the current pace: [bold]{f.expected_finish.isoformat()}[/]"
+    lines = [
+        headline,
+        f"  letters still to send: {_count(f.letters_to_send)} "
+        f"({_count(f.final_chance_letters_to_send)} final-chance); "
+        f"daily limit {_count(f.daily_letter_limit)}: {f.sending_days} sending day(s); "
+        f"letters bound {f.letters_bound.isoformat()}",
+        f"  last response deadline: "
+        f"{f.last_response_deadline.isoformat() if f.last_response_deadline else '-'}; "
+        f"open debts {_count(f.open_debts)}; closed in the last 30 days "
+        f"{_count(f.closed_last_30_days)}: pace bound "
+        f"{f.pace_bound.isoformat() if f.pace_bound else 'unknown'}",
+        f"  formula: {f.formula}",
+        "  assumes: " + "; ".join(f.assumptions),
+    ]
+    return Group(*(Text.from_markup(line) for line in lines))
+
+
+def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Group:
+    quarantined = report.quarantined
+    return Group(
+        _funnel(report),
+        Text(
+            f"Quarantined (held, not loaded): {_count(quarantined.debts)} items, "
+            f"{pounds(quarantined.pence)}"
+        ),
+        _by_system(report),
+        *_letters_and_responses(report),
+        _deadlines(report),
+        closures_chart(report, chart_days),
+        _finish(report),
+    )
+
+
+# --- reconcile --------------------------------------------------------------------------
+
+CREDITOR_NAMES = {"PWC": "person with care", "SOS": "Secretary of State"}
+RECONCILE_MEASURES = (
+    ("source control total", "source_pence"),
+    ("drift (store - source)", "drift_pence"),
+    ("quarantined", "quarantined_pence"),
+    ("loaded", "loaded_pence"),
+    ("nil", "nil_pence"),
+    ("written off (net)", "written_off_pence"),
+    ("transferred", "transferred_pence"),
+    ("open", "open_pence"),
+    ("reversed (in written off)", "reversed_pence"),
+)
+
+
+def _reconcile_table(creditor: str, rows: list[dict[str, Any]]) -> Table:
+    """One creditor: a column per system and both together, a row per measure."""
+    mine = [r for r in rows if r["creditor"] == creditor]
+    table = _table(
+        f"{creditor}: owed to the {CREDITOR_NAMES[creditor]}",
+        ["", *(r["system"] for r in mine)],
+        [],
+        right=[r["system"] for r in mine],
+    )
+    for label, key in RECONCILE_MEASURES:
+        table.add_row(label, *(pounds(r[key]) for r in mine))
+    table.add_row("debts loaded", *(_count(r["debts_loaded"]) for r in mine))
+    table.add_row("debts closed", *(_count(r["debts_closed"]) for r in mine), end_section=True)
+    table.add_row("balanced", *(_verdict(bool(r["balanced"])) for r in mine))
+    return table
+
+
+def reconcile_renderable(report: ReconcileReport) -> Group:
+    rows = report.rows()
+    parts: list[RenderableType] = [
+        Text("Reconciliation per system and creditor, to the penny"),
+        *(_reconcile_table(creditor, rows) for creditor in CREDITORS),
+        Text("Equations, per system and creditor:"),
+        *(Text(f"  {statement}") for _, statement in EQUATIONS),
+    ]
+    if report.balanced:
+        parts.append(Text.from_markup("Reconciliation: [green]balanced to the penny[/]"))
+    else:
+        parts.append(Text.from_markup("Reconciliation: [bold red]NOT BALANCED[/]"))
+        parts.extend(Text(f"  {p}") for p in report.problems)
+    return Group(*parts)
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+def _short(value: str | None, width: int = 8) -> str:
+    if value is None:
+        return "-"
+    return value[:width]
+
+
+def rules_renderable(report: RulesReport) -> Group:
+    current = _table(
+        "Current decisions by rule set, rule and reason",
+        ["rule set", "rule", "outcome", "reason", "debts", "pounds", "closed", "closed £"],
+        [
+            [
+                _short(r.ruleset_hash),
+                r.rule_id or "-",
+                r.outcome or "(undecided)",
+                r.reason or "-",
+                _count(r.debts),
+                pounds(r.pence),
+                _count(r.closed_debts),
+                pounds(r.closed_pence),
+            ]
+            for r in report.current
+        ],
+        right=["debts", "pounds", "closed", "closed £"],
+    )
+    parts: list[RenderableType] = [current]
+    if report.history:
+        parts.append(
+            _table(
+                "Every decision made (event log): current and superseded",
+                [
+                    "rule set",
+                    "rule",
+                    "outcome",
+                    "reason",
+                    "decisions",
+                    "current",
+                    "superseded",
+                    "pounds",
+                ],
+                [
+                    [
+                        _short(h.ruleset_hash),
+                        h.rule_id or "-",
+                        h.outcome or "-",
+                        h.reason or "-",
+                        _count(h.decisions),
+                        _count(h.current),
+                        _count(h.superseded),
+                        pounds(h.pence),
+                    ]
+                    for h in report.history
+                ],
+                right=["decisions", "current", "superseded", "pounds"],
+            )
+        )
+    else:
+        parts.append(Text("No decision events recorded yet."))
+    hashes = [h for h in report.rulesets() if h]
+    if hashes:
+        parts.append(Text("Rule sets: " + ", ".join(hashes)))
+    return Group(*parts)
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def _counts_text(counts: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sorted(counts.items())
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def runs_renderable(runs: list[RunRow]) -> Group:
+    table = _table(
+        f"Stage runs ({len(runs):,}, newest first)",
+        ["run", "stage", "who", "started (UTC)", "as of", "status", "duration", "counts"],
+        [
+            [
+                r.run_id,
+                r.stage,
+                f"{r.actor}@{r.host}",
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.as_of.isoformat(),
+                r.status if r.status == "completed" else f"[bold red]{r.status}[/]",
+                _duration(r.duration_seconds),
+                escape(_counts_text(r.counts) + (f" error: {r.error}" if r.error else "")),
+            ]
+            for r in runs
+        ],
+        right=["run", "duration"],
+    )
+    return Group(table)
+
+
+# --- archive and decommission ----------------------------------------------------------
+
+
+def archive_renderable(result: ArchiveResult) -> Group:
+    table = _table(
+        f"Archive {result.archive_id} written to {result.path}",
+        ["file", "rows", "totals", "sha-256"],
+        [
+            [
+                name,
+                _count(f.rows),
+                ", ".join(f"{k} {pounds(v)}" for k, v in f.totals.items()),
+                f.sha256[:16],
+            ]
+            for name, f in result.files.items()
+        ],
+        right=["rows"],
+    )
+    personal = (
+        "[bold yellow]includes personal data (parties.parquet)[/]"
+        if result.includes_personal_data
+        else "no personal data"
+    )
+    return Group(
+        table,
+        Text.from_markup(
+            f"manifest.json sha-256 {result.manifest_sha256}; {personal}; "
+            f"reconciliation {'balanced' if result.reconciliation_balanced else 'NOT balanced'}"
+        ),
+        Text(f"Next: csa-closure archive verify {result.path}"),
+    )
+
+
+def verify_renderable(result: VerifyResult) -> Group:
+    table = _table(
+        f"Archive verification of {result.path}",
+        ["file", "rows (manifest)", "rows (file)", "rows (store)", "checksum", "totals"],
+        [
+            [
+                c.name,
+                "-" if c.manifest_rows is None else _count(c.manifest_rows),
+                "-" if c.file_rows is None else _count(c.file_rows),
+                "-" if c.store_rows is None else _count(c.store_rows),
+                _verdict(c.checksum_ok, "ok", "MISMATCH"),
+                _verdict(c.totals_ok, "ok", "MISMATCH"),
+            ]
+            for c in result.files
+        ],
+        right=["rows (manifest)", "rows (file)", "rows (store)"],
+    )
+    parts: list[RenderableType] = [table]
+    if result.ok:
+        parts.append(Text.from_markup("Archive verified: [green]every check passed[/]"))
+    else:
+        parts.append(Text.from_markup("Archive verification: [bold red]FAILED[/]"))
+        parts.extend(Text(f"  {p.file}: {p.problem}") for p in result.problems)
+    return Group(*parts)
+
+
+def decommission_renderable(check: DecommissionCheck) -> Group:
+    table = _table(
+        f"Decommission gates at {check.as_of.isoformat()}",
+        ["gate", "passed", "blocking", "examples", "detail"],
+        [
+            [
+                g.name,
+                _verdict(g.passed, "pass", "FAIL"),
+                _count(g.blocking_count),
+                ", ".join(g.examples),
+                escape(g.detail),
+            ]
+            for g in check.gates
+        ],
+        right=["blocking"],
+    )
+    verdict = (
+        "[green]every gate passes: the legacy systems may be switched off[/]"
+        if check.passed
+        else "[bold red]NOT READY: the legacy systems must stay on[/]"
+    )
+    return Group(table, Text.from_markup(f"Decommission: {verdict}"))

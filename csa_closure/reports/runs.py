@@ -1,0 +1,92 @@
+"""Every stage run: who ran it, when, for which as-of date, what it counted and how it ended.
+
+Run parameters are not shown (they can hold file paths and database addresses); the error of a
+failed run is, as recorded (never personal data: see ``store.runs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from csa_closure.context import Context
+from csa_closure.store.schema import stage_runs
+
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: int
+    stage: str
+    actor: str
+    host: str
+    started_at: datetime
+    finished_at: datetime | None
+    as_of: date
+    status: str
+    counts: dict[str, Any]
+    error: str | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "actor": self.actor,
+            "host": self.host,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_seconds": self.duration_seconds,
+            "as_of": self.as_of,
+            "status": self.status,
+            "counts": self.counts,
+            "error": self.error,
+        }
+
+
+def list_runs(
+    ctx: Context, *, stage: str | None = None, limit: int | None = DEFAULT_LIMIT
+) -> list[RunRow]:
+    """Stage runs, newest first; only ``stage`` when given; at most ``limit`` (None: all)."""
+    r = stage_runs.c
+    statement = select(
+        r.run_id,
+        r.stage,
+        r.actor,
+        r.host,
+        r.started_at,
+        r.finished_at,
+        r.as_of,
+        r.status,
+        r.counts,
+        r.error,
+    ).order_by(r.run_id.desc())
+    if stage:
+        statement = statement.where(r.stage == stage)
+    if limit is not None:
+        statement = statement.limit(limit)
+    with ctx.engine.connect() as conn:
+        return [
+            RunRow(
+                run_id=int(row.run_id),
+                stage=row.stage,
+                actor=row.actor,
+                host=row.host,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                as_of=row.as_of,
+                status=row.status,
+                counts=dict(row.counts or {}),
+                error=row.error,
+            )
+            for row in conn.execute(statement)
+        ]
