@@ -1,0 +1,371 @@
+"""Caseworkers: the debts waiting for a person, and the decisions they record.
+
+``list_review`` lists debts in ``review`` and debts flagged for a person (``needs_caseworker``
+or ``needs_tracing``) that are still open, plus written-off debts flagged ``needs_caseworker``
+(a response that was in time arrived after the write-off). It shows references, states,
+reasons and amounts: no personal data.
+
+``decide`` records a caseworker's decision exactly like a rule's: outcome, reason, rule id
+``caseworker``, no rule-set hash (no rule set decided it), the run, the actor and the as-of
+date; the debt moves to the outcome's state and its flags are cleared. It works on a debt in
+``review``, or on a flagged debt that is still open and not in a CMS package: such a debt is
+referred to review and decided in one transaction (two moves, two events). ``refer`` takes an
+unflagged open debt into review (a complaint, a change of mind).
+
+Guards, because a decision moves money:
+
+- ``nil`` only for a debt whose balance is zero (otherwise money would leave the book with no
+  ledger entry);
+- ``representation`` only for a PWC debt that has never had a final-chance letter;
+- ``manual_review`` is not a decision;
+- a debt in a CMS package waits for the acknowledgement; a written-off debt has its ledger
+  entry reversed first (``ledger reverse``), which brings it to review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+from sqlalchemy import and_, or_, select, true
+from sqlalchemy.engine import Connection
+
+from csa_closure.context import Context
+from csa_closure.errors import UsageError
+from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.ledger import check_reason_code
+from csa_closure.states import (
+    CLOSED_STATES,
+    STATE_FOR_OUTCOME,
+    TRANSITIONS,
+    DebtState,
+    Outcome,
+)
+from csa_closure.store.moves import move_debts
+from csa_closure.store.runs import Run, stage_run
+from csa_closure.store.schema import debts, ledger_entries, letters
+
+CASEWORKER_RULE = "caseworker"
+REFERRED_REASON = "CASEWORKER_REFERRAL"
+# Open states a caseworker may take a debt from into review. A debt in a CMS package is the
+# CMS's until it answers, and review itself needs no referral.
+REFERABLE_STATES = frozenset(
+    s
+    for s in DebtState
+    if (s, DebtState.REVIEW) in TRANSITIONS
+    and s not in CLOSED_STATES
+    and s is not DebtState.TRANSFER_SENT
+)
+DECIDABLE_OUTCOMES = tuple(o for o in Outcome if o is not Outcome.MANUAL_REVIEW)
+
+
+@dataclass
+class ReviewItem:
+    debt_id: int
+    case_ref: str
+    source_system: str
+    creditor: str
+    state: str
+    outcome: str | None
+    reason: str | None
+    review_reason: str | None
+    needs_caseworker: bool
+    needs_tracing: bool
+    opening_pence: int
+    decided_as_of: date | None
+
+
+def list_review(
+    ctx: Context,
+    *,
+    state: str | None = None,
+    review_reason: str | None = None,
+    case_ref: str | None = None,
+) -> list[ReviewItem]:
+    """Debts waiting for a caseworker (see the module doc), in case order."""
+    flagged_open = and_(
+        or_(debts.c.needs_caseworker == true(), debts.c.needs_tracing == true()),
+        debts.c.state.notin_([s.value for s in CLOSED_STATES]),
+    )
+    flagged_written_off = and_(
+        debts.c.needs_caseworker == true(), debts.c.state == DebtState.WRITTEN_OFF.value
+    )
+    clauses: list[Any] = [
+        or_(debts.c.state == DebtState.REVIEW.value, flagged_open, flagged_written_off)
+    ]
+    if state:
+        clauses.append(debts.c.state == state)
+    if review_reason:
+        clauses.append(debts.c.review_reason.like(f"{review_reason}%"))
+    if case_ref:
+        clauses.append(debts.c.case_ref == case_ref)
+    columns = [debts.c[name] for name in ReviewItem.__dataclass_fields__]
+    statement = select(*columns).where(and_(*clauses)).order_by(debts.c.case_ref, debts.c.creditor)
+    with ctx.engine.connect() as conn:
+        return [ReviewItem(**row._asdict()) for row in conn.execute(statement)]
+
+
+@dataclass
+class DecisionResult:
+    """A caseworker's act on one debt. JSON keys are the field names (see runbooks/05)."""
+
+    run_id: int
+    debt_id: int
+    case_ref: str
+    creditor: str
+    from_state: str
+    state: str
+    referred: bool  # taken into review first, in the same transaction
+    outcome: str | None
+    reason: str
+    rule_id: str | None
+    book: BookCheck | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "debt_id": self.debt_id,
+            "case_ref": self.case_ref,
+            "creditor": self.creditor,
+            "from_state": self.from_state,
+            "state": self.state,
+            "referred": self.referred,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "rule_id": self.rule_id,
+            "book": self.book.to_json() if self.book else None,
+        }
+
+
+def _debt(conn: Connection, case_ref: str, creditor: str) -> Any:
+    row = conn.execute(
+        select(debts).where(debts.c.case_ref == case_ref, debts.c.creditor == creditor)
+    ).first()
+    if row is None:
+        raise UsageError(f"there is no {creditor} debt on case {case_ref}")
+    return row
+
+
+def _open_write_off(conn: Connection, debt_id: int) -> int | None:
+    """The write-off entry of a written-off debt that has not been reversed."""
+    reversed_ids = select(ledger_entries.c.reverses_entry_id).where(
+        ledger_entries.c.reverses_entry_id.is_not(None)
+    )
+    return conn.execute(
+        select(ledger_entries.c.entry_id)
+        .where(
+            ledger_entries.c.debt_id == debt_id,
+            ledger_entries.c.entry_type == "write_off",
+            ledger_entries.c.entry_id.notin_(reversed_ids),
+        )
+        .order_by(ledger_entries.c.entry_id.desc())
+    ).scalar()
+
+
+def _why_not_decidable(conn: Connection, debt: Any) -> str | None:
+    state = DebtState(debt.state)
+    where = f"{debt.case_ref} {debt.creditor} is {state.value}"
+    if state is DebtState.REVIEW:
+        return None
+    if state is DebtState.TRANSFER_SENT:
+        return (
+            f"{where}: it is in a CMS transfer package awaiting acknowledgement. Import the "
+            "CMS acknowledgement first (`csa-closure transfer ack FILE`); a rejected debt "
+            "comes back to review"
+        )
+    if state is DebtState.WRITTEN_OFF:
+        entry = _open_write_off(conn, debt.debt_id)
+        return (
+            f"{where}: reverse its write-off first (`csa-closure ledger reverse {entry} "
+            "--reason CODE`), which brings it to review"
+        )
+    if state in CLOSED_STATES:
+        return f"{where}: it is closed and cannot be decided again"
+    if not (debt.needs_caseworker or debt.needs_tracing):
+        return (
+            f"{where} and not flagged for a caseworker. Take it into review first: "
+            f"`csa-closure review refer {debt.case_ref} --creditor {debt.creditor} --reason CODE`"
+        )
+    if state not in REFERABLE_STATES:
+        return f"{where}: a caseworker cannot take it from there"
+    return None
+
+
+def _check_outcome(conn: Connection, debt: Any, outcome: Outcome) -> None:
+    if outcome is Outcome.MANUAL_REVIEW:
+        raise UsageError("manual_review is not a decision: choose the outcome for the debt")
+    if outcome is Outcome.NIL and int(debt.opening_pence) != 0:
+        raise UsageError(
+            f"nil is only for a debt with nothing owed; {debt.case_ref} {debt.creditor} has a "
+            "balance. Write it off (write_off_silent / write_off_notice) or transfer it"
+        )
+    if outcome is Outcome.REPRESENTATION:
+        if debt.creditor != "PWC":
+            raise UsageError("representation (the final chance) is only for a PWC debt")
+        sent = conn.execute(
+            select(letters.c.letter_id).where(
+                letters.c.debt_id == debt.debt_id, letters.c.purpose == "representation"
+            )
+        ).first()
+        if sent is not None:
+            raise UsageError(
+                f"{debt.case_ref} PWC already had its final-chance letter; a debt gets one "
+                "final chance. Decide its outcome instead"
+            )
+
+
+def _move(
+    conn: Connection,
+    run: Run,
+    debt: Any,
+    frm: str,
+    to: str,
+    event: str,
+    values: dict[str, Any],
+    detail: dict[str, Any],
+) -> None:
+    frame = pl.DataFrame(
+        {
+            "debt_id": [int(debt.debt_id)],
+            "case_ref": [debt.case_ref],
+            "from_state": [frm],
+            "to_state": [to],
+            **{k: [v] for k, v in values.items()},
+            "detail": [detail],
+        },
+        schema_overrides={
+            "decided_as_of": pl.Date,
+            "ruleset_hash": pl.String,
+            "review_reason": pl.String,
+            "decided_run_id": pl.Int64,
+        },
+    )
+    move_debts(conn, run, frame, event_type=event, set_columns=list(values))
+
+
+def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str) -> DecisionResult:
+    """Record a caseworker's decision on the ``creditor`` debt of ``case_ref``."""
+    try:
+        chosen = Outcome(outcome)
+    except ValueError:
+        raise UsageError(
+            f"unknown outcome {outcome!r}; choose one of {', '.join(DECIDABLE_OUTCOMES)}"
+        ) from None
+    reason = check_reason_code(reason)[:32]
+    parameters = {"case_ref": case_ref, "creditor": creditor, "outcome": outcome, "reason": reason}
+    with stage_run(ctx, "review", parameters) as run, run.chunk() as conn:
+        debt = _debt(conn, case_ref, creditor)
+        refusal = _why_not_decidable(conn, debt)
+        if refusal:
+            raise UsageError(f"decision refused: {refusal}")
+        _check_outcome(conn, debt, chosen)
+        from_state = debt.state
+        referred = from_state != DebtState.REVIEW.value
+        if referred:
+            _move(
+                conn,
+                run,
+                debt,
+                from_state,
+                DebtState.REVIEW.value,
+                "debt.referred",
+                {"review_reason": debt.review_reason or REFERRED_REASON},
+                {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
+            )
+        to_state = STATE_FOR_OUTCOME[chosen].value
+        _move(
+            conn,
+            run,
+            debt,
+            DebtState.REVIEW.value,
+            to_state,
+            "debt.reviewed",
+            {
+                "outcome": chosen.value,
+                "reason": reason,
+                "rule_id": CASEWORKER_RULE,
+                "ruleset_hash": None,
+                "decided_run_id": run.run_id,
+                "decided_by": ctx.actor,
+                "decided_as_of": ctx.as_of,
+                "needs_caseworker": False,
+                "needs_tracing": False,
+                "review_reason": None,
+            },
+            {
+                "outcome": chosen.value,
+                "reason": reason,
+                "rule_id": CASEWORKER_RULE,
+                "previous_outcome": debt.outcome,
+                "previous_reason": debt.reason,
+                "review_reason": debt.review_reason,
+            },
+        )
+        book = check_book(conn)
+        run.counts.update({"decided": 1})
+        return DecisionResult(
+            run_id=run.run_id,
+            debt_id=int(debt.debt_id),
+            case_ref=case_ref,
+            creditor=creditor,
+            from_state=from_state,
+            state=to_state,
+            referred=referred,
+            outcome=chosen.value,
+            reason=reason,
+            rule_id=CASEWORKER_RULE,
+            book=book,
+        )
+
+
+def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionResult:
+    """Take an open debt into review for a caseworker, with a reason code."""
+    reason = check_reason_code(reason)
+    parameters = {"case_ref": case_ref, "creditor": creditor, "reason": reason}
+    with stage_run(ctx, "review", parameters) as run, run.chunk() as conn:
+        debt = _debt(conn, case_ref, creditor)
+        state = DebtState(debt.state)
+        if state not in REFERABLE_STATES:
+            why = _why_not_decidable(conn, debt) if state is not DebtState.REVIEW else None
+            raise UsageError(
+                "referral refused: "
+                + (why or f"{case_ref} {creditor} is {state.value}: it is already in review")
+            )
+        _move(
+            conn,
+            run,
+            debt,
+            state.value,
+            DebtState.REVIEW.value,
+            "debt.referred",
+            {"review_reason": reason[:64]},
+            {"reason": reason},
+        )
+        book = check_book(conn)
+        run.counts.update({"referred": 1})
+        return DecisionResult(
+            run_id=run.run_id,
+            debt_id=int(debt.debt_id),
+            case_ref=case_ref,
+            creditor=creditor,
+            from_state=state.value,
+            state=DebtState.REVIEW.value,
+            referred=True,
+            outcome=debt.outcome,
+            reason=reason,
+            rule_id=debt.rule_id,
+            book=book,
+        )
+
+
+__all__ = [
+    "CASEWORKER_RULE",
+    "DECIDABLE_OUTCOMES",
+    "DecisionResult",
+    "ReviewItem",
+    "decide",
+    "list_review",
+    "refer",
+]

@@ -1,0 +1,498 @@
+"""The CMS's acknowledgement of a transfer package: which debts it took and which it refused.
+
+CSV with a header, columns in any order: ``batch_id,case_ref,creditor,status,reason``. Every
+row ends accepted, duplicate or rejected (with a reason code), the counts add up to the rows,
+rejected rows go to a rejects file, and the same file twice changes nothing: exactly like the
+parents' response files.
+
+=====================  ========================================================================
+row                    effect
+=====================  ========================================================================
+ACCEPTED               item ``accepted``; debt ``transfer_sent -> transferred`` (closed)
+REJECTED               item ``rejected`` with the CMS's reason; debt ``transfer_sent -> review``
+                       (review reason ``CMS_REJECTED``, or ``CMS_REJECTED:<code>`` when the CMS
+                       gives a code), for a caseworker to correct and transfer again, or decide
+=====================  ========================================================================
+
+Rejected rows (reason codes): ``MALFORMED_ROW``, ``MISSING_VALUE``, ``BAD_BATCH_ID``,
+``BAD_CASE_REF``, ``BAD_CREDITOR``, ``BAD_STATUS``, ``UNKNOWN_BATCH``, ``BATCH_NOT_EXPORTED``
+(the batch's files were never finished, so the CMS cannot have it), ``NOT_IN_BATCH``, and
+``CONFLICTING_ACK`` (the debt was already acknowledged the other way, or an earlier row of the
+file says the opposite: ask the CMS which stands). A row repeating an acknowledgement already
+recorded (or on an earlier row) is a duplicate.
+
+When every item of a batch is acknowledged the batch becomes ``acknowledged``. Accepted debts
+that an NRP disputed while they were in the package are listed as ``disputes_to_forward``:
+the CMS now holds the debt and must be told of the dispute.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.context import Context
+from csa_closure.errors import ConcurrentChange, UsageError
+from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.stages import intake
+from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.responses import REVIEW_NRP_DISPUTE_IN_TRANSFER
+from csa_closure.states import DebtState
+from csa_closure.store import events
+from csa_closure.store.dialect import execute_many, insert_frame, read_frame
+from csa_closure.store.moves import move_debts
+from csa_closure.store.runs import Run, stage_run
+from csa_closure.store.schema import (
+    import_rejections,
+    response_imports,
+    transfer_batches,
+    transfer_items,
+)
+
+ACK_LEASE = "stage:transfer-ack"
+IMPORT_KIND = "cms_ack"
+COLUMNS = ("batch_id", "case_ref", "creditor", "status", "reason")
+REQUIRED_VALUES = ("batch_id", "case_ref", "creditor", "status")
+STATUSES = ("ACCEPTED", "REJECTED")
+CREDITORS = ("PWC", "SOS")
+BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$"
+CMS_REJECTED = "CMS_REJECTED"
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
+# The CMS's reason is its own text: keep what reads as a reason, drop anything else.
+_UNSAFE = r"[^A-Za-z0-9 _.,:;()/'-]"
+
+
+@dataclass
+class AckImportResult:
+    """JSON keys are the field names (see runbooks/05)."""
+
+    run_id: int | None
+    import_id: int | None
+    file_name: str
+    file_sha256: str
+    already_imported: bool
+    rows: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    transferred: int = 0
+    transferred_pence: int = 0
+    returned_to_review: int = 0
+    returned_pence: int = 0
+    batches_acknowledged: list[str] = field(default_factory=list)
+    disputes_to_forward: list[str] = field(default_factory=list)  # case refs
+    rejects_file: str | None = None
+    book: BookCheck | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "import_id": self.import_id,
+            "file_name": self.file_name,
+            "file_sha256": self.file_sha256,
+            "already_imported": self.already_imported,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejected_by_reason": self.rejected_by_reason,
+            "transferred": self.transferred,
+            "transferred_pence": self.transferred_pence,
+            "returned_to_review": self.returned_to_review,
+            "returned_pence": self.returned_pence,
+            "batches_acknowledged": self.batches_acknowledged,
+            "disputes_to_forward": self.disputes_to_forward,
+            "rejects_file": self.rejects_file,
+            "book": self.book.to_json() if self.book else None,
+        }
+
+
+# --- judging rows --------------------------------------------------------------------------
+
+
+def _first_failure(checks: list[tuple[pl.Expr, str, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
+    reason: Any = pl
+    detail: Any = pl
+    for bad, code, text in checks:
+        reason = reason.when(bad.fill_null(False)).then(pl.lit(code))
+        detail = detail.when(bad.fill_null(False)).then(text)
+    return reason.otherwise(None), detail.otherwise(None)
+
+
+def _field_checks() -> list[tuple[pl.Expr, str, pl.Expr]]:
+    missing = pl.concat_str(
+        [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in REQUIRED_VALUES],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    return [
+        (
+            pl.col("malformed"),
+            "MALFORMED_ROW",
+            pl.lit("the row does not have one field for each header column"),
+        ),
+        (
+            pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_VALUES),
+            "MISSING_VALUE",
+            pl.lit("no value for ") + missing,
+        ),
+        (
+            ~pl.col("batch_id").str.contains(BATCH_ID_PATTERN),
+            "BAD_BATCH_ID",
+            pl.lit("batch_id is not a batch id"),
+        ),
+        (
+            ~pl.col("case_ref").str.contains(intake.CASE_REF_PATTERN),
+            "BAD_CASE_REF",
+            pl.lit("case_ref must be C or S followed by 9 digits"),
+        ),
+        (
+            ~pl.col("creditor").is_in(CREDITORS),
+            "BAD_CREDITOR",
+            pl.lit("creditor must be PWC or SOS"),
+        ),
+        (
+            ~pl.col("status").is_in(STATUSES),
+            "BAD_STATUS",
+            pl.lit("status must be ACCEPTED or REJECTED"),
+        ),
+    ]
+
+
+_ITEM_SCHEMA: dict[str, pl.DataType] = {
+    "batch_id": pl.String(),
+    "case_ref": pl.String(),
+    "creditor": pl.String(),
+    "debt_id": pl.Int64(),
+    "amount_pence": pl.Int64(),
+    "item_status": pl.String(),
+    "batch_status": pl.String(),
+    "review_reason": pl.String(),
+}
+
+
+def _items(conn: Connection, batch_ids: list[str]) -> tuple[dict[str, str], pl.DataFrame]:
+    """The named batches' statuses, and their items with the debt's review reason."""
+    statuses: dict[str, str] = {}
+    frames = [pl.DataFrame(schema=_ITEM_SCHEMA)]
+    for offset in range(0, len(batch_ids), 500):
+        part = batch_ids[offset : offset + 500]
+        statuses.update(
+            conn.execute(
+                select(transfer_batches.c.batch_id, transfer_batches.c.status).where(
+                    transfer_batches.c.batch_id.in_(part)
+                )
+            ).all()  # type: ignore[arg-type]
+        )
+        marks = ", ".join("?" for _ in part)
+        sql = (
+            "SELECT t.batch_id, t.case_ref, t.creditor, t.debt_id, t.amount_pence, "
+            "t.status AS item_status, b.status AS batch_status, d.review_reason "
+            "FROM transfer_items t JOIN transfer_batches b ON b.batch_id = t.batch_id "
+            f"JOIN debts d ON d.debt_id = t.debt_id WHERE t.batch_id IN ({marks})"
+        )
+        frames.append(read_frame(conn, (sql, part), _ITEM_SCHEMA))
+    return statuses, pl.concat(frames)
+
+
+def judge_acks(conn: Connection, rows: pl.DataFrame) -> pl.DataFrame:
+    """Every row's verdict: ``status_out`` (accepted|duplicate|rejected), ``reason_code`` and
+    ``detail``; accepted rows carry the item (``debt_id``, ``amount_pence``)."""
+    reason, detail = _first_failure(_field_checks())
+    judged = rows.with_columns(reason.alias("reason_code"), detail.alias("detail"))
+    valid = pl.col("reason_code").is_null()
+    batch_ids = judged.filter(valid).get_column("batch_id").unique().to_list()
+    statuses, items = _items(conn, batch_ids)
+    judged = judged.join(
+        items, on=["batch_id", "case_ref", "creditor"], how="left", maintain_order="left"
+    )
+    known = pl.col("batch_id").is_in(list(statuses))
+    unfinished = pl.col("batch_id").is_in([b for b, s in statuses.items() if s == "exporting"])
+    wanted = (
+        pl.when(pl.col("status") == "ACCEPTED")
+        .then(pl.lit("accepted"))
+        .otherwise(pl.lit("rejected"))
+    )
+    acked = pl.col("item_status").is_in(["accepted", "rejected"])
+    store_checks: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (~known, "UNKNOWN_BATCH", pl.lit("no transfer batch with this id was exported")),
+        (
+            unfinished,
+            "BATCH_NOT_EXPORTED",
+            pl.lit("this batch's package was never finished, so the CMS cannot have it"),
+        ),
+        (
+            pl.col("debt_id").is_null(),
+            "NOT_IN_BATCH",
+            pl.lit("this batch has no debt for this case and creditor"),
+        ),
+        (
+            acked & (pl.col("item_status") != wanted),
+            "CONFLICTING_ACK",
+            pl.lit("this debt was already acknowledged ")
+            + pl.col("item_status").str.to_uppercase(),
+        ),
+    ]
+    reason, detail = _first_failure(store_checks)
+    judged = judged.with_columns(
+        pl.when(valid).then(reason).otherwise(pl.col("reason_code")).alias("reason_code"),
+        pl.when(valid).then(detail).otherwise(pl.col("detail")).alias("detail"),
+    )
+    # the same item more than once: first row wins; the same answer again is a duplicate
+    candidate = pl.col("reason_code").is_null()
+    first = (
+        judged.filter(candidate)
+        .group_by("batch_id", "debt_id", maintain_order=True)
+        .agg(
+            pl.col("row_number").first().alias("first_row"),
+            pl.col("status").first().alias("first_status"),
+        )
+    )
+    judged = judged.join(first, on=["batch_id", "debt_id"], how="left", maintain_order="left")
+    later = candidate & (pl.col("first_row") < pl.col("row_number"))
+    conflict = later & (pl.col("first_status") != pl.col("status"))
+    judged = judged.with_columns(
+        pl.when(conflict)
+        .then(pl.lit("CONFLICTING_ACK"))
+        .otherwise(pl.col("reason_code"))
+        .alias("reason_code"),
+        pl.when(conflict)
+        .then(pl.lit("row ") + pl.col("first_row").cast(pl.String) + pl.lit(" says otherwise"))
+        .otherwise(pl.col("detail"))
+        .alias("detail"),
+    )
+    duplicate = pl.col("reason_code").is_null() & (later | acked)
+    return judged.with_columns(
+        pl.when(pl.col("reason_code").is_not_null())
+        .then(pl.lit("rejected"))
+        .when(duplicate)
+        .then(pl.lit("duplicate"))
+        .otherwise(pl.lit("accepted"))
+        .alias("status_out")
+    )
+
+
+# --- applying ------------------------------------------------------------------------------------
+
+
+def _cms_reason() -> pl.Expr:
+    return pl.col("reason").str.replace_all(_UNSAFE, "").str.strip_chars().str.slice(0, 200)
+
+
+def _review_reason() -> pl.Expr:
+    code = pl.col("reason").str.strip_chars()
+    return (
+        pl.when(code.str.contains(f"^{_CODE.pattern}$").fill_null(False))
+        .then(pl.lit(f"{CMS_REJECTED}:") + code)
+        .otherwise(pl.lit(CMS_REJECTED))
+        .str.slice(0, 64)
+    )
+
+
+def _apply(conn: Connection, run: Run, accepted: pl.DataFrame, import_id: int) -> None:
+    """Mark items and move debts, compare-and-set on both."""
+    items = accepted.select(
+        pl.when(pl.col("status") == "ACCEPTED")
+        .then(pl.lit("accepted"))
+        .otherwise(pl.lit("rejected"))
+        .alias("item_status"),
+        _cms_reason().alias("ack_reason"),
+        pl.lit(import_id, dtype=pl.Int64).alias("ack_import_id"),
+        "batch_id",
+        "debt_id",
+    )
+    changed = execute_many(
+        conn,
+        "UPDATE transfer_items SET status = ?, ack_reason = ?, ack_import_id = ? "
+        "WHERE batch_id = ? AND debt_id = ? AND status = 'exported'",
+        list(items.iter_rows()),
+    )
+    if changed != items.height:
+        raise ConcurrentChange(
+            "some of these debts were acknowledged by another run meanwhile; nothing from "
+            "this file was written. Import it again."
+        )
+    moves = accepted.with_columns(
+        pl.lit(DebtState.TRANSFER_SENT.value).alias("from_state"),
+        pl.struct("batch_id", "amount_pence", _cms_reason().alias("cms_reason")).alias("detail"),
+    )
+    move_debts(
+        conn,
+        run,
+        moves.filter(pl.col("status") == "ACCEPTED").with_columns(
+            pl.lit(DebtState.TRANSFERRED.value).alias("to_state")
+        ),
+        event_type="debt.transferred",
+    )
+    move_debts(
+        conn,
+        run,
+        moves.filter(pl.col("status") == "REJECTED").with_columns(
+            pl.lit(DebtState.REVIEW.value).alias("to_state"),
+            _review_reason().alias("review_reason"),
+        ),
+        event_type="debt.transfer_rejected",
+        set_columns=["review_reason"],
+    )
+
+
+def _complete_batches(conn: Connection, run: Run, batch_ids: list[str]) -> list[str]:
+    done: list[str] = []
+    for batch_id in sorted(batch_ids):
+        outstanding = conn.execute(
+            select(func.count()).where(
+                and_(transfer_items.c.batch_id == batch_id, transfer_items.c.status == "exported")
+            )
+        ).scalar_one()
+        if outstanding:
+            continue
+        updated = conn.execute(
+            update(transfer_batches)
+            .where(transfer_batches.c.batch_id == batch_id, transfer_batches.c.status == "exported")
+            .values(status="acknowledged")
+        ).rowcount
+        if updated:
+            events.record(conn, run, "transfer.batch_acknowledged", entity=f"batch:{batch_id}")
+            done.append(batch_id)
+    return done
+
+
+def import_ack(
+    ctx: Context,
+    path: Path,
+    *,
+    rejects_path: Path | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> AckImportResult:
+    """Import one CMS acknowledgement file (see the module doc)."""
+    path = Path(path)
+    rejects_path = rejects_path or intake.default_rejects_path(path)
+    contract = intake.read_contract_csv(path, COLUMNS)
+    with ctx.engine.connect() as conn:
+        prior = intake.find_import(conn, IMPORT_KIND, contract.sha256)
+        stored = intake.stored_rejections(conn, prior.import_id) if prior else None
+    if prior is not None:
+        written = None
+        if stored is not None and stored.height:
+            intake.write_owner_only(rejects_path, _rejects_csv(stored))
+            written = str(rejects_path)
+        return AckImportResult(
+            run_id=prior.run_id,
+            import_id=prior.import_id,
+            file_name=contract.name,
+            file_sha256=contract.sha256,
+            already_imported=True,
+            rows=prior.row_count,
+            accepted=prior.accepted,
+            duplicates=prior.duplicates,
+            rejected=prior.rejected,
+            rejected_by_reason=intake.reason_counts(stored) if stored is not None else {},
+            rejects_file=written,
+        )
+    parameters = {"file_name": contract.name, "file_sha256": contract.sha256}
+    with stage_run(ctx, "transfer-ack", parameters, claims=[ACK_LEASE]) as run:
+        progress.start("transfer ack: rows", contract.rows.height)
+        with run.chunk() as conn:
+            if intake.find_import(conn, IMPORT_KIND, contract.sha256) is not None:
+                raise UsageError(f"{contract.name} was imported by another run just now")
+            judged = judge_acks(conn, contract.rows)
+            counts = {
+                s: judged.filter(pl.col("status_out") == s).height
+                for s in ("accepted", "duplicate", "rejected")
+            }
+            import_id = int(
+                conn.execute(
+                    insert(response_imports)
+                    .values(
+                        kind=IMPORT_KIND,
+                        file_name=contract.name[:255],
+                        file_sha256=contract.sha256,
+                        run_id=run.run_id,
+                        row_count=contract.rows.height,
+                        accepted=counts["accepted"],
+                        duplicates=counts["duplicate"],
+                        rejected=counts["rejected"],
+                        imported_at=ctx.clock(),
+                    )
+                    .returning(response_imports.c.import_id)
+                ).scalar_one()
+            )
+            rejections = judged.filter(pl.col("status_out") == "rejected").select(
+                "row_number",
+                intake.safe_identifier("batch_id", BATCH_ID_PATTERN).alias("document_id"),
+                intake.safe_identifier("case_ref", intake.CASE_REF_PATTERN).alias("case_ref"),
+                "reason_code",
+                (
+                    pl.when(pl.col("creditor").is_in(CREDITORS))
+                    .then(pl.col("creditor") + pl.lit(": "))
+                    .otherwise(pl.lit(""))
+                    + pl.col("detail")
+                )
+                .str.slice(0, 200)
+                .alias("detail"),
+            )
+            insert_frame(
+                conn,
+                import_rejections,
+                rejections.with_columns(pl.lit(import_id, dtype=pl.Int64).alias("import_id")),
+            )
+            accepted = judged.filter(pl.col("status_out") == "accepted")
+            _apply(conn, run, accepted, import_id)
+            completed = _complete_batches(
+                conn, run, accepted.get_column("batch_id").unique().to_list()
+            )
+            events.record(
+                conn,
+                run,
+                "transfer.ack_imported",
+                entity=f"import:{import_id}",
+                detail={"file_sha256": contract.sha256, **counts},
+            )
+            book = check_book(conn)
+        progress.advance("transfer ack: rows", contract.rows.height)
+        progress.finish("transfer ack: rows")
+        took = accepted.filter(pl.col("status") == "ACCEPTED")
+        back = accepted.filter(pl.col("status") == "REJECTED")
+        forward = took.filter(pl.col("review_reason") == REVIEW_NRP_DISPUTE_IN_TRANSFER)
+        result = AckImportResult(
+            run_id=run.run_id,
+            import_id=import_id,
+            file_name=contract.name,
+            file_sha256=contract.sha256,
+            already_imported=False,
+            rows=contract.rows.height,
+            accepted=counts["accepted"],
+            duplicates=counts["duplicate"],
+            rejected=counts["rejected"],
+            rejected_by_reason=intake.reason_counts(rejections),
+            transferred=took.height,
+            transferred_pence=int(took.get_column("amount_pence").sum() or 0),
+            returned_to_review=back.height,
+            returned_pence=int(back.get_column("amount_pence").sum() or 0),
+            batches_acknowledged=completed,
+            disputes_to_forward=sorted(forward.get_column("case_ref").unique().to_list()),
+            book=book,
+        )
+        run.counts.update(
+            {
+                **counts,
+                "transferred": result.transferred,
+                "returned_to_review": result.returned_to_review,
+            }
+        )
+        if rejections.height:
+            intake.write_owner_only(rejects_path, _rejects_csv(rejections))
+            result.rejects_file = str(rejects_path)
+        return result
+
+
+def _rejects_csv(rejections: pl.DataFrame) -> bytes:
+    """The acknowledgement's rejects file: the batch id in its own column."""
+    return intake.rejects_csv(rejections).replace(b"document_id", b"batch_id", 1)
