@@ -86,6 +86,14 @@ def _register() -> None:
     cli.add_command(archive.archive)
     cli.add_command(decommission.decommission)
 
+    from csa_closure.cli import ledger, resolve, responses, review, transfer
+
+    cli.add_command(responses.responses)
+    cli.add_command(resolve.resolve)
+    cli.add_command(review.review)
+    cli.add_command(ledger.ledger)
+    cli.add_command(transfer.transfer)
+
 
 _register()
 

@@ -1,0 +1,182 @@
+"""``csa-closure review``: the caseworkers' queue and the decisions they record."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+from rich.console import Console
+
+from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.stages.review import (
+    DECIDABLE_OUTCOMES,
+    DecisionResult,
+    ReviewItem,
+    decide,
+    list_review,
+    refer,
+)
+from csa_closure.states import DebtState
+
+COLUMNS = [f.name for f in dataclasses.fields(ReviewItem)]
+DECISION_COLUMNS = [
+    "run_id",
+    "debt_id",
+    "case_ref",
+    "creditor",
+    "from_state",
+    "state",
+    "referred",
+    "outcome",
+    "reason",
+    "rule_id",
+]
+
+
+@click.group()
+def review() -> None:
+    """Debts waiting for a caseworker, and the decisions caseworkers make on them.
+
+    Runbook: runbooks/05-resolve-and-transfer.md.
+    """
+
+
+def _flags(item: ReviewItem) -> str:
+    flags = (("caseworker", item.needs_caseworker), ("tracing", item.needs_tracing))
+    return ", ".join(name for name, on in flags if on)
+
+
+def render_list(console: Console, items: list[ReviewItem]) -> None:
+    console.print(
+        rich_table(
+            f"Waiting for a caseworker ({len(items):,} debts)",
+            ["case", "creditor", "state", "review reason", "flags", "outcome", "reason", "amount"],
+            [
+                [
+                    i.case_ref,
+                    i.creditor,
+                    i.state,
+                    i.review_reason,
+                    _flags(i),
+                    i.outcome,
+                    i.reason,
+                    pounds(i.opening_pence),
+                ]
+                for i in items
+            ],
+            right=["amount"],
+        )
+    )
+
+
+@review.command(name="list")
+@click.option(
+    "--state",
+    "debt_state",
+    type=click.Choice([s.value for s in DebtState]),
+    help="Only debts in this state.",
+)
+@click.option("--reason", help="Only debts whose review reason starts with this code.")
+@click.option("--case", "case_ref", help="Only this case.")
+@format_option
+@pass_state
+def list_command(
+    state: CliState, debt_state: str | None, reason: str | None, case_ref: str | None, fmt: str
+) -> None:
+    """List debts in review and open debts flagged for a person, with their reasons.
+
+    No personal data: references, states, codes and amounts. JSON: {count, items: [{debt_id,
+    case_ref, source_system, creditor, state, outcome, reason, review_reason,
+    needs_caseworker, needs_tracing, opening_pence, decided_as_of}]}.
+    """
+    ctx = state.context()
+    items = list_review(ctx, state=debt_state, review_reason=reason, case_ref=case_ref)
+    emit(
+        fmt,
+        {"count": len(items), "items": items},
+        table=lambda c: render_list(c, items),
+        csv_rows=lambda: ([dataclasses.asdict(i) for i in items], COLUMNS),
+    )
+
+
+def render_decision(console: Console, result: DecisionResult) -> None:
+    how = " (referred to review first)" if result.referred and result.state != "review" else ""
+    console.print(
+        f"{result.case_ref} {result.creditor}: {result.from_state} -> {result.state}{how}; "
+        f"outcome {result.outcome}, reason {result.reason}, rule {result.rule_id}, "
+        f"run {result.run_id}."
+    )
+    if result.state == DebtState.WRITE_OFF_PENDING.value:
+        console.print("It is written off by the next `csa-closure resolve` (after its notices).")
+    elif result.state == DebtState.TRANSFER_READY.value:
+        console.print("It goes in the next `csa-closure transfer export`.")
+
+
+def _emit_decision(fmt: str, result: DecisionResult) -> None:
+    emit(
+        fmt,
+        result,
+        table=lambda c: render_decision(c, result),
+        csv_rows=lambda: ([result.to_json()], DECISION_COLUMNS),
+    )
+
+
+CREDITOR_OPTION = click.option(
+    "--creditor",
+    type=click.Choice(["PWC", "SOS"]),
+    required=True,
+    help="Which of the case's debts: owed to the PWC or to the Secretary of State.",
+)
+
+
+@review.command(name="decide")
+@click.argument("case_ref")
+@CREDITOR_OPTION
+@click.option(
+    "--outcome",
+    type=click.Choice(DECIDABLE_OUTCOMES),
+    required=True,
+    help="The decision: write_off_silent, write_off_notice, transfer, representation (a PWC "
+    "debt that never had its final chance) or nil (only for a zero balance).",
+)
+@click.option(
+    "--reason",
+    required=True,
+    help="The reason as a code in capitals (e.g. ESTATE_HAS_NO_ASSETS); kept with the "
+    "decision and in the ledger.",
+)
+@format_option
+@pass_state
+def decide_command(
+    state: CliState, case_ref: str, creditor: str, outcome: str, reason: str, fmt: str
+) -> None:
+    """Record a caseworker's decision on a debt of CASE_REF.
+
+    For a debt in review, or a flagged debt still open (referred to review and decided in
+    one transaction). Recorded like any decision: rule id 'caseworker', the actor, the run
+    and the as-of date. JSON keys: run_id, debt_id, case_ref, creditor, from_state, state,
+    referred, outcome, reason, rule_id, book.
+    """
+    ctx = state.context()
+    _emit_decision(fmt, decide(ctx, case_ref, creditor, outcome, reason))
+
+
+@review.command(name="refer")
+@click.argument("case_ref")
+@CREDITOR_OPTION
+@click.option(
+    "--reason",
+    required=True,
+    help="Why a caseworker must look at it, as a code in capitals (e.g. COMPLAINT).",
+)
+@format_option
+@pass_state
+def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fmt: str) -> None:
+    """Take an open debt of CASE_REF into review (a complaint, a change of mind).
+
+    Not for a debt in a CMS package (wait for the acknowledgement) or a written-off one
+    (reverse its ledger entry). JSON keys as for `review decide`.
+    """
+    ctx = state.context()
+    _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
