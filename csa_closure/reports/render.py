@@ -238,7 +238,7 @@ def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Grou
     return Group(
         _funnel(report),
         Text(
-            f"Quarantined (held, not loaded): {_count(quarantined.debts)} items, "
+            f"Quarantined (held, not loaded): {_count(quarantined.debts)} item(s), "
             f"{pounds(quarantined.pence)}"
         ),
         _by_system(report),

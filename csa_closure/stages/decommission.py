@@ -153,7 +153,7 @@ def _quarantine(conn: Connection, examples: int) -> Gate:
     detail = (
         "nothing held in quarantine"
         if not blocking
-        else f"{blocking:,} items still held, {pence:,} pence: fix at source and pull again"
+        else f"{blocking:,} item(s) still held, {pence:,} pence: fix at source and pull again"
     )
     return Gate("quarantine_resolved", blocking == 0, blocking, list(refs), detail)
 

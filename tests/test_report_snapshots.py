@@ -1,0 +1,110 @@
+"""Snapshot tests of the rendered reports: what a manager sees, character for character.
+
+Each report is drawn on a recording rich console, 120 columns wide, from the same small store
+(``mid_book`` / ``closed_book``, fixed clock and as-of date), on SQLite and on PostgreSQL, and
+compared with the text under ``tests/snapshots/``. Both databases must draw the same text.
+
+After a deliberate change to a report, regenerate the snapshots and review the diff:
+
+    CSA_CLOSURE_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_report_snapshots.py
+    git diff tests/snapshots/
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console, RenderableType
+from sqlalchemy import update
+
+from csa_closure.context import Context
+from csa_closure.reports import render
+from csa_closure.reports.progress import progress_report
+from csa_closure.reports.reconcile_report import reconcile_report
+from csa_closure.reports.rules import rules_report
+from csa_closure.reports.runs import list_runs
+from csa_closure.stages.archive import archive, verify
+from csa_closure.stages.decommission import decommission_check
+from csa_closure.store.schema import archives, stage_runs
+from tests.test_report_books import closed_book, mid_book
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+UPDATE_ENV = "CSA_CLOSURE_UPDATE_SNAPSHOTS"
+WIDTH = 120
+
+
+def drawn(renderable: RenderableType, width: int = WIDTH) -> str:
+    console = Console(record=True, width=width, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def assert_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / f"{name}.txt"
+    if os.environ.get(UPDATE_ENV) == "1":
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path.name}: run with {UPDATE_ENV}=1 to write it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} no longer matches tests/snapshots/{path.name}; if the change is deliberate, "
+        f"regenerate with {UPDATE_ENV}=1 and review the diff"
+    )
+
+
+@pytest.fixture
+def mid(ctx: Context) -> Context:
+    book = mid_book(ctx)
+    # runs record the machine they ran on; the snapshot must not depend on it
+    with ctx.engine.begin() as conn:
+        conn.execute(update(stage_runs).values(host="ops-host"))
+    return book.ctx
+
+
+def test_progress_report(mid: Context) -> None:
+    assert_snapshot("report_progress", drawn(render.progress_renderable(progress_report(mid))))
+
+
+def test_reconcile_report(mid: Context) -> None:
+    assert_snapshot("report_reconcile", drawn(render.reconcile_renderable(reconcile_report(mid))))
+
+
+def test_rules_report(mid: Context) -> None:
+    assert_snapshot("report_rules", drawn(render.rules_renderable(rules_report(mid))))
+
+
+def test_runs_report(mid: Context) -> None:
+    assert_snapshot("report_runs", drawn(render.runs_renderable(list_runs(mid))))
+
+
+def test_decommission_check_on_an_unfinished_book(mid: Context) -> None:
+    check = decommission_check(mid, examples=3)
+    assert_snapshot("decommission_unfinished", drawn(render.decommission_renderable(check)))
+
+
+def test_archive_verify_and_decommission_on_a_closed_book(ctx: Context, tmp_path: Path) -> None:
+    book = closed_book(ctx)
+    written = archive(book.ctx, tmp_path / "evidence")
+    verified = verify(book.ctx, tmp_path / "evidence")
+    # where pytest puts its directories varies, and Parquet bytes carry the writer's
+    # version: neither may change the drawing (checksums are tested in test_archive.py)
+    shown = Path("/srv/evidence/2019-03-31")
+    written.path = verified.path = shown
+    written.files = {n: replace(f, sha256="0" * 64) for n, f in written.files.items()}
+    written.manifest_sha256 = "0" * 64
+    with ctx.engine.begin() as conn:
+        conn.execute(update(archives).values(path=str(shown)))
+    check = decommission_check(book.ctx)
+    assert check.passed
+    text = "".join(
+        drawn(r)
+        for r in (
+            render.archive_renderable(written),
+            render.verify_renderable(verified),
+            render.decommission_renderable(check),
+        )
+    )
+    assert_snapshot("archive_verify_decommission", text)
