@@ -6,6 +6,7 @@ the result. Command groups live one per module and are registered here.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,8 @@ from csa_closure.context import (
 )
 from csa_closure.errors import CsaClosureError
 
+log = logging.getLogger(__name__)
+
 
 class OperatorError(click.ClickException):
     """A ``CsaClosureError`` shown as ``Error: …`` with its own exit code, no traceback."""
@@ -37,6 +40,24 @@ class CsaGroup(click.Group):
             return super().invoke(ctx)
         except CsaClosureError as exc:
             raise OperatorError(exc) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # Database and driver messages can quote the row being written, so the details
+            # (and the traceback) are only shown when asked for with -vv.
+            log.debug("unexpected error", exc_info=True)
+            raise UnexpectedError(exc) from exc
+
+
+class UnexpectedError(click.ClickException):
+    exit_code = 70
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(
+            f"unexpected {type(exc).__name__}. Work committed before it stands and re-running "
+            "the command is safe. Run again with -vv to see the details (they may include "
+            "personal data from the failing row)."
+        )
 
 
 @click.group(cls=CsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,6 +104,14 @@ def _register() -> None:
 
     cli.add_command(db.db)
     cli.add_command(report.report)
+
+    from csa_closure.cli import assess, pull, rules
+
+    cli.add_command(pull.pull)
+    cli.add_command(pull.quarantine_group)
+    cli.add_command(assess.assess)
+    cli.add_command(rules.rules)
+
     cli.add_command(archive.archive)
     cli.add_command(decommission.decommission)
 

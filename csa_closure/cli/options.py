@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -81,3 +82,35 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+
+
+def parse_sets(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", ctx=ctx, param=param)
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def rules_options(func: F) -> F:
+    """``--rules DIR`` and ``--set NAME=VALUE`` (repeatable), for commands that load rules."""
+    func = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        callback=parse_sets,
+        metavar="NAME=VALUE",
+        help="Override a rule parameter for this run, type-checked (repeatable), "
+        "e.g. --set threshold_pence=60000.",
+    )(func)
+    return click.option(
+        "--rules",
+        "rules_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Rule set directory (default: the approved rules shipped with csa-closure).",
+    )(func)

@@ -58,7 +58,9 @@ def echo_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
 
 
 def console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=False)
+    # Piped output (a file, a pager, CI) gets room for wide tables instead of 80 columns.
+    width = None if sys.stdout.isatty() else 160
+    return Console(file=sys.stdout, soft_wrap=False, width=width)
 
 
 def pounds(pence: int | None) -> str:

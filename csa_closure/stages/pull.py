@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from csa_closure.legacy.extract import read_legacy
-from csa_closure.legacy.normalise import NormalisedBook, normalise
 from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import Unbalanced
+from csa_closure.legacy.extract import read_legacy
+from csa_closure.legacy.normalise import NormalisedBook, normalise
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.states import DebtState
 from csa_closure.store import events
@@ -609,7 +609,7 @@ def reconcile_pull(
             select(cases.c.source_system, func.count()).group_by(cases.c.source_system)
         ).all()
     )
-    control = {row["system"]: row for row in book.control.iter_rows(named=True)}
+    control = {row["source_system"]: row for row in book.control.iter_rows(named=True)}
     held_cases = plan.quarantine_items.filter(pl.col("item_kind") == "case")
     result = {}
     for system in SYSTEMS:

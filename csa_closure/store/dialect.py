@@ -82,8 +82,13 @@ def driver_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> pl.Data
             if isinstance(dtype, pl.Struct):
                 expr = expr.struct.json_encode()
             elif dtype != pl.String:
-                expr = expr.map_elements(
-                    lambda v: json.dumps(v, sort_keys=True), return_dtype=pl.String
+                # wrap any other column (lists of structs, numbers) in a struct to encode it
+                # in one pass, then take the wrapper off again
+                expr = (
+                    pl.struct(expr.alias("v"))
+                    .struct.json_encode()
+                    .str.strip_prefix('{"v":')
+                    .str.strip_suffix("}")
                 )
         elif isinstance(column.type, UtcDateTime):
             if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
