@@ -37,8 +37,9 @@ def seal_pull(ctx: Context) -> None:
     """A completed pull whose control totals equal what is loaded (call after building)."""
     with ctx.engine.begin() as conn:
         rows = conn.execute(
-            select(debts.c.source_system, debts.c.creditor, func.sum(debts.c.opening_pence))
-            .group_by(debts.c.source_system, debts.c.creditor)
+            select(
+                debts.c.source_system, debts.c.creditor, func.sum(debts.c.opening_pence)
+            ).group_by(debts.c.source_system, debts.c.creditor)
         ).all()
         totals: dict[str, dict[str, Any]] = {}
         for system, creditor, pence in rows:
@@ -74,20 +75,16 @@ def final_chance_debt(
     **values: Any,
 ) -> int:
     """A PWC debt given the final chance: letter sent on ``letter_date``, 60-day window."""
-    return book.debt(
-        case_ref,
-        "PWC",
-        pence,
-        state=state,
-        outcome="representation",
-        reason="FINAL_CHANCE",
-        rule_id="PWC-10",
-        ruleset_hash="r" * 64,
-        letter_date=letter_date,
-        response_deadline=letter_date + timedelta(days=WINDOW_DAYS),
-        reminder_due=letter_date + timedelta(days=REMINDER_DAYS),
-        **values,
-    )
+    columns: dict[str, Any] = {
+        "outcome": "representation",
+        "reason": "FINAL_CHANCE",
+        "rule_id": "PWC-10",
+        "ruleset_hash": "r" * 64,
+        "letter_date": letter_date,
+        "response_deadline": letter_date + timedelta(days=WINDOW_DAYS),
+        "reminder_due": letter_date + timedelta(days=REMINDER_DAYS),
+    }
+    return book.debt(case_ref, "PWC", pence, state=state, **{**columns, **values})
 
 
 _DUE_SQL = """
@@ -137,9 +134,7 @@ def send_notices(
         if due.height == 0:
             return 0
         rows = due.with_columns(
-            pl.Series(
-                "reference", [f"TEST-{next(_references):08d}" for _ in range(due.height)]
-            ),
+            pl.Series("reference", [f"TEST-{next(_references):08d}" for _ in range(due.height)]),
             pl.lit(status).alias("status"),
             pl.lit(letter_date or ctx.as_of, dtype=pl.Date).alias("letter_date"),
             pl.lit(1, dtype=pl.Int64).alias("attempts"),
