@@ -1,0 +1,151 @@
+"""Read the legacy replica (SQLite or PostgreSQL) into polars frames of text.
+
+Every contract column is selected ``CAST(... AS TEXT)`` (``sql/extract/<table>.sql``), so both
+databases hand over the same text and a typed CS2 column that holds rubbish (SQLite lets an
+INTEGER column hold 'abc' and a DATE column '2009-02-31') reaches the normaliser as it is,
+to be quarantined there rather than crash the read. Rows are streamed in batches so that
+memory holds columns, never millions of Python tuples.
+
+The replica is only read: SQLite is opened read-only, PostgreSQL in a read-only
+REPEATABLE READ transaction, so every table comes from one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from csa_closure.errors import InputError
+from csa_closure.legacy.contract import CONTROL_TABLE, TABLES
+from csa_closure.resources import sql_text
+from csa_closure.store.engine import make_engine, normalise_url, redacted
+
+DEFAULT_BATCH_SIZE = 200_000
+
+
+@dataclass(frozen=True)
+class LegacyExtract:
+    """Every contract table as a frame whose columns are all ``pl.String``."""
+
+    tables: dict[str, pl.DataFrame]
+    source: str  # the source URL, password hidden
+    dialect: str  # sqlite | postgresql
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, table: str) -> pl.DataFrame:
+        return self.tables[table]
+
+    @property
+    def control(self) -> pl.DataFrame:
+        return self.tables[CONTROL_TABLE]
+
+
+def extraction_sql(table: str) -> str:
+    return sql_text(f"extract/{table}.sql")
+
+
+def read_legacy(source_url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> LegacyExtract:
+    """Read every table of both legacy systems, and ``extract_control``, from ``source_url``.
+
+    Raises ``InputError`` naming the table (or column) when the source lacks part of the
+    contract, before anything else is read.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    engine = _legacy_engine(source_url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+                # CAST(date AS TEXT) follows DateStyle; ISO gives YYYY-MM-DD whatever the
+                # server's default.
+                conn.exec_driver_sql("SET DateStyle = 'ISO, YMD'")
+            _require_contract(conn)
+            tables = {table: _read_table(conn, table, batch_size) for table in TABLES}
+            dialect = conn.dialect.name
+    finally:
+        engine.dispose()
+    return LegacyExtract(
+        tables=tables,
+        source=redacted(source_url),
+        dialect=dialect,
+        row_counts={name: frame.height for name, frame in tables.items()},
+    )
+
+
+def _legacy_engine(source_url: str) -> Engine:
+    """PostgreSQL through the store's ``make_engine``; a SQLite file opened read-only.
+
+    ``make_engine`` would switch a SQLite file to WAL on connect, which writes to the file
+    (and fails on a read-only one); the replica must not be touched, so SQLite gets a plain
+    engine on a ``mode=ro`` URI instead.
+    """
+    url = normalise_url(source_url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return make_engine(url)
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise InputError("the legacy source must be a SQLite file path or a PostgreSQL URL")
+    path = Path(database)
+    if not path.is_file():
+        raise InputError(f"the legacy SQLite file {database!r} does not exist")
+    return create_engine(f"sqlite:///file:{path.resolve().as_posix()}?mode=ro&uri=true")
+
+
+def _require_contract(conn: Connection) -> None:
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    missing = [table for table in TABLES if table not in present]
+    if missing:
+        raise InputError(
+            "the legacy source is missing contract table(s): "
+            + ", ".join(missing)
+            + " (see sql/legacy_schema.sql)"
+        )
+    for table, columns in TABLES.items():
+        have = {column["name"] for column in inspector.get_columns(table)}
+        lacking = [column for column in columns if column not in have]
+        if lacking:
+            raise InputError(
+                f"legacy table {table} is missing contract column(s): {', '.join(lacking)}"
+            )
+
+
+def _read_table(conn: Connection, table: str, batch_size: int) -> pl.DataFrame:
+    columns = TABLES[table]
+    schema = dict.fromkeys(columns, pl.String)
+    frames = [
+        _batch_frame(rows, columns) for rows in _batches(conn, extraction_sql(table), batch_size)
+    ]
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames, rechunk=True)
+
+
+def _batches(conn: Connection, sql: str, batch_size: int) -> Iterator[Sequence[Any]]:
+    # yield_per streams: a server-side cursor on PostgreSQL, fetchmany on SQLite.
+    result = conn.execution_options(yield_per=batch_size).exec_driver_sql(sql)
+    try:
+        yield from result.partitions(batch_size)
+    finally:
+        result.close()
+
+
+def _batch_frame(rows: Sequence[Any], columns: Sequence[str]) -> pl.DataFrame:
+    # Column-wise construction: one Series per column from the batch's tuples.
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pl.DataFrame(
+        [
+            pl.Series(name, column, dtype=pl.String)
+            for name, column in zip(columns, values, strict=True)
+        ]
+    )
