@@ -146,6 +146,7 @@ CREATE TABLE IF NOT EXISTS requests (
     outcome TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS minute_counts (minute TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS day_counts (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reference_faults (reference TEXT PRIMARY KEY);
 """
 
@@ -343,11 +344,14 @@ class FakeNotify:
         if problem is not None:
             return problem
         day = now.date().isoformat()
-        (today,) = self._db.execute(
-            "SELECT count(*) FROM notifications WHERE day = ?", (day,)
-        ).fetchone()
-        if today >= self.faults.daily_limit:
+        row = self._db.execute("SELECT n FROM day_counts WHERE day = ?", (day,)).fetchone()
+        if row is not None and row[0] >= self.faults.daily_limit:
             return self._daily_limit_reply()
+        self._db.execute(
+            "INSERT INTO day_counts (day, n) VALUES (?, 1)"
+            " ON CONFLICT (day) DO UPDATE SET n = n + 1",
+            (day,),
+        )
         notification = self._accept(body, now, day)
         if fault is FaultKind.TIMEOUT_AFTER_ACCEPT:
             return FakeReply(0, transport_error="timeout")
