@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from csa_closure.errors import InputError
-from csa_closure.legacy.contract import CONTROL_TABLE, TABLES
+from csa_closure.legacy.contract import CONTROL_TABLE, SPECS, SYSTEMS, TABLES
 from csa_closure.resources import sql_text
 from csa_closure.store.engine import make_engine, normalise_url, redacted
 
@@ -36,6 +36,7 @@ class LegacyExtract:
     tables: dict[str, pl.DataFrame]
     source: str  # the source URL, password hidden
     dialect: str  # sqlite | postgresql
+    systems: tuple[str, ...] = SYSTEMS  # the systems whose tables were read
     row_counts: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, table: str) -> pl.DataFrame:
@@ -46,18 +47,34 @@ class LegacyExtract:
         return self.tables[CONTROL_TABLE]
 
 
+def system_tables(system: str) -> tuple[str, ...]:
+    spec = SPECS[system]
+    return (spec.party_table, spec.case_table, spec.debt_table, spec.payment_table)
+
+
 def extraction_sql(table: str) -> str:
     return sql_text(f"extract/{table}.sql")
 
 
-def read_legacy(source_url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> LegacyExtract:
-    """Read every table of both legacy systems, and ``extract_control``, from ``source_url``.
+def read_legacy(
+    source_url: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    systems: Sequence[str] = SYSTEMS,
+) -> LegacyExtract:
+    """Read every table of the legacy systems (both by default), and ``extract_control``,
+    from ``source_url``.
 
     Raises ``InputError`` naming the table (or column) when the source lacks part of the
-    contract, before anything else is read.
+    contract, before anything else is read. Reading one system at a time (``systems``)
+    halves the memory a pull needs at full scale.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"systems must be some of {', '.join(SYSTEMS)}")
+    wanted = [CONTROL_TABLE] + [t for s in SYSTEMS if s in systems for t in system_tables(s)]
     engine = _legacy_engine(source_url)
     try:
         with engine.connect() as conn:
@@ -69,7 +86,9 @@ def read_legacy(source_url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Leg
                 # server's default.
                 conn.exec_driver_sql("SET DateStyle = 'ISO, YMD'")
             _require_contract(conn)
-            tables = {table: _read_table(conn, table, batch_size) for table in TABLES}
+            tables = {
+                table: _read_table(conn, table, batch_size) for table in TABLES if table in wanted
+            }
             dialect = conn.dialect.name
     finally:
         engine.dispose()
@@ -77,6 +96,7 @@ def read_legacy(source_url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Leg
         tables=tables,
         source=redacted(source_url),
         dialect=dialect,
+        systems=tuple(s for s in SYSTEMS if s in systems),
         row_counts={name: frame.height for name, frame in tables.items()},
     )
 

@@ -30,6 +30,7 @@ quoted only when they look like codes, dates or amounts.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -149,7 +150,7 @@ class NormalisedBook:
         """Per system and creditor: control pence, loaded, quarantined and the difference
         (``control - loaded - quarantined``; zero when nothing was lost)."""
         rows = []
-        for system in SYSTEMS:
+        for system in self.control["source_system"].to_list():
             ctrl = self.control.filter(pl.col("source_system") == system)
             for creditor in CREDITORS:
                 control_pence = int(ctrl[f"{creditor.lower()}_arrears_pence"].sum())
@@ -188,10 +189,12 @@ class NormalisedBook:
 
 
 def normalise(extract: LegacyExtract) -> NormalisedBook:
-    """Normalise both systems of ``extract`` and quarantine every bad row (see module doc)."""
-    control = parse_control(extract.control)
+    """Normalise the systems read into ``extract`` and quarantine every bad row (see the
+    module doc). ``control`` holds the extract_control rows of those systems."""
+    control = parse_control(extract.control, extract.systems)
     books = [
-        _normalise_system(SPECS[system], extract, _as_at(control, system)) for system in SYSTEMS
+        _normalise_system(SPECS[system], extract, _as_at(control, system))
+        for system in extract.systems
     ]
     return NormalisedBook(
         parties=_concat([b.parties for b in books], PARTY_SCHEMA).sort("party_ref"),
@@ -211,14 +214,14 @@ def normalise(extract: LegacyExtract) -> NormalisedBook:
 # --- control totals -------------------------------------------------------------------
 
 
-def parse_control(raw: pl.DataFrame) -> pl.DataFrame:
+def parse_control(raw: pl.DataFrame, systems: Sequence[str] = SYSTEMS) -> pl.DataFrame:
     """``extract_control`` as typed rows, one per system; refuses a missing or bad row.
 
     The control totals are the yardstick of the whole pull, so a problem here is an input
     error for the operator, not something to quarantine.
     """
     rows = []
-    for system in SYSTEMS:
+    for system in systems:
         found = raw.filter(pl.col("system") == system)
         if found.height != 1:
             raise InputError(
@@ -888,6 +891,7 @@ def _orphan_items(
             pl.col("pwc").sum().cast(pl.Int64).alias("pwc_pence"),
             pl.col("sos").sum().cast(pl.Int64).alias("sos_pence"),
             pl.len().cast(pl.Int32).alias("row_count"),
+            pl.col("case_key").first().fill_null("NULL").str.slice(0, 20).alias("raw_key"),
         )
         .select(
             pl.lit(spec.name).alias("source_system"),
@@ -904,7 +908,7 @@ def _orphan_items(
                     pl.concat_str(
                         pl.col("row_count").cast(pl.String),
                         pl.lit(f" {table} row(s) for {key_column} "),
-                        pl.col("case_ref").str.slice(0, 20),
+                        pl.col("raw_key"),
                         pl.lit(f", which is not in {case_table}"),
                     ).alias("detail"),
                 )

@@ -347,7 +347,7 @@ def build_legacy_book(
         coverage.append(_coverage_refs(system, wide, rendered))
         planted.append(system_planted)
         for table, frame in rendered.items():
-            tables[table] = frame.select(TABLES[table])
+            tables[table] = _in_key_order(system, table, frame).select(TABLES[table])
     tables["extract_control"] = pl.DataFrame(
         [
             {
@@ -368,6 +368,18 @@ def build_legacy_book(
         coverage=pl.concat(coverage),
         as_at=as_at,
     )
+
+
+def _in_key_order(system: str, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Debt and payment rows in case-key order (planted rows stay after their case's own
+    rows), so the dump reads case by case. Keys the generator writes are all well formed:
+    CSCS's are fixed width, CS2's are numbers."""
+    spec = SPECS[system]
+    if table not in (spec.debt_table, spec.payment_table):
+        return frame
+    key = pl.col(spec.debt_cols["case_key"])
+    order = key if system == CSCS else key.cast(pl.Int64)
+    return frame.sort(order, maintain_order=True)
 
 
 # --- targets ---------------------------------------------------------------------------

@@ -1,0 +1,178 @@
+"""``csa-closure sample``: synthetic legacy data for demos, tests and benchmarks."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from csa_closure.cli.options import ISO_DATE, format_option
+from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.legacy.contract import SYSTEMS
+from csa_closure.sample.legacy import (
+    DEFAULT_AS_AT,
+    DEFAULT_DIRTY_RATE,
+    GenerationSummary,
+    generate_legacy,
+    load_legacy_sql,
+)
+
+
+@click.group()
+def sample() -> None:
+    """Generate synthetic legacy data: a CSCS + CS2 replica with every dirty-data kind.
+
+    Every name, address, NINO and date of birth is made up. Use the output as the legacy
+    source of a pull.
+    """
+
+
+@sample.command("legacy")
+@click.option(
+    "--cases",
+    type=click.IntRange(min=2),
+    required=True,
+    help="How many cases, both systems together.",
+)
+@click.option(
+    "--seed", type=int, required=True, help="Random seed: the same seed gives the same replica."
+)
+@click.option(
+    "--out",
+    required=True,
+    help="Where to write: a SQLite file path, a postgresql+psycopg:// URL, or a path ending "
+    ".sql for a diffable SQL text dump.",
+)
+@click.option(
+    "--as-at",
+    "as_at",
+    type=ISO_DATE,
+    default=DEFAULT_AS_AT.isoformat(),
+    show_default=True,
+    help="The replica's as-at date (extract_control.as_at), YYYY-MM-DD.",
+)
+@click.option(
+    "--dirty-rate",
+    type=click.FloatRange(0, 0.05),
+    default=DEFAULT_DIRTY_RATE,
+    show_default=True,
+    help="Share of each system's cases given each dirty-data kind (0.005 = 0.5% per kind).",
+)
+@click.option(
+    "--coverage/--no-coverage",
+    default=False,
+    show_default=True,
+    help="Also plant cases for every policy table row, boundary and collectability branch, "
+    "and at least one of every dirty-data kind in every column.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file or legacy tables.")
+@format_option
+def legacy(
+    cases: int,
+    seed: int,
+    out: str,
+    as_at: date,
+    dirty_rate: float,
+    coverage: bool,
+    force: bool,
+    fmt: str,
+) -> None:
+    """Generate a synthetic legacy replica (both systems and extract_control) at --out."""
+    summary = generate_legacy(
+        out,
+        cases,
+        seed,
+        as_at,
+        dirty_rate,
+        ensure_coverage=coverage,
+        overwrite=force,
+    )
+    emit(
+        fmt,
+        summary,
+        table=lambda c: _print_summary(c, summary),
+        csv_rows=lambda: (_control_rows(summary), list(_control_rows(summary)[0])),
+    )
+
+
+def _control_rows(summary: GenerationSummary) -> list[dict[str, Any]]:
+    return [
+        {
+            "source_system": system,
+            "case_count": summary.control[system]["case_count"],
+            "pwc_arrears_pence": summary.control[system]["pwc_arrears_pence"],
+            "sos_arrears_pence": summary.control[system]["sos_arrears_pence"],
+            "as_at": summary.control[system]["as_at"],
+            "dirty_items": sum(summary.dirty[system].values()),
+        }
+        for system in SYSTEMS
+    ]
+
+
+def _print_summary(console: Any, summary: GenerationSummary) -> None:
+    console.print(
+        f"Wrote a {summary.format} legacy replica of {summary.cases:,} cases to {summary.out} "
+        f"in {summary.elapsed_seconds:.1f}s (seed {summary.seed}, as at {summary.as_at})."
+    )
+    console.print(
+        rich_table(
+            "Control totals (extract_control)",
+            ["system", "cases", "owed to PWCs", "owed to SOS", "dirty items"],
+            [
+                [
+                    row["source_system"],
+                    f"{row['case_count']:,}",
+                    pounds(row["pwc_arrears_pence"]),
+                    pounds(row["sos_arrears_pence"]),
+                    f"{row['dirty_items']:,}",
+                ]
+                for row in _control_rows(summary)
+            ],
+            right=["cases", "owed to PWCs", "owed to SOS", "dirty items"],
+        )
+    )
+    kinds = list(summary.dirty[SYSTEMS[0]])
+    console.print(
+        rich_table(
+            "Dirty data planted (items per kind)",
+            ["kind", *SYSTEMS],
+            [[kind, *[str(summary.dirty[s][kind]) for s in SYSTEMS]] for kind in kinds],
+            right=list(SYSTEMS),
+        )
+    )
+    if summary.coverage:
+        console.print(
+            f"Coverage: {len(summary.coverage)} scenarios planted on "
+            f"{sum(summary.coverage.values())} cases."
+        )
+
+
+@sample.command("legacy-from-sql")
+@click.argument("sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite file to create.",
+)
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@format_option
+def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
+    """Turn a legacy SQL dump (sample_data/legacy_sample.sql) into a SQLite replica."""
+    counts = load_legacy_sql(sql_file, out, overwrite=force)
+    result = {"out": str(out), "rows": counts}
+    emit(
+        fmt,
+        result,
+        table=lambda c: c.print(
+            rich_table(
+                f"Legacy replica {out}",
+                ["table", "rows"],
+                [[table, f"{rows:,}"] for table, rows in counts.items()],
+                right=["rows"],
+            )
+        ),
+        csv_rows=lambda: ([{"table": t, "rows": r} for t, r in counts.items()], ["table", "rows"]),
+    )
