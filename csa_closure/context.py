@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from csa_closure.store.clock import Clock, utcnow
 
 DEFAULT_DB_URL = "sqlite:///csa_closure.db"
+CHUNK_SIZE_ENV = "CSA_CLOSURE_CHUNK_SIZE"
 DB_ENV = "CSA_CLOSURE_DB"
 AS_OF_ENV = "CSA_CLOSURE_AS_OF"
 ACTOR_ENV = "CSA_CLOSURE_ACTOR"
@@ -28,6 +29,12 @@ class Settings:
 
     chunk_size: int = 20_000
     lease_seconds: int = 300
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Settings, with the chunk size taken from CSA_CLOSURE_CHUNK_SIZE when set."""
+        size = os.environ.get(CHUNK_SIZE_ENV)
+        return cls(chunk_size=int(size)) if size else cls()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
@@ -46,20 +46,33 @@ def _with_search_path(url: str, schema: str) -> str:
 
 
 @pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """A URL whose connections work in a fresh, empty PostgreSQL schema."""
+def pg_schemas() -> Iterator[Callable[[], str]]:
+    """Make fresh, empty PostgreSQL schemas (dropped after the test); returns their URLs."""
     server = _pg_server_url()
     assert server is not None
-    schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        return _with_search_path(server, schema)
+
     try:
-        yield _with_search_path(server, schema)
+        yield make
     finally:
         with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            for schema in made:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_schemas: Callable[[], str]) -> str:
+    """A URL whose connections work in a fresh, empty PostgreSQL schema."""
+    return pg_schemas()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -95,3 +108,29 @@ def ctx(store_url: str) -> Iterator[Context]:
     engine = make_engine(store_url)
     yield Context(engine=engine, as_of=AS_OF, actor="tester", settings=Settings(chunk_size=50))
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def make_store(request: pytest.FixtureRequest, tmp_path) -> Callable[[], str]:  # type: ignore[no-untyped-def]
+    """Make fresh migrated working stores on one database kind (both kinds, parametrised)."""
+    counter = iter(range(1, 1000))
+
+    def make() -> str:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'store{next(counter)}.db'}"
+        else:
+            url = request.getfixturevalue("pg_schemas")()
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        return url
+
+    return make
+
+
+def context_for(
+    url: str, *, as_of: date = AS_OF, actor: str = "tester", chunk_size: int = 50
+) -> Context:
+    return Context(
+        engine=make_engine(url), as_of=as_of, actor=actor, settings=Settings(chunk_size=chunk_size)
+    )

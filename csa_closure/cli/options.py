@@ -46,7 +46,7 @@ class CliState:
     db_url: str
     as_of: date
     actor: str
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = field(default_factory=Settings.from_environment)
     _context: Context | None = None
 
     def context(self, *, require_schema: bool = True) -> Context:

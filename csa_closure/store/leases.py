@@ -5,16 +5,21 @@ row is free or its lease has expired, so of two operators on PostgreSQL exactly 
 the other gets a clear refusal naming the holder. The holder renews the lease inside each
 chunk's transaction, so if its lease was taken over (it stalled past expiry) the chunk rolls
 back instead of doing the work twice. A stale lease from a dead operator is taken over after
-it expires, and an event records who took it from whom.
+it expires, and an event records who took it from whom. On the machine where the holder ran,
+a holder whose process is gone (crashed, killed) is taken over at once: nobody has to wait
+for the lease to run out after a crash.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import psutil
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
@@ -33,6 +38,18 @@ class Lease:
     expires_at: datetime
 
 
+_HOLDER = re.compile(r"@(?P<host>.+) pid (?P<pid>\d+)$")
+
+
+def _holder_is_dead(holder: str | None, host: str) -> bool:
+    """True when ``holder`` ran on this machine and its process no longer exists."""
+    match = _HOLDER.search(holder or "")
+    if match is None or match["host"] != host:
+        return False
+    pid = int(match["pid"])
+    return pid != os.getpid() and not psutil.pid_exists(pid)
+
+
 def acquire(conn: Connection, run: Run, name: str) -> Lease:
     """Take the lease ``name`` for ``run`` or raise ``LeaseHeld``. Commit to make it visible."""
     ctx = run.ctx
@@ -41,10 +58,15 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
     now = ctx.clock()
     token = str(uuid.uuid4())
     expires = now + timedelta(seconds=ctx.settings.lease_seconds)
+    free = or_(leases.c.token.is_(None), leases.c.expires_at < now)
+    dead = before.token is not None and _holder_is_dead(before.holder, ctx.host)
+    if dead:
+        # compare-and-set on the dead holder's token, so two rescuers cannot both win
+        free = leases.c.token == before.token
     taken = conn.execute(
         update(leases)
         .where(leases.c.name == name)
-        .where(or_(leases.c.token.is_(None), leases.c.expires_at < now))
+        .where(free)
         .values(
             token=token,
             holder=ctx.holder,
@@ -74,6 +96,7 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
                 "previous_holder": before.holder,
                 "previous_run_id": before.run_id,
                 "new_holder": ctx.holder,
+                "why": "holder process is dead" if dead else "lease expired",
                 "expired_at": before.expires_at.isoformat() if before.expires_at else None,
             },
         )

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import CsaClosureError, Unbalanced
+from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
 from csa_closure.store.leases import Lease
 from csa_closure.store.migrate import require_current
@@ -50,6 +51,8 @@ class Run:
             for lease in self.leases:
                 lease_store.renew(conn, self, lease)
             yield conn
+            failpoints.reach(self.stage, "before_commit")
+        failpoints.reach(self.stage, "after_commit")
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
