@@ -56,7 +56,7 @@ REFERABLE_STATES = frozenset(
     for s in DebtState
     if (s, DebtState.REVIEW) in TRANSITIONS
     and s not in CLOSED_STATES
-    and s is not DebtState.TRANSFER_SENT
+    and s not in (DebtState.TRANSFER_SENT, DebtState.REVIEW)
 )
 DECIDABLE_OUTCOMES = tuple(o for o in Outcome if o is not Outcome.MANUAL_REVIEW)
 
