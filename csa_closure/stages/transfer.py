@@ -475,8 +475,13 @@ def verify_package(folder: Path) -> PackageCheck:
         if path.is_file() and sha256_file(path) != digest:
             problems.append(f"{name}: SHA-256 does not match the manifest")
     rows = total = None
+    frame = None
     if (folder / DEBTS_FILE).is_file():
-        frame = pl.read_parquet(folder / DEBTS_FILE)
+        try:
+            frame = pl.read_parquet(folder / DEBTS_FILE)
+        except Exception:  # a damaged file: polars raises its own compute errors
+            problems.append(f"{DEBTS_FILE} cannot be read as Parquet")
+    if frame is not None:
         rows = frame.height
         if frame.schema.get("amount_pence") != pl.Int64:
             problems.append("amount_pence is not int64")
