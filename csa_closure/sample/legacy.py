@@ -1180,10 +1180,10 @@ def _minimum_items(kind: DirtyKind, system: str, typed_cs2: bool) -> int:
     return len(kind.columns)
 
 
-def _cycled(values: Sequence[Any], k: int, dtype: pl.DataType = pl.String) -> pl.Series:
+def _cycled(values: Sequence[Any], k: int, dtype: pl.DataType | None = None) -> pl.Series:
     """``values`` repeated in turn to length ``k`` (whole-column gather, no loop)."""
     index = pl.int_range(0, k, dtype=pl.Int64, eager=True) % len(values)
-    return pl.Series(values, dtype=dtype).gather(index)
+    return pl.Series(values, dtype=dtype or pl.String()).gather(index)
 
 
 def _plant_dirt(
@@ -1297,7 +1297,15 @@ def _column_turns(kind: DirtyKind, system: str, k: int) -> tuple[pl.Series, pl.S
     return roles, names, tables
 
 
-def _plant_dates(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_dates(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     spec = SPECS[system]
     roles, names, table_names = _column_turns(kind, system, k)
     values = _cycled(BAD_VALUES[(system, kind.name)], k)
@@ -1363,7 +1371,15 @@ def _append_payments(
     )
 
 
-def _plant_case_column(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_case_column(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Kinds that change one case column: future/missing dates, parents, flags, codes."""
     spec = SPECS[system]
     _roles, names, table_names = _column_turns(kind, system, k)
@@ -1378,27 +1394,38 @@ def _plant_case_column(rng, system, kind, tables, targets, k, as_at):  # type: i
     elif kind.name == "unknown_party":
         new = _unknown_party_keys(system, tables, pl.col("_i"))
     else:
-        new = _cycled(BAD_VALUES[(system, kind.name)], k)
-    items = items.with_columns(
-        pl.lit(new).alias("_new") if isinstance(new, pl.Series) else new.alias("_new")
-    )
+        new = pl.lit(_cycled(BAD_VALUES[(system, kind.name)], k))
+    items = items.with_columns(new.alias("_new"))
     for column in names.unique().to_list():
         chosen = items.filter(pl.col("_column") == column)
         tables[spec.case_table] = _patch(tables[spec.case_table], ["_idx"], chosen, column)
     return tables, _planted(system, kind, items["_ref"], names, table_names)
 
 
+def _max_int(values: pl.Series, default: int) -> int:
+    top = values.max()
+    return int(top) if isinstance(top, int) else default
+
+
 def _unknown_party_keys(system: str, tables: dict[str, pl.DataFrame], i: pl.Expr) -> pl.Expr:
     spec = SPECS[system]
     keys = tables[spec.party_table][spec.party_cols["key"]]
     if system == CSCS:
-        top = int(keys.str.slice(1).cast(pl.Int64).max() or 100_000_000)
+        top = _max_int(keys.str.slice(1).cast(pl.Int64), 100_000_000)
         return pl.concat_str(pl.lit("P"), (pl.lit(top + 1000) + i * 7).cast(pl.String))
-    top = int(keys.cast(pl.Int64).max() or 0)
+    top = _max_int(keys.cast(pl.Int64), 0)
     return (pl.lit(top + 1000) + i * 7).cast(pl.String)
 
 
-def _plant_party_column(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_party_column(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     spec = SPECS[system]
     _roles, names, table_names = _column_turns(kind, system, k)
     key = spec.party_cols["key"]
@@ -1427,7 +1454,15 @@ def _first_debt_rows(
     )
 
 
-def _plant_debt_amount(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_debt_amount(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Bad or credit balances on the case's first debt row; legacy pence updated to match."""
     spec = SPECS[system]
     _roles, names, table_names = _column_turns(kind, system, k)
@@ -1450,7 +1485,15 @@ def _plant_debt_amount(rng, system, kind, tables, targets, k, as_at):  # type: i
     return tables, _planted(system, kind, targets["_ref"], names, table_names)
 
 
-def _plant_duplicate_debt(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_duplicate_debt(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     spec = SPECS[system]
     _roles, names, table_names = _column_turns(kind, system, k)
     cols = spec.debt_cols
@@ -1475,7 +1518,15 @@ def _plant_duplicate_debt(rng, system, kind, tables, targets, k, as_at):  # type
     return tables, _planted(system, kind, targets["_ref"], names, table_names)
 
 
-def _plant_payment_amount(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_payment_amount(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     _roles, names, table_names = _column_turns(kind, system, k)
     chosen = targets.select("_idx").with_columns(
         _cycled(BAD_VALUES[(system, kind.name)], k).alias("_new")
@@ -1492,7 +1543,7 @@ def _orphan_keys(
 ) -> tuple[pl.Series, pl.Series]:
     """Case keys no case has (beyond the highest), and the quarantine reference of each."""
     spec = SPECS[system]
-    top = int(tables[spec.case_table]["_num"].max() or 0)
+    top = _max_int(tables[spec.case_table]["_num"], 0)
     numbers = pl.int_range(0, k, dtype=pl.Int64, eager=True) * 11 + top + offset
     if system == CSCS:
         keys = _prefixed("C", numbers)
@@ -1500,7 +1551,15 @@ def _orphan_keys(
     return numbers.cast(pl.String), _prefixed("CS2#", numbers)
 
 
-def _plant_orphan_debts(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_orphan_debts(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     spec = SPECS[system]
     cols = spec.debt_cols
     keys, refs = _orphan_keys(system, tables, k, 5_000)
@@ -1527,7 +1586,15 @@ def _plant_orphan_debts(rng, system, kind, tables, targets, k, as_at):  # type: 
     )
 
 
-def _plant_orphan_payments(rng, system, kind, tables, targets, k, as_at):  # type: ignore[no-untyped-def]
+def _plant_orphan_payments(
+    rng: SeededRandom,
+    system: str,
+    kind: DirtyKind,
+    tables: dict[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    k: int,
+    as_at: date,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     spec = SPECS[system]
     cols = spec.payment_cols
     keys, refs = _orphan_keys(system, tables, k, 9_000)
@@ -1559,7 +1626,11 @@ def _plant_orphan_payments(rng, system, kind, tables, targets, k, as_at):  # typ
     )
 
 
-_PLANTERS: dict[str, Callable[..., tuple[dict[str, pl.DataFrame], pl.DataFrame]]] = {
+Planter = Callable[
+    [SeededRandom, str, DirtyKind, dict[str, pl.DataFrame], pl.DataFrame, int, date],
+    tuple[dict[str, pl.DataFrame], pl.DataFrame],
+]
+_PLANTERS: dict[str, Planter] = {
     "date_unparseable": _plant_dates,
     "date_nonexistent": _plant_dates,
     "future_effective_date": _plant_case_column,
