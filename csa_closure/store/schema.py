@@ -272,6 +272,8 @@ letter_batches = Table(
     _ts("approved_at"),
     Column("channel", String(16)),  # govuk-notify|print-file
     _ts("sent_at"),
+    Column("stop_reason", String(200)),  # why the last send stopped early; never personal data
+    Column("letters_config_sha256", String(64)),  # the letters configuration it is sent with
 )
 
 letters = Table(
@@ -295,6 +297,7 @@ letters = Table(
     _ts("created_at", nullable=False),
     _ts("sent_at"),
     _ts("status_at"),
+    _ts("attempted_at"),  # when the last send was tried: reconcile by reference from here
     UniqueConstraint("debt_id", "purpose", "recipient"),
     Index(None, "status"),
     Index(None, "batch_id"),

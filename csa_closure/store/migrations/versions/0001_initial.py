@@ -178,6 +178,8 @@ def upgrade() -> None:
         sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("stop_reason", sa.String(length=200), nullable=True),
+        sa.Column("letters_config_sha256", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["built_run_id"],
             ["stage_runs.run_id"],
@@ -506,6 +508,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("status_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["letter_batches.batch_id"],
