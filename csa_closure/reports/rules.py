@@ -5,11 +5,13 @@ Two views, both aggregated in SQL:
 - **current**: each debt's decision as it stands now (``debts.outcome``, ``reason``,
   ``rule_id``, ``ruleset_hash``), with debts and pence, and how many of them are closed.
   Caseworker decisions carry no rule id. Debts not yet decided are one row, outcome empty.
-- **history**: every decision ever made, from the event log. A decision event is any
-  ``debt.*`` event whose ``detail`` records an ``outcome`` (``debt.decided``,
-  ``debt.redecided``, a caseworker's decision, ...). Each is counted as ``current`` when it is
-  the latest decision event of its debt, and ``superseded`` when a re-decision or a caseworker
-  replaced it, so a rule change's effect stays visible after it was undone.
+- **history**: every decision ever made, from the event log: the events in
+  ``DECISION_EVENTS`` whose ``detail`` records the ``outcome`` (with ``reason``, ``rule_id``,
+  ``ruleset_hash``). Each is counted as ``current`` when it is the latest decision event of
+  its debt, and ``superseded`` when a re-decision, a collectability decision or a caseworker
+  replaced it, so a rule change's effect stays visible after it was undone. Moves that follow
+  from the final chance (a window expiring, a parent declining) record their outcome on the
+  debt, not in the event's detail: they appear in the current view, with their reason.
 
 Pence are the debts' loaded balances (``opening_pence``).
 """
@@ -27,6 +29,15 @@ from csa_closure.states import CLOSED_STATES
 from csa_closure.store.schema import debts, events
 
 DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")
+# The events that record a decision in their detail: assess (first decision and re-decision),
+# resolve (collectability) and a caseworker's review. Listed so the event_type index finds them
+# among millions of other events.
+DECISION_EVENTS = (
+    "debt.decided",
+    "debt.redecided",
+    "debt.collectability_decided",
+    "debt.reviewed",
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ def decision_detail(key: str) -> Any:
 
 
 def is_decision_event() -> Any:
-    return events.c.event_type.like("debt.%") & decision_detail("outcome").is_not(None)
+    return events.c.event_type.in_(DECISION_EVENTS) & decision_detail("outcome").is_not(None)
 
 
 def _sort_key(*values: str | None) -> tuple[tuple[bool, str], ...]:
@@ -102,43 +113,41 @@ def _current(conn: Connection, ruleset_hash: str | None) -> list[RuleOutcome]:
 
 
 def _history(conn: Connection, ruleset_hash: str | None) -> list[DecisionHistory]:
-    latest = (
-        select(events.c.debt_id, func.max(events.c.event_id).label("last_id"))
+    latest = func.max(events.c.event_id).over(partition_by=events.c.debt_id)
+    decisions = (
+        select(
+            events.c.debt_id,
+            *(decision_detail(k).label(k) for k in DETAIL_KEYS),
+            case((events.c.event_id == latest, 1), else_=0).label("is_current"),
+        )
         .where(is_decision_event())
-        .group_by(events.c.debt_id)
         .subquery()
     )
-    keys = [decision_detail(k).label(k) for k in DETAIL_KEYS]
-    is_current = events.c.event_id == latest.c.last_id
+    keys = [decisions.c[k] for k in DETAIL_KEYS]
     statement = (
         select(
             *keys,
             func.count(),
-            func.sum(case((is_current, 1), else_=0)),
+            func.sum(decisions.c.is_current),
             func.coalesce(func.sum(debts.c.opening_pence), 0),
         )
-        .select_from(
-            events.join(latest, latest.c.debt_id == events.c.debt_id).join(
-                debts, debts.c.debt_id == events.c.debt_id
-            )
-        )
-        .where(is_decision_event())
+        .select_from(decisions.join(debts, debts.c.debt_id == decisions.c.debt_id))
         .group_by(*keys)
     )
     if ruleset_hash:
-        statement = statement.where(decision_detail("ruleset_hash") == ruleset_hash)
+        statement = statement.where(decisions.c.ruleset_hash == ruleset_hash)
     rows = []
     for r in conn.execute(statement):
-        decisions, current = int(r[4]), int(r[5] or 0)
+        decisions_made, current = int(r[4]), int(r[5] or 0)
         rows.append(
             DecisionHistory(
                 ruleset_hash=r[0],
                 rule_id=r[1],
                 outcome=r[2],
                 reason=r[3],
-                decisions=decisions,
+                decisions=decisions_made,
                 current=current,
-                superseded=decisions - current,
+                superseded=decisions_made - current,
                 pence=int(r[6]),
             )
         )
