@@ -17,7 +17,7 @@ from csa_closure.cli.archive import VERIFY_FAILED_EXIT_CODE
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
 from csa_closure.reconcile import reconcile
-from csa_closure.stages.archive import MANIFEST, MARKER, archive, verify
+from csa_closure.stages.archive import MANIFEST, MARKER, _snapshot, archive, verify
 from csa_closure.store import events as event_log
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import archives, debts, events, ledger_entries, stage_runs
@@ -297,3 +297,18 @@ def test_cli_usage(store_url: str, tmp_path: Path) -> None:
     (busy / "x").write_text("")
     refused = runner.invoke(cli, [*base, "archive", "--out", str(busy)])
     assert refused.exit_code == 2 and "not empty" in refused.output
+
+
+def test_the_archive_reads_one_snapshot_while_others_write(ctx: Context) -> None:
+    book = closed_book(ctx)
+
+    def count(conn) -> int:  # type: ignore[no-untyped-def]
+        return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+    with _snapshot(ctx.engine) as reader:
+        before = count(reader)
+        with stage_run(book.ctx, "notify", {}) as run, run.chunk() as conn:
+            event_log.record(conn, run, "letter.status", case_ref="S000000002")
+        assert count(reader) == before  # the new event is not seen inside the snapshot
+    with ctx.engine.connect() as conn:
+        assert count(conn) == before + 1

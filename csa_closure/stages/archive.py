@@ -368,10 +368,11 @@ def _write_parquet(
     progress: Progress,
 ) -> FileSummary:
     schema = _empty_frame(spec).to_arrow().schema
+    expected = store_summary(conn, spec, marks)
     rows = 0
     totals = dict.fromkeys(spec.pence_columns, 0)
     task = f"archive: {spec.name}"
-    progress.start(task, None)
+    progress.start(task, expected.rows)
     with _owner_only_file(path) as f, pq.ParquetWriter(f, schema, compression="zstd") as writer:
         for frame in _iter_frames(conn, spec, marks, batch_rows):
             writer.write_table(frame.to_arrow().cast(schema))
@@ -380,6 +381,13 @@ def _write_parquet(
                 totals[c] += int(frame[c].sum() or 0)
             progress.advance(task, frame.height)
     progress.finish(task)
+    if (rows, totals) != (expected.rows, expected.totals):
+        # the snapshot should make this impossible; an archive that disagrees with itself
+        # must not be recorded
+        raise RuntimeError(
+            f"{spec.file_name}: wrote {rows} rows {totals}, the store counted "
+            f"{expected.rows} rows {expected.totals} in the same snapshot"
+        )
     return FileSummary(rows=rows, totals=totals, sha256=sha256_of(path), bytes=path.stat().st_size)
 
 
