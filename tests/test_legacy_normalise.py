@@ -499,7 +499,7 @@ def test_orphan_rows_are_held_on_their_own_under_the_reference_they_carry() -> N
     assert items[("CSCS", "C000000778", "orphan_payment")]["row_count"] == 2
     assert items[("CS2", "CS2#99", "orphan_debt")]["sos_pence"] == 700
     assert items[("CS2", "CS2#99", "orphan_debt")]["reasons"][0]["detail"] == (
-        "1 cs2_arrears row(s) for case_id 99, which is not in cs2_case"
+        "1 cs2_arrears row(s) for case_id (99), which is not in cs2_case"
     )
 
 
@@ -541,7 +541,13 @@ def test_details_never_quote_personal_data() -> None:
                 client("P000000001", dob="Annie Smith", addr_verified="12 Acacia Avenue"),
                 client("P000000002", dod="31/02/2011", emp_code="Brown"),
             ],
-            cscs_case=[cscs_case("C000000001", eff_date="Mary Jones", liab_end_date="31/02/2010")],
+            cscs_case=[
+                cscs_case("C000000001", eff_date="MARY JONES", liab_end_date="31/02/2010"),
+                cscs_case("C000000002", nrp="Peter Piper"),
+                cscs_case("C000000003"),
+            ],
+            cscs_debt=[{"case_no": "C000000003", "creditor": "PWC", "balance": "ANNIE SMITH"}],
+            cscs_payment=[{"case_no": "Smith", "pay_date": "01/01/2010", "amount": "1.00"}],
             cs2_party=[party(1, birth_date="1970-02-30"), party(2, employment="Jones Ltd")],
             cs2_case=[cs2_case(1, "S000000001", effective_date="Bob Jones")],
         )
@@ -555,7 +561,12 @@ def test_details_never_quote_personal_data() -> None:
         "31/02/2011",
         "Brown",
         "Mary",
+        "MARY",
         "Jones",
+        "JONES",
+        "ANNIE",
+        "SMITH",
+        "Peter",
         "1970-02-30",
     ):
         assert personal not in text

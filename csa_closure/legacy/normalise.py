@@ -9,7 +9,9 @@ Quarantine rules (the contract's):
 - every problem becomes an *issue* ``{code, table, field, detail}`` against one case row
   (a bad party row is an issue of every case that points at it, in that role);
 - a case with any issue is quarantined whole: the case row, all its debt rows and payment
-  rows go into one quarantine item (``item_kind='case'``) and none of it is loaded;
+  rows go into one quarantine item (``item_kind='case'``, ``row_count`` = those rows; party
+  rows are shared between cases and are not counted) and none of it is loaded; its parties
+  are loaded only if a loaded case points at them too;
 - a debt or payment row whose case does not exist is held on its own, grouped by the case
   reference it carries (``orphan_debt`` / ``orphan_payment``; CS2 rows as ``CS2#<case_id>``);
 - held pence are the readable balances of the held debt rows per creditor, summed; an
@@ -123,9 +125,12 @@ ISSUE_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String(),
 }
 
-# A quoted value must look like a code, date or amount: upper-case letters, digits and a
-# little punctuation, short. Anything else (a name typed into a date field) is not shown.
-_SHOWABLE = r"^[0-9A-Z/.,:#£_ -]{1,20}$"
+# A value is quoted only when it cannot be personal data: dates and amounts made of digits
+# and punctuation, or short upper-case codes and keys. CSCS holds names in capitals, so a
+# word like SMITH in a code column would be quoted; that is a code column's rubbish, not a
+# party column's value, and is as far as the rule goes. Party columns are never quoted.
+_SHOWN_NUMBER = r"^[0-9/.,:£ +-]{1,20}$"
+_SHOWN_CODE = r"^[A-Z0-9_#-]{1,20}$"
 
 
 @dataclass(frozen=True)
@@ -362,13 +367,13 @@ def _parse_pence(spec: SystemSpec, column: str) -> pl.Expr:
     )
 
 
-def _shown(column: str) -> pl.Expr:
-    """`` (value)`` when the value looks like a code/date/amount, else a neutral note."""
+def _shown(column: str, *, number: bool = False) -> pl.Expr:
+    """`` (value)`` when the value is safe to show (see ``_SHOWN_*``), else a neutral note."""
     c = pl.col(column)
     return (
         pl.when(c.is_null())
         .then(pl.lit(" (NULL)"))
-        .when(c.str.contains(_SHOWABLE))
+        .when(c.str.contains(_SHOWN_NUMBER if number else _SHOWN_CODE))
         .then(pl.concat_str(pl.lit(" ("), c, pl.lit(")")))
         .otherwise(pl.lit(" (value not shown)"))
     )
@@ -651,7 +656,7 @@ def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date)
         pl.col("eff_problem").is_not_null(),
         Reason.BAD_DATE,
         "effective_date",
-        text(f"{eff} ", pl.col("eff_problem"), _shown("effective_date")),
+        text(f"{eff} ", pl.col("eff_problem"), _shown("effective_date", number=True)),
     )
     add(
         pl.col("eff") > pl.lit(as_at),
@@ -668,7 +673,7 @@ def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date)
         pl.col("end_problem").is_not_null(),
         Reason.BAD_DATE,
         "liability_end_date",
-        text(f"{end} ", pl.col("end_problem"), _shown("liability_end_date")),
+        text(f"{end} ", pl.col("end_problem"), _shown("liability_end_date", number=True)),
     )
     for role in ("pwc", "nrp"):
         name = cols[f"{role}_key"]
@@ -678,7 +683,7 @@ def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date)
             ~_blank(spec, key) & ~pl.col(f"{role}_known"),
             Reason.UNKNOWN_PARTY,
             key,
-            text(f"{name} ", pl.col(key).str.slice(0, 20), f" is not in {spec.party_table}"),
+            text(f"{name}", _shown(key), f" is not in {spec.party_table}"),
         )
     add(
         ~_blank(spec, "pwc_key") & (pl.col("pwc_key") == pl.col("nrp_key")),
@@ -804,13 +809,15 @@ def _parse_debts(
         ~_blank(spec, "amount") & pl.col("pence").is_null(),
         Reason.BAD_AMOUNT,
         "amount",
-        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount")),
+        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount", number=True)),
     )
     add(
         pl.col("pence") < 0,
         Reason.CREDIT_BALANCE,
         "amount",
-        pl.concat_str(pl.lit(f"{cols['amount']} is a credit balance"), _shown("amount")),
+        pl.concat_str(
+            pl.lit(f"{cols['amount']} is a credit balance"), _shown("amount", number=True)
+        ),
     )
     # Duplicate rows raise one issue per row; keep one per case, creditor and code.
     issues = pl.concat(out).unique(maintain_order=True)
@@ -859,7 +866,9 @@ def _parse_payments(
         pl.col("paid_problem").is_not_null(),
         Reason.BAD_DATE,
         "paid_on",
-        pl.concat_str(pl.lit(f"{cols['paid_on']} "), pl.col("paid_problem"), _shown("paid_on")),
+        pl.concat_str(
+            pl.lit(f"{cols['paid_on']} "), pl.col("paid_problem"), _shown("paid_on", number=True)
+        ),
     )
     add(
         _blank(spec, "amount"), Reason.MISSING_VALUE, "amount", pl.lit(f"{cols['amount']} is empty")
@@ -869,7 +878,7 @@ def _parse_payments(
         ~_blank(spec, "amount") & pl.col("pence").is_null(),
         Reason.BAD_AMOUNT,
         "amount",
-        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount")),
+        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount", number=True)),
     )
     return payments, pl.concat(out).unique(maintain_order=True), orphans
 
@@ -891,7 +900,7 @@ def _orphan_items(
             pl.col("pwc").sum().cast(pl.Int64).alias("pwc_pence"),
             pl.col("sos").sum().cast(pl.Int64).alias("sos_pence"),
             pl.len().cast(pl.Int32).alias("row_count"),
-            pl.col("case_key").first().fill_null("NULL").str.slice(0, 20).alias("raw_key"),
+            pl.col("case_key").first().alias("case_key"),
         )
         .select(
             pl.lit(spec.name).alias("source_system"),
@@ -907,8 +916,8 @@ def _orphan_items(
                     pl.lit(key_column).alias("field"),
                     pl.concat_str(
                         pl.col("row_count").cast(pl.String),
-                        pl.lit(f" {table} row(s) for {key_column} "),
-                        pl.col("raw_key"),
+                        pl.lit(f" {table} row(s) for {key_column}"),
+                        _shown("case_key"),
                         pl.lit(f", which is not in {case_table}"),
                     ).alias("detail"),
                 )
