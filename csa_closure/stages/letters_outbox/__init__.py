@@ -1,0 +1,65 @@
+"""The letters outbox: build batches of the letters due, approve them (a second person), send
+them through GOV.UK Notify or as print-vendor files exactly once, and keep their statuses.
+
+One module per step:
+
+- :mod:`.build`: ``build_batch`` (``notify build``);
+- :mod:`.approve`: ``approve_batch`` (``notify approve``, maker-checker);
+- :mod:`.send`: ``send_batch`` (``notify send``: the send protocol, print files);
+- :mod:`.sync`: ``sync_letters`` and ``record_returned`` (``notify sync``, ``notify returned``);
+- :mod:`.status`: ``outbox_status`` (``notify status``);
+- :mod:`.quota`: the persisted daily quota per channel;
+- :mod:`.outgoing`, :mod:`.outcomes`, :mod:`.common`: reading, composing and recording.
+
+Runbook: ``runbooks/03-letters.md``.
+"""
+
+from csa_closure.stages.letters_outbox.approve import (
+    ApproveResult,
+    MakerCheckerRefused,
+    approve_batch,
+)
+from csa_closure.stages.letters_outbox.build import BuildResult, build_batch
+from csa_closure.stages.letters_outbox.common import (
+    CHANNELS,
+    FAKE_NOTIFY,
+    GOVUK_NOTIFY,
+    NOTIFY_CHANNELS,
+    PRINT_FILE,
+    BatchStatus,
+    batch_lease,
+)
+from csa_closure.stages.letters_outbox.quota import DEFAULT_DAILY_LIMIT
+from csa_closure.stages.letters_outbox.send import (
+    BatchStopped,
+    SendOptions,
+    SendResult,
+    send_batch,
+)
+from csa_closure.stages.letters_outbox.status import OutboxStatus, outbox_status
+from csa_closure.stages.letters_outbox.sync import SyncResult, record_returned, sync_letters
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_DAILY_LIMIT",
+    "FAKE_NOTIFY",
+    "GOVUK_NOTIFY",
+    "NOTIFY_CHANNELS",
+    "PRINT_FILE",
+    "ApproveResult",
+    "BatchStatus",
+    "BatchStopped",
+    "BuildResult",
+    "MakerCheckerRefused",
+    "OutboxStatus",
+    "SendOptions",
+    "SendResult",
+    "SyncResult",
+    "approve_batch",
+    "batch_lease",
+    "build_batch",
+    "outbox_status",
+    "record_returned",
+    "send_batch",
+    "sync_letters",
+]

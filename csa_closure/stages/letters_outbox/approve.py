@@ -1,0 +1,90 @@
+"""``notify approve``: a second person approves a built batch (maker-checker).
+
+The approval is one compare-and-set update (``WHERE status = 'built' AND built_by <> actor``)
+with a ``batch.approved`` event, so a batch is approved once, never by its builder, and never
+after it started going out. Nothing is sent until a batch is approved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+
+from csa_closure.context import Context
+from csa_closure.errors import UsageError
+from csa_closure.stages.letters_outbox.common import APPROVE_STAGE, BatchStatus, batch_row
+from csa_closure.store import events
+from csa_closure.store.runs import stage_run
+from csa_closure.store.schema import letter_batches, letters
+
+
+class MakerCheckerRefused(UsageError):
+    """The builder of a batch tried to approve it."""
+
+
+@dataclass
+class ApproveResult:
+    run_id: int
+    batch_id: int
+    built_by: str
+    approved_by: str
+    letter_count: int
+    by_kind: dict[str, int] = field(default_factory=dict)  # pending letters per kind
+
+
+def approve_batch(ctx: Context, batch_id: int) -> ApproveResult:
+    """Approve ``batch_id`` as ``ctx.actor``: refused for its builder, or unless it is built."""
+    with stage_run(ctx, APPROVE_STAGE, {"batch_id": batch_id}) as run, run.chunk() as conn:
+        batch = batch_row(conn, batch_id)
+        if batch.built_by == ctx.actor:
+            raise MakerCheckerRefused(
+                f"batch {batch_id} was built by {ctx.actor}: the person who builds a batch may"
+                " not approve it (maker-checker). Another operator approves it, under their"
+                " own name"
+            )
+        if batch.status != BatchStatus.BUILT.value:
+            by = f" by {batch.approved_by}" if batch.approved_by else ""
+            raise UsageError(f"batch {batch_id} is already {batch.status}{by}: nothing to approve")
+        approved = conn.execute(
+            update(letter_batches)
+            .where(
+                letter_batches.c.batch_id == batch_id,
+                letter_batches.c.status == BatchStatus.BUILT.value,
+                letter_batches.c.built_by != ctx.actor,
+            )
+            .values(
+                status=BatchStatus.APPROVED.value,
+                approved_by=ctx.actor,
+                approved_at=ctx.clock(),
+            )
+        ).rowcount
+        if approved != 1:
+            raise UsageError(f"batch {batch_id} changed while it was being approved: run again")
+        by_kind = {
+            f"{purpose}.{recipient}": int(n)
+            for purpose, recipient, n in conn.execute(
+                select(letters.c.purpose, letters.c.recipient, func.count())
+                .where(letters.c.batch_id == batch_id, letters.c.status == "pending")
+                .group_by(letters.c.purpose, letters.c.recipient)
+                .order_by(letters.c.purpose, letters.c.recipient)
+            )
+        }
+        events.record(
+            conn,
+            run,
+            "batch.approved",
+            entity=f"batch:{batch_id}",
+            from_state=BatchStatus.BUILT.value,
+            to_state=BatchStatus.APPROVED.value,
+            detail={"built_by": batch.built_by, "letters": sum(by_kind.values())},
+        )
+        run.counts.update({"batch_id": batch_id, "letters": sum(by_kind.values())})
+        return ApproveResult(
+            run_id=run.run_id,
+            batch_id=batch_id,
+            built_by=batch.built_by,
+            approved_by=ctx.actor,
+            letter_count=int(batch.letter_count),
+            by_kind=by_kind,
+        )

@@ -1,0 +1,463 @@
+"""``notify build``: a batch of the letters due on the as-of date, one outbox row per letter.
+
+1. Every debt in a state a letter can be due in is read once with the facts
+   :func:`~csa_closure.letters.letters_due` decides on (states, responses, dates, the parents'
+   party references and dates of death: no names or addresses), and the rules run over the
+   whole population at once.
+2. Letters already in the outbox are left out (the unique debt/purpose/recipient constraint is
+   the backstop), except *held* ones: a held letter whose address is now usable (a re-pull
+   fixed it) is put into this batch as ``pending``; one still unusable stays held.
+3. Each recipient's address is checked against Notify's rules (:func:`check_address`). A letter
+   with an unusable address is made ``held`` with the problem code (``ADDRESS:BAD_POSTCODE``),
+   in no batch, and its debt is flagged for tracing (``LETTER_HELD:ADDRESS:…``); a re-batched
+   letter's debt has that flag cleared.
+4. The rest are ``pending`` in the new batch (``built``, built by the actor), each with an
+   opaque random reference. ``limit`` caps the letters put in the batch (held ones do not count):
+   operators build within the day's sending quota, and the next build takes the rest.
+
+Written in chunks of ``settings.chunk_size`` letters, each one transaction with its history rows
+and events, under the ``stage:notify-build`` lease. A build killed part-way leaves a smaller
+batch (its ``letter_count`` is kept right chunk by chunk); building again puts the letters not
+yet in the outbox into a new batch. Nothing is sent until a second person approves the batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.context import Context
+from csa_closure.errors import UsageError
+from csa_closure.letters import (
+    ALLOWED_LETTERS,
+    LetterPurpose,
+    RecipientParty,
+    check_address,
+    letters_due,
+    new_reference,
+)
+from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.stages.debt_updates import update_debts
+from csa_closure.stages.letters_outbox.common import (
+    BUILD_LEASE,
+    BUILD_STAGE,
+    HELD_PREFIX,
+    LETTER_BUILT_EVENT,
+    TOOLKIT,
+    BatchStatus,
+    change_letters,
+    flag_debts,
+    letter_changes,
+    read_in,
+    record_letter_history,
+)
+from csa_closure.states import DebtState, LetterStatus
+from csa_closure.store import events
+from csa_closure.store.dialect import insert_frame, read_frame
+from csa_closure.store.runs import Run, stage_run
+from csa_closure.store.schema import letter_batches, letters
+
+# The states letters_due can find a letter in (its docstring's table).
+LETTER_STATES = (
+    DebtState.AWAITING_LETTER.value,
+    DebtState.AWAITING_RESPONSE.value,
+    DebtState.COLLECT_REQUESTED.value,
+    DebtState.WRITE_OFF_PENDING.value,
+    DebtState.TRANSFERRED.value,
+)
+
+_DUE_SQL = """
+SELECT d.debt_id, d.case_ref, d.creditor, d.state, d.outcome, d.response,
+       d.reminder_due, d.response_deadline,
+       c.pwc_party_ref, c.nrp_party_ref,
+       pwc.deceased_on AS pwc_deceased_on, nrp.deceased_on AS nrp_deceased_on
+FROM debts d
+JOIN cases c ON c.case_ref = d.case_ref
+JOIN parties pwc ON pwc.party_ref = c.pwc_party_ref
+JOIN parties nrp ON nrp.party_ref = c.nrp_party_ref
+WHERE d.state IN ({marks})
+ORDER BY d.debt_id
+"""
+_DUE_SCHEMA: dict[str, pl.DataType] = {
+    "debt_id": pl.Int64(),
+    "case_ref": pl.String(),
+    "creditor": pl.String(),
+    "state": pl.String(),
+    "outcome": pl.String(),
+    "response": pl.String(),
+    "reminder_due": pl.Date(),
+    "response_deadline": pl.Date(),
+    "pwc_party_ref": pl.String(),
+    "nrp_party_ref": pl.String(),
+    "pwc_deceased_on": pl.Date(),
+    "nrp_deceased_on": pl.Date(),
+}
+_EXISTING_SCHEMA: dict[str, pl.DataType] = {
+    "letter_id": pl.Int64(),
+    "debt_id": pl.Int64(),
+    "purpose": pl.String(),
+    "recipient": pl.String(),
+    "status": pl.String(),
+    "reference": pl.String(),
+}
+ADDRESS_COLUMNS = (
+    "given_names",
+    "family_name",
+    "address_line_1",
+    "address_line_2",
+    "address_line_3",
+    "address_line_4",
+    "address_line_5",
+    "postcode",
+)
+_PARTY_SCHEMA: dict[str, pl.DataType] = {
+    "party_ref": pl.String(),
+    **{name: pl.String() for name in ADDRESS_COLUMNS},
+}
+
+
+@dataclass
+class BuildResult:
+    """What a build did. JSON keys are these names (runbooks/03-letters.md)."""
+
+    run_id: int | None
+    batch_id: int | None  # None: nothing to send was due
+    as_of: str
+    letter_type: str | None
+    limit: int | None
+    pending: int = 0  # letters in the batch, to send
+    rebatched: int = 0  # of which were held before and now have a usable address
+    held: int = 0  # new letters held for an unusable address (in no batch)
+    still_held: int = 0  # letters held before whose address is still unusable
+    left_for_later: int = 0  # due, but over the limit: the next build takes them
+    debts_flagged: int = 0  # debts flagged for tracing because a letter is held
+    debts_unflagged: int = 0  # held-letter flags cleared: the address is usable now
+    by_kind: dict[str, int] = field(default_factory=dict)  # pending letters per kind
+    held_by_reason: dict[str, int] = field(default_factory=dict)  # new and still held
+
+
+def parse_letter_type(value: str | None) -> tuple[str | None, str | None]:
+    """``representation`` or ``write_off_notice.NRP`` (purpose, or purpose.recipient)."""
+    if value is None:
+        return None, None
+    purpose, _, recipient = value.partition(".")
+    try:
+        LetterPurpose(purpose)
+    except ValueError:
+        raise UsageError(
+            f"unknown letter type {value!r}: one of "
+            + ", ".join(p.value for p in LetterPurpose)
+            + " (optionally .PWC or .NRP)"
+        ) from None
+    if recipient:
+        if not any(k.key == value for k in ALLOWED_LETTERS):
+            raise UsageError(f"there is no {purpose} letter to the {recipient}")
+        return purpose, recipient
+    return purpose, None
+
+
+def build_batch(
+    ctx: Context,
+    *,
+    letter_type: str | None = None,
+    limit: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> BuildResult:
+    """Build a batch of the letters due on ``ctx.as_of`` (see the module doc)."""
+    purpose, recipient = parse_letter_type(letter_type)
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    parameters = {"letter_type": letter_type, "limit": limit}
+    result = BuildResult(None, None, ctx.as_of.isoformat(), letter_type, limit)
+    with stage_run(ctx, BUILD_STAGE, parameters, claims=[BUILD_LEASE]) as run:
+        result.run_id = run.run_id
+        progress.start("notify build: finding letters", None)
+        with ctx.engine.connect() as conn:
+            due = _due(conn, ctx, purpose, recipient)
+        progress.finish("notify build: finding letters")
+        _write(run, due, result, progress)
+        if result.batch_id is not None:
+            with run.chunk() as conn:
+                events.record(
+                    conn,
+                    run,
+                    "batch.built",
+                    entity=f"batch:{result.batch_id}",
+                    to_state=BatchStatus.BUILT.value,
+                    detail=_summary(result),
+                )
+        run.counts.update(_summary(result))
+    return result
+
+
+def _summary(result: BuildResult) -> dict[str, Any]:
+    return {
+        "batch_id": result.batch_id,
+        "pending": result.pending,
+        "rebatched": result.rebatched,
+        "held": result.held,
+        "still_held": result.still_held,
+        "left_for_later": result.left_for_later,
+        "held_by_reason": dict(result.held_by_reason),
+        "by_kind": dict(result.by_kind),
+    }
+
+
+def _due(
+    conn: Connection, ctx: Context, purpose: str | None, recipient: str | None
+) -> pl.DataFrame:
+    """Letters due and not yet in the outbox (or held), ordered by debt then kind, with the id
+    of the held letter each one would re-batch (``held_letter_id``)."""
+    debts = read_frame(
+        conn,
+        (_DUE_SQL.format(marks=", ".join("?" for _ in LETTER_STATES)), list(LETTER_STATES)),
+        _DUE_SCHEMA,
+    )
+    existing = read_frame(
+        conn,
+        ("SELECT letter_id, debt_id, purpose, recipient, status, reference FROM letters", ()),
+        _EXISTING_SCHEMA,
+    )
+    held = existing.filter(pl.col("status") == LetterStatus.HELD.value)
+    due = letters_due(
+        debts, ctx.as_of, existing=existing.filter(pl.col("status") != LetterStatus.HELD.value)
+    )
+    if purpose is not None:
+        due = due.filter(pl.col("purpose") == purpose)
+    if recipient is not None:
+        due = due.filter(pl.col("recipient") == recipient)
+    return due.join(
+        held.select(
+            pl.col("letter_id").alias("held_letter_id"),
+            "debt_id",
+            "purpose",
+            "recipient",
+            pl.col("reference").alias("held_reference"),
+        ),
+        on=["debt_id", "purpose", "recipient"],
+        how="left",
+        maintain_order="left",
+    )
+
+
+def _problems(conn: Connection, due: pl.DataFrame) -> pl.DataFrame:
+    """``due`` with ``problem``: why the recipient's address is unusable (null: usable).
+    Addresses are read here and go no further than this check."""
+    parties = read_in(
+        conn,
+        f"SELECT party_ref, {', '.join(ADDRESS_COLUMNS)} FROM parties "
+        "WHERE party_ref IN ({marks})",
+        due["party_ref"].unique().to_list(),
+        _PARTY_SCHEMA,
+    )
+    reasons: dict[str, str | None] = {}
+    for row in parties.iter_rows(named=True):
+        problem = check_address(RecipientParty.from_row(row))
+        reasons[row["party_ref"]] = None if problem is None else problem.reason
+    return due.with_columns(
+        pl.col("party_ref")
+        .replace_strict(reasons, default="ADDRESS:MISSING_NAME", return_dtype=pl.String)
+        .alias("problem")
+    )
+
+
+def _write(run: Run, due: pl.DataFrame, result: BuildResult, progress: Progress) -> None:
+    ctx = run.ctx
+    size = ctx.settings.chunk_size
+    progress.start("notify build: writing letters", due.height)
+    offset = 0
+    while offset < due.height:
+        room = None if result.limit is None else result.limit - result.pending
+        if room is not None and room <= 0:
+            break
+        part = due.slice(offset, size)
+        with ctx.engine.connect() as conn:
+            part = _problems(conn, part)
+        if room is not None:
+            # up to the letter that fills the batch (held ones before it are recorded too)
+            counted = part["problem"].is_null().cast(pl.Int64).cum_sum()
+            full = (counted >= room).arg_true()
+            if full.len():
+                part = part.head(int(full[0]) + 1)
+        with run.chunk() as conn:
+            _write_chunk(conn, run, part, result)
+        offset += part.height
+        progress.advance("notify build: writing letters", part.height)
+    result.left_for_later = due.height - offset
+    progress.finish("notify build: writing letters")
+
+
+def _ensure_batch(conn: Connection, run: Run, result: BuildResult) -> int:
+    if result.batch_id is None:
+        ctx = run.ctx
+        result.batch_id = int(
+            conn.execute(
+                insert(letter_batches)
+                .values(
+                    letter_type=result.letter_type,
+                    status=BatchStatus.BUILT.value,
+                    letter_count=0,
+                    as_of=ctx.as_of,
+                    built_by=ctx.actor,
+                    built_at=ctx.clock(),
+                    built_run_id=run.run_id,
+                )
+                .returning(letter_batches.c.batch_id)
+            ).scalar_one()
+        )
+    return result.batch_id
+
+
+def _write_chunk(conn: Connection, run: Run, part: pl.DataFrame, result: BuildResult) -> None:
+    usable = pl.col("problem").is_null()
+    was_held = pl.col("held_letter_id").is_not_null()
+    fresh = part.filter(~was_held)
+    rebatch = part.filter(was_held & usable)
+    still_held = part.filter(was_held & ~usable)
+    sendable = fresh.filter(usable).height + rebatch.height
+    batch_id = _ensure_batch(conn, run, result) if sendable else None
+    _insert_letters(conn, run, fresh, batch_id)
+    if rebatch.height:
+        result.debts_unflagged += _rebatch(conn, run, rebatch, batch_id)
+    new_held = fresh.filter(~usable)
+    result.debts_flagged += flag_debts(
+        conn,
+        run,
+        new_held.select("debt_id", (pl.lit(HELD_PREFIX) + pl.col("problem")).alias("reason")),
+        tracing=True,
+        caseworker=False,
+    )
+    if batch_id is not None:
+        conn.execute(
+            update(letter_batches)
+            .where(letter_batches.c.batch_id == batch_id)
+            .values(letter_count=letter_batches.c.letter_count + sendable)
+        )
+    result.pending += sendable
+    result.rebatched += rebatch.height
+    result.held += new_held.height
+    result.still_held += still_held.height
+    kinds = pl.concat([fresh.filter(usable), rebatch], how="diagonal_relaxed")
+    for key, n in Counter(
+        f"{p}.{r}" for p, r in kinds.select("purpose", "recipient").iter_rows()
+    ).items():
+        result.by_kind[key] = result.by_kind.get(key, 0) + n
+    for reason, n in Counter(
+        pl.concat([new_held, still_held], how="diagonal_relaxed")["problem"].to_list()
+    ).items():
+        result.held_by_reason[reason] = result.held_by_reason.get(reason, 0) + n
+
+
+def _insert_letters(conn: Connection, run: Run, fresh: pl.DataFrame, batch_id: int | None) -> None:
+    if fresh.height == 0:
+        return
+    ctx = run.ctx
+    usable = pl.col("problem").is_null()
+    rows = fresh.select(
+        pl.Series("reference", [new_reference() for _ in range(fresh.height)], dtype=pl.String),
+        pl.when(usable).then(pl.lit(batch_id, dtype=pl.Int64)).alias("batch_id"),
+        "debt_id",
+        "case_ref",
+        "purpose",
+        "recipient",
+        "party_ref",
+        pl.when(usable)
+        .then(pl.lit(LetterStatus.PENDING.value))
+        .otherwise(pl.lit(LetterStatus.HELD.value))
+        .alias("status"),
+        pl.col("problem").alias("held_reason"),
+        pl.lit(0, dtype=pl.Int64).alias("attempts"),
+        pl.lit(ctx.clock()).alias("created_at"),
+        pl.lit(ctx.clock()).alias("status_at"),
+    )
+    insert_frame(conn, letters, rows)
+    ids = read_in(
+        conn,
+        "SELECT letter_id, reference FROM letters WHERE reference IN ({marks})",
+        rows["reference"].to_list(),
+        {"letter_id": pl.Int64(), "reference": pl.String()},
+    )
+    made = rows.join(ids, on="reference", how="inner").select(
+        "letter_id",
+        "reference",
+        "batch_id",
+        "debt_id",
+        "case_ref",
+        "purpose",
+        "recipient",
+        pl.lit(None, dtype=pl.String).alias("from_status"),
+        pl.col("status").alias("to_status"),
+        pl.col("held_reason").alias("reason"),
+    )
+    record_letter_history(conn, run, made, source=TOOLKIT, event_type=LETTER_BUILT_EVENT)
+
+
+def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | None) -> int:
+    rows = rebatch.select(
+        pl.col("held_letter_id").alias("letter_id"),
+        pl.col("held_reference").alias("reference"),
+        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        "debt_id",
+        "case_ref",
+        "purpose",
+        "recipient",
+        "party_ref",
+        pl.lit(LetterStatus.HELD.value).alias("status"),
+        pl.lit(None, dtype=pl.String).alias("held_reason"),
+    )
+    change_letters(
+        conn,
+        run,
+        letter_changes(rows, LetterStatus.PENDING.value, "ADDRESS_USABLE_NOW"),
+        source=TOOLKIT,
+        set_columns=["batch_id", "held_reason", "party_ref"],
+    )
+    return _clear_held_flags(conn, run, rebatch["debt_id"].unique().to_list())
+
+
+_CLEARABLE_SQL = """
+SELECT d.debt_id, d.case_ref, d.state, d.needs_caseworker, d.review_reason FROM debts d
+WHERE d.needs_tracing = ? AND d.review_reason LIKE ?
+  AND NOT EXISTS (SELECT 1 FROM letters l WHERE l.debt_id = d.debt_id AND l.status = ?)
+  AND d.debt_id IN ({marks})
+"""
+
+
+def _clear_held_flags(conn: Connection, run: Run, debt_ids: list[int]) -> int:
+    """A debt flagged only because a letter was held for its address, with no letter held
+    any more, is no longer waiting for tracing."""
+    sqlite = conn.dialect.name == "sqlite"
+    clearable = read_in(
+        conn,
+        _CLEARABLE_SQL,
+        debt_ids,
+        {
+            "debt_id": pl.Int64(),
+            "case_ref": pl.String(),
+            "state": pl.String(),
+            "needs_caseworker": pl.Boolean(),
+            "review_reason": pl.String(),
+        },
+        params=[1 if sqlite else True, f"{HELD_PREFIX}ADDRESS:%", LetterStatus.HELD.value],
+    )
+    if clearable.height == 0:
+        return 0
+    frame = clearable.select(
+        "debt_id",
+        "case_ref",
+        "state",
+        pl.lit(False).alias("needs_tracing"),
+        pl.when(pl.col("needs_caseworker"))
+        .then(pl.col("review_reason"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("review_reason"),
+        pl.struct(pl.col("review_reason").alias("cleared")).alias("detail"),
+    )
+    return update_debts(
+        conn, run, frame, columns=["needs_tracing", "review_reason"], event_type="debt.flag_cleared"
+    )

@@ -1,0 +1,297 @@
+"""Letters on their way out: read a batch's letters with the facts they need, check each is
+still due, and compose it for its recipient only.
+
+Reading is keyset-paged (``letter_id > last``) so a batch of hundreds of thousands of letters
+is never in memory at once. The recipient's name and address are read (with a join on the
+letter's own ``party_ref``) only when the letter is about to be composed, and go no further
+than the composed letter handed to the channel.
+
+**Still due at send time.** A batch may be sent days after it was built; by then a parent may
+have answered, a deadline passed, a caseworker re-decided the debt, or a re-pull recorded a
+death. :func:`still_due` says, for every letter at once, why it must no longer go (null: it
+goes):
+
+- ``RECIPIENT_CHANGED``: the case's parent is no longer the party the letter is addressed to
+  (held for a caseworker: never guessed);
+- ``NOT_DUE:RECIPIENT_DECEASED``: the recipient died on or before the as-of date;
+- ``NOT_DUE:RESPONSE_RECEIVED`` / ``NOT_DUE:DEADLINE_PASSED`` (reminders) and
+  ``NOT_DUE:DEBT_MOVED``: what the letter would say is no longer so.
+
+A notice stays true once its fact is (the collection request was made; the write-off is
+pending or done; the transfer was acknowledged), so it is not cancelled because resolve has
+since moved its debt on. A final-chance letter being sent again (a resend after Notify's
+technical failure) stays due while its own window is open and no answer has come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+from sqlalchemy.engine import Connection
+
+from csa_closure.letters import (
+    AddressNotUsable,
+    LetterFacts,
+    LetterNotAllowed,
+    LettersConfig,
+    OutgoingLetter,
+    RecipientParty,
+    prepare_letter,
+)
+from csa_closure.states import DebtState, Outcome
+from csa_closure.store.dialect import read_frame
+
+LETTER_SCHEMA: dict[str, pl.DataType] = {
+    "letter_id": pl.Int64(),
+    "reference": pl.String(),
+    "batch_id": pl.Int64(),
+    "debt_id": pl.Int64(),
+    "case_ref": pl.String(),
+    "purpose": pl.String(),
+    "recipient": pl.String(),
+    "party_ref": pl.String(),
+    "status": pl.String(),
+    "letter_date": pl.Date(),
+    "attempts": pl.Int64(),
+    "attempted_at": pl.Datetime("us", "UTC"),
+    "notify_id": pl.String(),
+    "channel": pl.String(),
+    "creditor": pl.String(),
+    "state": pl.String(),
+    "outcome": pl.String(),
+    "response": pl.String(),
+    "reminder_due": pl.Date(),
+    "response_deadline": pl.Date(),
+    "debt_letter_date": pl.Date(),
+    "opening_pence": pl.Int64(),
+    "decided_as_of": pl.Date(),
+    "pwc_party_ref": pl.String(),
+    "nrp_party_ref": pl.String(),
+    "pwc_deceased_on": pl.Date(),
+    "nrp_deceased_on": pl.Date(),
+}
+ADDRESS_SCHEMA: dict[str, pl.DataType] = {
+    "given_names": pl.String(),
+    "family_name": pl.String(),
+    "address_line_1": pl.String(),
+    "address_line_2": pl.String(),
+    "address_line_3": pl.String(),
+    "address_line_4": pl.String(),
+    "address_line_5": pl.String(),
+    "postcode": pl.String(),
+    "recipient_deceased_on": pl.Date(),
+}
+
+_SELECT = """
+SELECT l.letter_id, l.reference, l.batch_id, l.debt_id, l.case_ref, l.purpose, l.recipient,
+       l.party_ref, l.status, l.letter_date, l.attempts, l.attempted_at, l.notify_id, l.channel,
+       d.creditor, d.state, d.outcome, d.response, d.reminder_due, d.response_deadline,
+       d.letter_date AS debt_letter_date, d.opening_pence, d.decided_as_of,
+       c.pwc_party_ref, c.nrp_party_ref,
+       pwc.deceased_on AS pwc_deceased_on, nrp.deceased_on AS nrp_deceased_on{address}
+FROM letters l
+JOIN debts d ON d.debt_id = l.debt_id
+JOIN cases c ON c.case_ref = d.case_ref
+JOIN parties pwc ON pwc.party_ref = c.pwc_party_ref
+JOIN parties nrp ON nrp.party_ref = c.nrp_party_ref{address_join}
+"""
+_ADDRESS_SELECT = (
+    ",\n       p.given_names, p.family_name, p.address_line_1, p.address_line_2,"
+    " p.address_line_3, p.address_line_4, p.address_line_5, p.postcode,"
+    " p.deceased_on AS recipient_deceased_on"
+)
+_ADDRESS_JOIN = "\nJOIN parties p ON p.party_ref = l.party_ref"
+
+
+def _select(with_address: bool) -> tuple[str, dict[str, pl.DataType]]:
+    sql = _SELECT.format(
+        address=_ADDRESS_SELECT if with_address else "",
+        address_join=_ADDRESS_JOIN if with_address else "",
+    )
+    schema = {**LETTER_SCHEMA, **(ADDRESS_SCHEMA if with_address else {})}
+    return sql, schema
+
+
+def read_batch_letters(
+    conn: Connection,
+    batch_id: int,
+    statuses: Sequence[str],
+    *,
+    after: int = 0,
+    limit: int | None = None,
+    with_address: bool = False,
+) -> pl.DataFrame:
+    """The batch's letters in ``statuses`` with ``letter_id > after``, in id order."""
+    sql, schema = _select(with_address)
+    marks = ", ".join("?" for _ in statuses)
+    sql += f"WHERE l.batch_id = ? AND l.status IN ({marks}) AND l.letter_id > ?\n"
+    sql += "ORDER BY l.letter_id"
+    params: list[Any] = [batch_id, *statuses, after]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return read_frame(conn, (sql, params), schema)
+
+
+def read_letters_by_id(
+    conn: Connection, letter_ids: Sequence[int], *, with_address: bool = False
+) -> pl.DataFrame:
+    sql, schema = _select(with_address)
+    frames = []
+    for start in range(0, len(letter_ids), 5_000):
+        part = list(letter_ids[start : start + 5_000])
+        marks = ", ".join("?" for _ in part)
+        frames.append(
+            read_frame(
+                conn, (sql + f"WHERE l.letter_id IN ({marks}) ORDER BY l.letter_id", part), schema
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+# --- still due? ---------------------------------------------------------------------------
+
+
+def still_due(as_of: date) -> pl.Expr:
+    """Why each letter must no longer go, or null (see the module doc)."""
+    purpose, state, response = pl.col("purpose"), pl.col("state"), pl.col("response")
+    to_pwc = pl.col("recipient") == "PWC"
+    case_party = pl.when(to_pwc).then(pl.col("pwc_party_ref")).otherwise(pl.col("nrp_party_ref"))
+    died = pl.when(to_pwc).then(pl.col("pwc_deceased_on")).otherwise(pl.col("nrp_deceased_on"))
+    day = pl.lit(as_of)
+    no_answer = response.is_null()
+    own_window_open = (
+        (state == DebtState.AWAITING_RESPONSE.value)
+        & no_answer
+        & (pl.col("debt_letter_date") == pl.col("letter_date"))
+        & (day <= pl.col("response_deadline"))
+    )
+    reminder_window = (
+        (pl.col("reminder_due") <= day) & (day < pl.col("response_deadline"))
+    ).fill_null(False)
+    true_now = (
+        pl.when(purpose == "representation")
+        .then((state == DebtState.AWAITING_LETTER.value) | own_window_open.fill_null(False))
+        .when(purpose == "reminder")
+        .then((state == DebtState.AWAITING_RESPONSE.value) & no_answer & reminder_window)
+        .when(purpose == "collection_requested")
+        .then(response == "COLLECT")
+        .when(purpose == "write_off_notice")
+        .then(
+            state.is_in([DebtState.WRITE_OFF_PENDING.value, DebtState.WRITTEN_OFF.value])
+            & (pl.col("outcome").fill_null("") != Outcome.WRITE_OFF_SILENT.value)
+        )
+        .when(purpose == "transfer_notice")
+        .then(state == DebtState.TRANSFERRED.value)
+        .otherwise(pl.lit(False))
+        .fill_null(False)
+    )
+    return (
+        pl.when(pl.col("party_ref") != case_party)
+        .then(pl.lit("RECIPIENT_CHANGED"))
+        .when((died <= day).fill_null(False))
+        .then(pl.lit("NOT_DUE:RECIPIENT_DECEASED"))
+        .when(true_now)
+        .then(pl.lit(None, dtype=pl.String))
+        .when((purpose == "reminder") & response.is_not_null())
+        .then(pl.lit("NOT_DUE:RESPONSE_RECEIVED"))
+        .when((purpose == "reminder") & (day >= pl.col("response_deadline")).fill_null(False))
+        .then(pl.lit("NOT_DUE:DEADLINE_PASSED"))
+        .otherwise(pl.lit("NOT_DUE:DEBT_MOVED"))
+        .alias("not_due")
+    )
+
+
+# --- composing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A letter ready for its channel, with the row it was read from (for recording)."""
+
+    row: dict[str, Any]
+    letter: OutgoingLetter
+
+    def __repr__(self) -> str:  # the row holds the address: never shown
+        return f"Composed(reference={self.letter.reference!r}, kind={self.letter.kind.key!r})"
+
+
+@dataclass(frozen=True)
+class Unsendable:
+    letter_id: int
+    reason: str  # ADDRESS:BAD_POSTCODE, DECEASED, MISSING_RESPONSE_DEADLINE ...
+    tracing: bool  # an address problem: the debt needs tracing (else a caseworker)
+
+
+def letter_date_of(row: dict[str, Any], as_of: date) -> date:
+    """The date the letter is (or was first) sent with: kept on the letter from its first send
+    intent, so a letter sent again says exactly what it said the first time."""
+    stored: date | None = row["letter_date"]
+    return stored if stored is not None else as_of
+
+
+def facts_for(row: dict[str, Any], as_of: date) -> LetterFacts:
+    reminder = row["purpose"] == "reminder"
+    return LetterFacts(
+        case_ref=row["case_ref"],
+        amount_pence=int(row["opening_pence"]),
+        letter_date=letter_date_of(row, as_of),
+        decision_date=row["decided_as_of"],
+        response_deadline=row["response_deadline"] if reminder else None,
+        first_letter_date=row["debt_letter_date"] if reminder else None,
+    )
+
+
+def compose_rows(
+    rows: pl.DataFrame, config: LettersConfig, as_of: date
+) -> tuple[list[Composed], list[Unsendable]]:
+    """Compose each letter (rows read ``with_address``) for its recipient only."""
+    ready: list[Composed] = []
+    refused: list[Unsendable] = []
+    for row in rows.iter_rows(named=True):
+        party = RecipientParty.from_row({**row, "deceased_on": row["recipient_deceased_on"]})
+        try:
+            letter = prepare_letter(
+                row["reference"],
+                row["purpose"],
+                row["recipient"],
+                party,
+                facts_for(row, as_of),
+                config,
+            )
+        except AddressNotUsable as exc:
+            refused.append(Unsendable(row["letter_id"], exc.problem.reason, True))
+        except LetterNotAllowed as exc:
+            refused.append(Unsendable(row["letter_id"], exc.code, False))
+        except ValueError:
+            refused.append(Unsendable(row["letter_id"], "BAD_CASE_REFERENCE", False))
+        else:
+            ready.append(Composed(row, letter))
+    return ready, refused
+
+
+def unsendable_frame(rows: pl.DataFrame, refused: list[Unsendable]) -> pl.DataFrame:
+    """The rows of ``refused`` letters with their ``held_reason`` and ``tracing`` flag."""
+    if not refused:
+        return rows.clear().with_columns(
+            pl.lit(None, dtype=pl.String).alias("held_reason"),
+            pl.lit(None, dtype=pl.Boolean).alias("tracing"),
+        )
+    reasons = pl.DataFrame(
+        {
+            "letter_id": [u.letter_id for u in refused],
+            "held_reason": [u.reason for u in refused],
+            "tracing": [u.tracing for u in refused],
+        },
+        schema={"letter_id": pl.Int64, "held_reason": pl.String, "tracing": pl.Boolean},
+    )
+    return rows.join(reasons, on="letter_id", how="inner")
+
+
+def without_address(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with the recipient's name and address dropped, for anything that is kept."""
+    return rows.drop([c for c in ADDRESS_SCHEMA if c in rows.columns])
