@@ -20,7 +20,7 @@ import polars as pl
 from sqlalchemy import func, insert, select
 
 from csa_closure.context import Context
-from csa_closure.reconcile import SYSTEMS, reconcile
+from csa_closure.reconcile import reconcile
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
@@ -133,6 +133,22 @@ class Book:
             ruleset_hash=RULESET,
         )
 
+    @staticmethod
+    def _ledger(conn: Any, of: Any, run_id: int, day: date, **entry: Any) -> None:
+        conn.execute(
+            insert(ledger_entries).values(
+                debt_id=of.debt_id,
+                case_ref=of.case_ref,
+                source_system=of.source_system,
+                creditor=of.creditor,
+                run_id=run_id,
+                actor="tester",
+                as_of=day,
+                recorded_at=FIXED_CLOCK_START,
+                **entry,
+            )
+        )
+
     def write_off(self, day: date, keys: list[str], reason: str) -> None:
         run_id = self.move(
             day, "resolve", "debt.written_off", keys, "write_off_pending", "written_off"
@@ -140,22 +156,16 @@ class Book:
         with self.ctx.engine.begin() as conn:
             for key in keys:
                 d = conn.execute(select(debts).where(debts.c.debt_id == self.ids[key])).one()
-                conn.execute(
-                    insert(ledger_entries).values(
-                        debt_id=d.debt_id,
-                        case_ref=d.case_ref,
-                        source_system=d.source_system,
-                        creditor=d.creditor,
-                        entry_type="write_off",
-                        amount_pence=d.opening_pence,
-                        reason=reason,
-                        rule_id=d.rule_id,
-                        ruleset_hash=d.ruleset_hash,
-                        run_id=run_id,
-                        actor="tester",
-                        as_of=day,
-                        recorded_at=FIXED_CLOCK_START,
-                    )
+                self._ledger(
+                    conn,
+                    d,
+                    run_id,
+                    day,
+                    entry_type="write_off",
+                    amount_pence=d.opening_pence,
+                    reason=reason,
+                    rule_id=d.rule_id,
+                    ruleset_hash=d.ruleset_hash,
                 )
 
     def reverse(self, day: date, key: str) -> None:
@@ -164,21 +174,15 @@ class Book:
             entry = conn.execute(
                 select(ledger_entries).where(ledger_entries.c.debt_id == self.ids[key])
             ).one()
-            conn.execute(
-                insert(ledger_entries).values(
-                    debt_id=entry.debt_id,
-                    case_ref=entry.case_ref,
-                    source_system=entry.source_system,
-                    creditor=entry.creditor,
-                    entry_type="reversal",
-                    amount_pence=-entry.amount_pence,
-                    reason="COMPLAINT_UPHELD",
-                    run_id=run_id,
-                    actor="tester",
-                    as_of=day,
-                    recorded_at=FIXED_CLOCK_START,
-                    reverses_entry_id=entry.entry_id,
-                )
+            self._ledger(
+                conn,
+                entry,
+                run_id,
+                day,
+                entry_type="reversal",
+                amount_pence=-entry.amount_pence,
+                reason="COMPLAINT_UPHELD",
+                reverses_entry_id=entry.entry_id,
             )
 
     def transfer(self, day: date, keys: list[str], accepted: bool) -> None:
@@ -333,38 +337,16 @@ class Book:
 
     def pull_totals(self, *, off_by_pence: int = 0) -> None:
         """A completed pull whose control totals are exactly what the store holds."""
-        with self.ctx.engine.connect() as conn:
-            loaded = {
-                (r[0], r[1]): int(r[2])
-                for r in conn.execute(
-                    select(
-                        debts.c.source_system, debts.c.creditor, func.sum(debts.c.opening_pence)
-                    ).group_by(debts.c.source_system, debts.c.creditor)
-                )
-            }
-            held = {
-                r[0]: (int(r[1]), int(r[2]))
-                for r in conn.execute(
-                    select(
-                        quarantine.c.source_system,
-                        func.sum(quarantine.c.pwc_pence),
-                        func.sum(quarantine.c.sos_pence),
-                    )
-                    .where(quarantine.c.status == "held")
-                    .group_by(quarantine.c.source_system)
-                )
-            }
+        held_and_loaded = reconcile(self.ctx).systems  # no pull yet: source 0, the rest real
         totals = {
             system: {
                 creditor: {
-                    "source_pence": loaded.get((system, creditor), 0)
-                    + held.get(system, (0, 0))[i]
-                    + off_by_pence,
+                    "source_pence": c.loaded_pence + c.quarantined_pence + off_by_pence,
                     "drift_pence": 0,
                 }
-                for i, creditor in enumerate(("PWC", "SOS"))
+                for creditor, c in creditors.items()
             }
-            for system in SYSTEMS
+            for system, creditors in held_and_loaded.items()
         }
         with stage_run(self.ctx.on(date(2019, 2, 28)), "pull", {}) as run:
             run.control_totals.update(totals)

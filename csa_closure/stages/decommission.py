@@ -77,6 +77,12 @@ def _breakdown(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
 
 
+def _examples(conn: Connection, case_ref: Any, where: Any, limit: int) -> list[str]:
+    """The first ``limit`` case references (in order) of the rows ``where`` selects."""
+    statement = select(case_ref).where(where).distinct().order_by(case_ref).limit(limit)
+    return [str(ref) for ref in conn.execute(statement).scalars()]
+
+
 def _open_debts(conn: Connection, examples: int) -> Gate:
     open_ = debts.c.state.not_in(sorted(s.value for s in CLOSED_STATES))
     by_state = {
@@ -87,15 +93,13 @@ def _open_debts(conn: Connection, examples: int) -> Gate:
     }
     loaded = int(conn.execute(select(func.count()).select_from(debts)).scalar_one())
     blocking = sum(by_state.values())
-    refs = conn.execute(
-        select(debts.c.case_ref).where(open_).distinct().order_by(debts.c.case_ref).limit(examples)
-    ).scalars()
+    refs = _examples(conn, debts.c.case_ref, open_, examples)
     detail = (
         f"all {loaded:,} debts closed"
         if not blocking
         else f"{blocking:,} of {loaded:,} debts not closed: {_breakdown(by_state)}"
     )
-    return Gate("debts_closed", blocking == 0, blocking, list(refs), detail)
+    return Gate("debts_closed", blocking == 0, blocking, refs, detail)
 
 
 def _reconciliation(conn: Connection) -> Gate:
@@ -119,19 +123,13 @@ def _letters(conn: Connection, examples: int) -> Gate:
         )
     }
     blocking = sum(by_status.values())
-    refs = conn.execute(
-        select(letters.c.case_ref)
-        .where(pending)
-        .distinct()
-        .order_by(letters.c.case_ref)
-        .limit(examples)
-    ).scalars()
+    refs = _examples(conn, letters.c.case_ref, pending, examples)
     detail = (
         "every letter is in a final status"
         if not blocking
         else f"{blocking:,} letters not final: {_breakdown(by_status)}"
     )
-    return Gate("letters_final", blocking == 0, blocking, list(refs), detail)
+    return Gate("letters_final", blocking == 0, blocking, refs, detail)
 
 
 def _quarantine(conn: Connection, examples: int) -> Gate:
@@ -143,19 +141,13 @@ def _quarantine(conn: Connection, examples: int) -> Gate:
         ).where(held)
     ).one()
     blocking, pence = int(row[0]), int(row[1])
-    refs = conn.execute(
-        select(quarantine.c.case_ref)
-        .where(held)
-        .distinct()
-        .order_by(quarantine.c.case_ref)
-        .limit(examples)
-    ).scalars()
+    refs = _examples(conn, quarantine.c.case_ref, held, examples)
     detail = (
         "nothing held in quarantine"
         if not blocking
         else f"{blocking:,} item(s) still held, {pence:,} pence: fix at source and pull again"
     )
-    return Gate("quarantine_resolved", blocking == 0, blocking, list(refs), detail)
+    return Gate("quarantine_resolved", blocking == 0, blocking, refs, detail)
 
 
 def _archive(conn: Connection, examples: int) -> Gate:
