@@ -52,7 +52,7 @@ class Condition:
 
     @property
     def is_catch_all(self) -> bool:
-        return self.node == Literal(True)
+        return isinstance(self.node, Literal) and self.node.value is True
 
     def sql(self, params: Mapping[str, int | bool]) -> str:
         """The SQL handed to polars, with parameter values in place of their names."""

@@ -94,6 +94,7 @@ class _Parser:
 
     def expect(self, kind: Kind, context: str) -> Token:
         if self.tok.kind is not kind:
+            _refuse_word(self.tok)
             raise ConditionError(
                 f"expected '{kind.value}' {context}, found {self.tok.describe()}", self.tok.pos
             )
@@ -104,6 +105,7 @@ class _Parser:
     def condition(self) -> Node:
         node = self.or_expr()
         if self.tok.kind is not Kind.END:
+            _refuse_word(self.tok)
             raise ConditionError(
                 f"unexpected {self.tok.describe()} (is an AND or OR missing, or a comparison "
                 "chained without parentheses?)",
@@ -246,14 +248,7 @@ class _Parser:
         tok = self.advance()
         upper = tok.text.upper()
         is_call = self.tok.kind is Kind.LPAREN
-        if upper in CLOCK_WORDS:
-            raise ConditionError(
-                f"{upper} is not allowed: conditions must not read the clock or chance; they "
-                "use features computed for the as-of date",
-                tok.pos,
-            )
-        if upper in UNSUPPORTED_WORDS:
-            raise ConditionError(f"{upper} is not part of the condition language", tok.pos)
+        _refuse_word(tok)
         if not is_call:
             return Name(tok.text, tok.pos)
         if upper not in FUNCTIONS:
@@ -296,3 +291,19 @@ class _Parser:
 
 def _pos(node: Node) -> int:
     return node.pos
+
+
+def _refuse_word(tok: Token) -> None:
+    """Refuse, with a clear message, a word that reads the clock or is SQL outside the
+    condition language."""
+    if tok.kind is not Kind.NAME:
+        return
+    upper = tok.text.upper()
+    if upper in CLOCK_WORDS:
+        raise ConditionError(
+            f"{upper} is not allowed: conditions must not read the clock or chance; they "
+            "use features computed for the as-of date",
+            tok.pos,
+        )
+    if upper in UNSUPPORTED_WORDS:
+        raise ConditionError(f"{upper} is not part of the condition language", tok.pos)

@@ -29,6 +29,7 @@ from csa_closure.policy.conditions.ast import (
     Negate,
     Node,
     Not,
+    walk,
 )
 
 _OR, _AND, _NOT, _PRED, _SUM, _PRODUCT, _UNARY, _PRIMARY = range(1, 9)
@@ -105,6 +106,27 @@ def polars_sql(node: Node, params: Mapping[str, ParamValue]) -> str:
     return _sql(node, params)
 
 
+_MIRROR = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _is_constant(node: Node, params: Mapping[str, ParamValue]) -> bool:
+    """True when ``node`` reads no feature (parameters are constants here)."""
+    return all(not isinstance(n, Name) or n.name in params for n in walk(node))
+
+
+def _compare_sql(op: str, left: Node, right: Node, params: Mapping[str, ParamValue]) -> str:
+    """A comparison, with a constant side always on the right.
+
+    polars 2.1 can return a frame of the wrong height for ``<constant> <op> <expression>``
+    when the expression collapses to one value internally (a CASE whose WHEN is the same for
+    every row, a COALESCE over an all-NULL column); ``<expression> <op> <constant>`` is
+    evaluated correctly. Mirroring the operator keeps the meaning (NULLs included).
+    """
+    if _is_constant(left, params) and not _is_constant(right, params):
+        left, right, op = right, left, _MIRROR[op]
+    return f"({_sql(left, params)} {op} {_sql(right, params)})"
+
+
 def _sql_literal(value: int | bool | str | None) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"CAST({value} AS BIGINT)"
@@ -128,19 +150,21 @@ def _sql(node: Node, params: Mapping[str, ParamValue]) -> str:
             return f"(NOT {s(operand)})"
         case Arith(op="/", left=left, right=right):
             return f"DIV({s(left)}, {s(right)})"
-        case Arith(op=op, left=left, right=right) | Compare(op=op, left=left, right=right):
+        case Arith(op=op, left=left, right=right):
             return f"({s(left)} {op} {s(right)})"
+        case Compare(op=op, left=left, right=right):
+            return _compare_sql(op, left, right, params)
         case BoolOp(op=op, operands=operands):
             return "(" + f" {op} ".join(s(o) for o in operands) + ")"
         case IsNull(operand=operand, negated=negated):
             return f"({s(operand)} IS {'NOT ' if negated else ''}NULL)"
         case InList(operand=operand, items=items, negated=negated):
-            value = s(operand)
-            anyof = "(" + " OR ".join(f"({value} = {s(i)})" for i in items) + ")"
-            return f"(NOT {anyof})" if negated else anyof
+            anyof = " OR ".join(_compare_sql("=", operand, i, params) for i in items)
+            return f"(NOT ({anyof}))" if negated else f"({anyof})"
         case Between(operand=operand, low=low, high=high, negated=negated):
-            value = s(operand)
-            within = f"(({value} >= {s(low)}) AND ({value} <= {s(high)}))"
+            low_sql = _compare_sql(">=", operand, low, params)
+            high_sql = _compare_sql("<=", operand, high, params)
+            within = f"({low_sql} AND {high_sql})"
             return f"(NOT {within})" if negated else within
         case Case(whens=whens, else_=else_):
             parts = ["(CASE"]
