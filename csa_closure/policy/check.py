@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from csa_closure.policy.errors import PolicyInternalError
 from csa_closure.policy.evaluate import first_hit_index, rule_expr
 from csa_closure.policy.features import bind_features
 from csa_closure.policy.ruleset import COLLECTABILITY, PWC, SOS, TABLES, RuleSet
@@ -161,6 +162,11 @@ def _check_table(rule_set: RuleSet, table: str, frame: pl.LazyFrame) -> TableChe
             (c.is_null() & (hit > i)).sum().alias(f"reached{i}"),
         ]
     totals = evaluated.select(aggs).row(0, named=True)
+    expected = frame.select(pl.len()).collect().item()
+    if totals["_debts"] != expected:
+        raise PolicyInternalError(
+            f"table {table}: the evaluation gave {totals['_debts']} rows for {expected} debts"
+        )
     checks = []
     for i, rule in enumerate(rules):
         first, true = int(totals[f"first{i}"] or 0), int(totals[f"true{i}"] or 0)

@@ -88,6 +88,10 @@ def eligibility_index(rule_set: RuleSet) -> pl.Expr:
 
 def _decisions(bound: pl.DataFrame, index: pl.Expr, rules: Sequence[Rule]) -> pl.DataFrame:
     indexed = bound.lazy().select(pl.col("debt_id"), index.alias("_rule")).collect()
+    if indexed.height != bound.height:
+        raise PolicyInternalError(
+            f"the evaluation gave {indexed.height} decisions for {bound.height} debts"
+        )
     undecided = indexed["_rule"].null_count()
     if undecided:
         raise PolicyInternalError(
