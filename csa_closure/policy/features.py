@@ -168,7 +168,8 @@ FEATURES: tuple[Feature, ...] = (
         "nrp_address_confirmed",
         FeatureType.BOOLEAN,
         "The NRP's address was confirmed on or after D minus address_confirmed_within_years "
-        "calendar years.",
+        "calendar years (a confirmation dated after D counts too: the policy sets no upper "
+        "bound).",
         (ADDRESS_WINDOW,),
     ),
     Feature(
