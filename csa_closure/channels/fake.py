@@ -726,6 +726,9 @@ class FakeNotifyChannel(NotifyChannel):
         )
         client = NotificationsAPIClient(api_key, base_url=FAKE_BASE_URL)
         client.request_session.mount(FAKE_BASE_URL, FakeNotifyAdapter(self.service))
+        # nothing leaves the process: no proxy settings to read from the environment on each
+        # request (requests does that per call, which costs more than the fake's own work)
+        client.request_session.trust_env = False
         super().__init__(
             client,
             limiter=limiter,

@@ -13,7 +13,9 @@ debt is kept (the first problem is the one a caseworker sees first; every one is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,13 @@ from sqlalchemy.engine import Connection
 from csa_closure.errors import ConcurrentChange, UsageError
 from csa_closure.stages.debt_updates import update_debts
 from csa_closure.store import events
-from csa_closure.store.dialect import driver_frame, execute_many, insert_frame, read_frame
+from csa_closure.store.dialect import (
+    driver_frame,
+    execute_many,
+    insert_frame,
+    is_sqlite,
+    read_frame,
+)
 from csa_closure.store.schema import letter_batches, letter_status_history, letters
 
 if TYPE_CHECKING:
@@ -143,17 +151,30 @@ def change_letters(
     if count_attempt:
         assignments.append("attempts = attempts + 1")
     sql = f"UPDATE letters SET {', '.join(assignments)} WHERE letter_id = ? AND status = ?"
-    params = driver_frame(
-        conn,
-        letters,
-        changes.select(
-            pl.col("to_status").alias("status"),
-            pl.lit(now).alias("status_at"),
-            *set_columns,
-            "letter_id",
-        ),
-    ).with_columns(changes["from_status"].alias("from_status_"))
-    changed = execute_many(conn, sql, list(params.iter_rows()))
+    if changes.height <= SMALL:
+        # a send group: plain tuples, no frame work per statement (the hot path)
+        params = [
+            _driver_row(conn, (to, now, *values, letter_id, frm))
+            for to, *values, letter_id, frm in changes.select(
+                "to_status", *set_columns, "letter_id", "from_status"
+            ).iter_rows()
+        ]
+    else:
+        params = list(
+            driver_frame(
+                conn,
+                letters,
+                changes.select(
+                    pl.col("to_status").alias("status"),
+                    pl.lit(now).alias("status_at"),
+                    *set_columns,
+                    "letter_id",
+                ),
+            )
+            .with_columns(changes["from_status"].alias("from_status_"))
+            .iter_rows()
+        )
+    changed = execute_many(conn, sql, params)
     if changed != changes.height:
         raise ConcurrentChange(
             f"{changes.height - changed} of {changes.height} letters were no longer in the "
@@ -168,6 +189,9 @@ def record_letter_history(
     conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
 ) -> None:
     """A history row and an event for each letter in ``changes`` (see ``change_letters``)."""
+    if changes.height <= SMALL:
+        _record_small(conn, run, changes, source=source, event_type=event_type)
+        return
     now = run.ctx.clock()
     insert_frame(
         conn,
@@ -199,6 +223,106 @@ def record_letter_history(
             ).alias("detail"),
         ),
     )
+
+
+SMALL = 500  # up to this many letters a change is written from plain tuples
+_HISTORY_COLUMNS = ("letter_id", "status", "recorded_at", "source", "detail")
+_EVENT_COLUMNS = (
+    "run_id",
+    "occurred_at",
+    "as_of",
+    "actor",
+    "event_type",
+    "case_ref",
+    "debt_id",
+    "entity",
+    "from_state",
+    "to_state",
+    "detail",
+)
+
+
+def _record_small(
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+) -> None:
+    ctx = run.ctx
+    now = ctx.clock()
+    history = []
+    logged = []
+    for (
+        letter_id,
+        reference,
+        batch_id,
+        debt_id,
+        case_ref,
+        purpose,
+        recipient,
+        frm,
+        to,
+        reason,
+    ) in changes.select(LETTER_CHANGE_COLUMNS).iter_rows():
+        why = None if reason is None else str(reason)
+        history.append(_driver_row(conn, (letter_id, to, now, source, why and why[:200])))
+        detail = {
+            "batch_id": batch_id,
+            "purpose": purpose,
+            "reason": why,
+            "recipient": recipient,
+            "reference": reference,
+        }
+        logged.append(
+            _driver_row(
+                conn,
+                (
+                    run.run_id,
+                    now,
+                    ctx.as_of,
+                    ctx.actor,
+                    event_type,
+                    case_ref,
+                    debt_id,
+                    f"letter:{letter_id}",
+                    frm,
+                    to,
+                    json.dumps(detail, sort_keys=True),
+                ),
+            )
+        )
+    insert_tuples(conn, "letter_status_history", _HISTORY_COLUMNS, history)
+    insert_tuples(conn, "events", _EVENT_COLUMNS, logged)
+
+
+def _driver_row(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...]:
+    """Values as the driver stores them: on SQLite, instants as UTC text the way SQLAlchemy
+    writes them and dates as ISO text; PostgreSQL takes them as they are."""
+    if not is_sqlite(conn):
+        return tuple(values)
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif isinstance(value, date):
+            value = value.isoformat()
+        out.append(value)
+    return tuple(out)
+
+
+def insert_tuples(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert driver-value tuples: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    if not rows:
+        return
+    if is_sqlite(conn):
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        for row in rows:
+            copy.write_row(row)
 
 
 def letter_changes(

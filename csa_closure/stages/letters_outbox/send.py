@@ -418,7 +418,8 @@ def _frame(items: Sequence[Composed], status: str, as_of: date, **extra: list[An
     data["letter_date"] = [letter_date_of(c.row, as_of) for c in items]
     data.update(extra)
     types: dict[str, Any] = {"letter_id": pl.Int64, "batch_id": pl.Int64, "debt_id": pl.Int64}
-    types["letter_date"] = pl.Date
+    instant = pl.Datetime("us", "UTC")
+    types.update(letter_date=pl.Date, attempted_at=instant, sent_at=instant)
     schema = {name: types.get(name, pl.String) for name in data}
     return pl.DataFrame(data, schema=schema, strict=False)
 
@@ -650,8 +651,12 @@ class _Sender:
                 conn,
                 self.run,
                 letter_changes(
-                    _frame(group, LetterStatus.PENDING.value, as_of).with_columns(
-                        pl.lit(name).alias("channel"), pl.lit(ctx.clock()).alias("attempted_at")
+                    _frame(
+                        group,
+                        LetterStatus.PENDING.value,
+                        as_of,
+                        channel=[name] * len(group),
+                        attempted_at=[ctx.clock()] * len(group),
                     ),
                     LetterStatus.SENDING.value,
                     "SEND_INTENT",
@@ -720,75 +725,93 @@ class _Sender:
     def _record_group(
         self, done: Sequence[_Outcome], not_called: Sequence[Composed], stop: Stop | None
     ) -> None:
+        """One transaction: what the channel said about each letter called, and the letters
+        never called back to ``pending`` (their quota given back)."""
         as_of, now = self.ctx.as_of, self.ctx.clock()
         sending = LetterStatus.SENDING.value
         accepted = [o for o in done if o.kind == "accepted"]
         unknown = [o for o in done if o.kind == "unknown"]
         failed = [o for o in done if o.kind == "failed"]
-        accepted_rows = _frame(
-            [o.item for o in accepted],
-            sending,
-            as_of,
-            notify_id=[o.notify_id for o in accepted],
-        ).with_columns(
-            pl.lit(now).alias("sent_at"), pl.lit(None, dtype=pl.String).alias("failure_reason")
-        )
-        unknown_rows = _frame(
-            [o.item for o in unknown], sending, as_of, failure_reason=[o.code for o in unknown]
-        )
-        failed_rows = _frame(
-            [o.item for o in failed],
-            sending,
-            as_of,
-            code=[o.code for o in failed],
-            failure_reason=[o.failure_reason for o in failed],
-        )
-        back = _frame(not_called, sending, as_of)
+        moved = flagged = 0
         for attempt in range(1, RECORD_TRIES + 1):
             try:
                 with self.run.chunk() as conn:
-                    change_letters(
-                        conn,
-                        self.run,
-                        letter_changes(accepted_rows, LetterStatus.ACCEPTED.value, "ACCEPTED"),
-                        source=self.source,
-                        set_columns=["notify_id", "sent_at", "failure_reason"],
-                    )
-                    moved = record_dispatched(conn, self.run, accepted_rows, self.config)
-                    change_letters(
-                        conn,
-                        self.run,
-                        letter_changes(
-                            unknown_rows, LetterStatus.UNKNOWN.value, pl.col("failure_reason")
-                        ),
-                        source=self.source,
-                        set_columns=["failure_reason"],
-                    )
-                    flagged = fail_letters(conn, self.run, failed_rows, source=self.source)
-                    change_letters(
-                        conn,
-                        self.run,
-                        letter_changes(
-                            back,
-                            LetterStatus.PENDING.value,
-                            f"NOT_SENT:{stop.code if stop else 'STOPPED'}",
-                        ),
-                        source=TOOLKIT,
-                    )
-                    quota.release(conn, self.channel.name, as_of, back.height)
+                    moved = self._record_accepted(conn, accepted, as_of, now)
+                    if unknown:
+                        rows = _frame(
+                            [o.item for o in unknown],
+                            sending,
+                            as_of,
+                            failure_reason=[o.code for o in unknown],
+                        )
+                        change_letters(
+                            conn,
+                            self.run,
+                            letter_changes(
+                                rows, LetterStatus.UNKNOWN.value, pl.col("failure_reason")
+                            ),
+                            source=self.source,
+                            set_columns=["failure_reason"],
+                        )
+                    if failed:
+                        rows = _frame(
+                            [o.item for o in failed],
+                            sending,
+                            as_of,
+                            code=[o.code for o in failed],
+                            failure_reason=[o.failure_reason for o in failed],
+                        )
+                        flagged = fail_letters(conn, self.run, rows, source=self.source)
+                    if not_called:
+                        why = f"NOT_SENT:{stop.code if stop else 'INTERRUPTED'}"
+                        change_letters(
+                            conn,
+                            self.run,
+                            letter_changes(
+                                _frame(not_called, sending, as_of), LetterStatus.PENDING.value, why
+                            ),
+                            source=TOOLKIT,
+                        )
+                        quota.release(conn, self.channel.name, as_of, len(not_called))
                     if stop is not None and stop.code == StopCode.DAILY_LIMIT:
                         quota.mark_limit_reached(conn, self.channel.name, as_of)
                 break
             except ConcurrentChange:
                 if attempt == RECORD_TRIES:
                     raise
-        self.result.accepted += accepted_rows.height
-        self.result.unknown += unknown_rows.height
-        self.result.failed += failed_rows.height
+        self.result.accepted += len(accepted)
+        self.result.unknown += len(unknown)
+        self.result.failed += len(failed)
         self.result.debts_moved += moved
         self.result.debts_flagged += flagged
         if accepted:
-            log.info("batch %s: %d letters accepted", self.batch_id, accepted_rows.height)
+            log.info("batch %s: %d letters accepted", self.batch_id, len(accepted))
+
+    def _record_accepted(
+        self, conn: Connection, accepted: Sequence[_Outcome], as_of: date, now: Any
+    ) -> int:
+        if not accepted:
+            return 0
+        rows = _frame(
+            [o.item for o in accepted],
+            LetterStatus.SENDING.value,
+            as_of,
+            notify_id=[o.notify_id for o in accepted],
+            sent_at=[now] * len(accepted),
+            failure_reason=[None] * len(accepted),
+        )
+        change_letters(
+            conn,
+            self.run,
+            letter_changes(
+                rows, LetterStatus.ACCEPTED.value, pl.format("ACCEPTED:{}", "notify_id")
+            ),
+            source=self.source,
+            set_columns=["notify_id", "sent_at", "failure_reason"],
+        )
+        if not any(o.item.row["purpose"] == "representation" for o in accepted):
+            return 0
+        return record_dispatched(conn, self.run, rows, self.config)
 
     def _quota_stop(self, conn: Connection) -> Stop:
         state = quota.quota_state(conn, self.channel.name, self.ctx.as_of, self.options.daily_limit)
