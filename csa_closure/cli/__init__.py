@@ -125,6 +125,10 @@ def _register() -> None:
     cli.add_command(ledger.ledger)
     cli.add_command(transfer.transfer)
 
+    from csa_closure.cli import notify
+
+    cli.add_command(notify.notify)
+
 
 _register()
 
