@@ -135,7 +135,7 @@ CREDITOR_OPTION = click.option(
 @CREDITOR_OPTION
 @click.option(
     "--outcome",
-    type=click.Choice(DECIDABLE_OUTCOMES),
+    type=click.Choice([o.value for o in DECIDABLE_OUTCOMES]),
     required=True,
     help="The decision: write_off_silent, write_off_notice, transfer, representation (a PWC "
     "debt that never had its final chance) or nil (only for a zero balance).",
