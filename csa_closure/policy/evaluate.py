@@ -114,10 +114,6 @@ def rule_columns(index: pl.Expr, rules: Sequence[Rule]) -> list[pl.Expr]:
     ]
 
 
-def table_for(rule_set: RuleSet, creditor: str) -> RuleTable:
-    return rule_set.eligibility(creditor)
-
-
 def reference_first_hit(
     table: RuleTable | Sequence[Rule], row: Mapping[str, Any], params: ParamValues
 ) -> Rule | None:

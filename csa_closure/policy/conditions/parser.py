@@ -24,6 +24,8 @@ Comparisons do not chain (``a < b < c`` is refused): write ``a < b AND b < c``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from csa_closure.policy.conditions.ast import (
     COMPARISON_OPS,
     FUNCTIONS,
@@ -125,7 +127,7 @@ class _Parser:
     def and_expr(self) -> Node:
         return self._bool_chain("AND", self.not_expr)
 
-    def _bool_chain(self, word: str, operand) -> Node:  # type: ignore[no-untyped-def]
+    def _bool_chain(self, word: str, operand: Callable[[], Node]) -> Node:
         first = operand()
         operands = [first]
         while self.at_keyword(word):
