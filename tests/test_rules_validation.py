@@ -493,3 +493,17 @@ def test_canonical_json_is_the_hashed_text() -> None:
         "SOS-05",
     ]
     assert "\n" not in data["tables"]["PWC"][8]["when"]
+
+
+def test_a_stored_canonical_form_rebuilds_the_same_rule_set() -> None:
+    from csa_closure.policy.stored import rule_set_from_canonical
+
+    overridden = default_rules().with_overrides(
+        {"threshold_pence": "60000", "recovery_rate_self_employed": "0.3333"}
+    )
+    for rules in (default_rules(), overridden):
+        rebuilt = rule_set_from_canonical(rules.canonical_json())
+        assert rebuilt.hash == rules.hash
+        assert rebuilt.param_values() == rules.param_values()
+        frame = features([{"balance_pence": 55_000, "effective_date": date(2015, 1, 1)}])
+        assert decide(rebuilt, frame).equals(decide(rules, frame))
