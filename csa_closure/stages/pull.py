@@ -156,7 +156,7 @@ def _existing_cases(conn: Connection) -> pl.DataFrame:
     return frame.with_columns((pl.col("decided_debts") > 0).alias("decided")).drop("decided_debts")
 
 
-def _existing_debts(conn: Connection) -> pl.DataFrame:
+def _existing_debts(conn: Connection, system: str) -> pl.DataFrame:
     return _frame(
         conn,
         select(
@@ -166,7 +166,7 @@ def _existing_debts(conn: Connection) -> pl.DataFrame:
             debts.c.state,
             debts.c.opening_pence,
             debts.c.source_pence,
-        ),
+        ).where(debts.c.source_system == system),
         {
             "debt_id": pl.Int64,
             "case_ref": pl.String,
@@ -222,8 +222,9 @@ class PullPlan:
     quarantine_items: pl.DataFrame  # the items to hold after this pull
 
 
-def plan_pull(book: NormalisedBook, conn: Connection) -> PullPlan:
-    existing = _existing_cases(conn)
+def plan_pull(book: NormalisedBook, conn: Connection, system: str) -> PullPlan:
+    """What to do for ``system``, whose normalised source is ``book``."""
+    existing = _existing_cases(conn).filter(pl.col("source_system") == system)
     source_cases = book.cases.join(existing, on=["case_ref", "source_system"], how="left")
     is_new = pl.col("stored_fingerprint").is_null()
     changed = ~is_new & (pl.col("source_fingerprint") != pl.col("stored_fingerprint"))
@@ -428,10 +429,12 @@ def _existing_debts_for(conn: Connection, refs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _record_balance_drift(run: Run, book: NormalisedBook) -> tuple[int, list[dict[str, Any]]]:
+def _record_balance_drift(
+    run: Run, book: NormalisedBook, system: str
+) -> tuple[int, list[dict[str, Any]]]:
     """For decided debts, note a source balance that differs from the last one seen."""
     with run.ctx.engine.connect() as conn:
-        stored = _existing_debts(conn).filter(pl.col("state") != DebtState.PULLED.value)
+        stored = _existing_debts(conn, system).filter(pl.col("state") != DebtState.PULLED.value)
     moved = stored.join(
         book.debts.select("case_ref", "creditor", "balance_pence"),
         on=["case_ref", "creditor"],
@@ -491,10 +494,10 @@ def _update_parties(run: Run, changed: pl.DataFrame) -> int:
     return changed.height
 
 
-def _sync_quarantine(run: Run, items: pl.DataFrame) -> dict[str, int]:
+def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, int]:
     """Hold what the source holds as dirty now; release what was fixed at source."""
     with run.ctx.engine.connect() as conn:
-        stored = _existing_quarantine(conn)
+        stored = _existing_quarantine(conn).filter(pl.col("source_system") == system)
     key = ["source_system", "case_ref", "item_kind"]
     fresh = items.join(stored, on=key, how="anti")
     still = items.join(stored, on=key, how="inner")
@@ -583,55 +586,73 @@ def _pence_by_creditor(items: pl.DataFrame) -> pl.DataFrame:
 
 
 def reconcile_pull(
-    book: NormalisedBook, plan: PullPlan, conn: Connection
-) -> dict[str, SystemReconciliation]:
-    """Source control totals against loaded and quarantined pence, per system and creditor.
+    book: NormalisedBook, plan: PullPlan, conn: Connection, system: str
+) -> SystemReconciliation:
+    """Source control totals against loaded and quarantined pence for ``system``.
 
     "Loaded" is what the source says now about every case the store holds (so it balances
     exactly); "drift" is what the store holds minus that, for cases decided before a change.
     """
-    held_long = _pence_by_creditor(plan.quarantine_items)
-    invalid_long = _pence_by_creditor(plan.invalid_loaded)
     loaded = _sum_by(book.debts, "balance_pence")
-    for key, value in _sum_by(invalid_long, "p").items():
+    for key, value in _sum_by(_pence_by_creditor(plan.invalid_loaded), "p").items():
         loaded[key] = loaded.get(key, 0) + value
-    held = _sum_by(held_long, "p")
-    stored = dict(
-        ((s, c), int(v))
-        for s, c, v in conn.execute(
-            select(
-                debts.c.source_system, debts.c.creditor, func.sum(debts.c.opening_pence)
-            ).group_by(debts.c.source_system, debts.c.creditor)
+    held = _sum_by(_pence_by_creditor(plan.quarantine_items), "p")
+    stored = {
+        creditor: int(pence)
+        for creditor, pence in conn.execute(
+            select(debts.c.creditor, func.sum(debts.c.opening_pence))
+            .where(debts.c.source_system == system)
+            .group_by(debts.c.creditor)
         )
+    }
+    stored_cases = conn.execute(
+        select(func.count()).select_from(cases).where(cases.c.source_system == system)
+    ).scalar_one()
+    control = book.control.filter(pl.col("source_system") == system).row(0, named=True)
+    return SystemReconciliation(
+        cases_source=int(control["case_count"]),
+        cases_loaded=int(stored_cases),
+        cases_quarantined=plan.quarantine_items.filter(pl.col("item_kind") == "case").height,
+        creditors={
+            cr: CreditorReconciliation(
+                source_pence=int(control[f"{cr.lower()}_arrears_pence"]),
+                loaded_pence=loaded.get((system, cr), 0),
+                quarantined_pence=held.get((system, cr), 0),
+                drift_pence=stored.get(cr, 0) - loaded.get((system, cr), 0),
+            )
+            for cr in CREDITORS
+        },
     )
-    stored_cases = dict(
-        conn.execute(
-            select(cases.c.source_system, func.count()).group_by(cases.c.source_system)
-        ).all()
-    )
-    control = {row["source_system"]: row for row in book.control.iter_rows(named=True)}
-    held_cases = plan.quarantine_items.filter(pl.col("item_kind") == "case")
-    result = {}
-    for system in SYSTEMS:
-        row = control.get(system, {})
-        result[system] = SystemReconciliation(
-            cases_source=int(row.get("case_count") or 0),
-            cases_loaded=int(stored_cases.get(system, 0)),
-            cases_quarantined=held_cases.filter(pl.col("source_system") == system).height,
-            creditors={
-                cr: CreditorReconciliation(
-                    source_pence=int(row.get(f"{cr.lower()}_arrears_pence") or 0),
-                    loaded_pence=loaded.get((system, cr), 0),
-                    quarantined_pence=held.get((system, cr), 0),
-                    drift_pence=stored.get((system, cr), 0) - loaded.get((system, cr), 0),
-                )
-                for cr in CREDITORS
-            },
-        )
-    return result
 
 
 # --- the stage ------------------------------------------------------------------------
+
+
+def _pull_system(
+    run: Run, source_url: str, system: str, progress: Progress
+) -> tuple[SystemReconciliation, dict[str, int], list[dict[str, Any]]]:
+    """Read, normalise, write and reconcile one legacy system (cases never span systems,
+    and one system at a time keeps the pull's memory to about half)."""
+    progress.start(f"pull: reading {system}", None)
+    book = normalise(read_legacy(source_url, systems=[system]))
+    progress.finish(f"pull: reading {system}")
+    with run.ctx.engine.connect() as conn:
+        plan = plan_pull(book, conn, system)
+    counts: dict[str, int] = {}
+    counts |= _insert_new_cases(run, book, plan.new_cases, progress)
+    counts |= _refresh_cases(run, book, plan.refreshed_cases, progress)
+    drift_debts, drift_listing = _record_balance_drift(run, book, system)
+    counts["parties_updated"] = _update_parties(run, plan.changed_parties)
+    counts |= _sync_quarantine(run, plan.quarantine_items, system)
+    counts |= {
+        "debts_drifted": drift_debts,
+        "cases_drifted": plan.drifted_cases.height,
+        "cases_invalid_at_source": plan.invalid_loaded.height,
+        "cases_missing_at_source": plan.missing_at_source.height,
+    }
+    with run.ctx.engine.connect() as conn:
+        reconciliation = reconcile_pull(book, plan, conn, system)
+    return reconciliation, counts, drift_listing
 
 
 def pull(ctx: Context, source_url: str, *, progress: Progress = NO_PROGRESS) -> PullResult:
@@ -641,26 +662,17 @@ def pull(ctx: Context, source_url: str, *, progress: Progress = NO_PROGRESS) -> 
     system and creditor; the run is then recorded as ``unbalanced``, not complete.
     """
     with stage_run(ctx, "pull", {"source": redacted(source_url)}, claims=[PULL_LEASE]) as run:
-        progress.start("pull: reading legacy", None)
-        book = normalise(read_legacy(source_url))
-        progress.finish("pull: reading legacy")
-        with ctx.engine.connect() as conn:
-            plan = plan_pull(book, conn)
+        systems: dict[str, SystemReconciliation] = {}
         counts: dict[str, int] = {}
-        counts |= _insert_new_cases(run, book, plan.new_cases, progress)
-        counts |= _refresh_cases(run, book, plan.refreshed_cases, progress)
-        drift_debts, drift_listing = _record_balance_drift(run, book)
-        counts["parties_updated"] = _update_parties(run, plan.changed_parties)
-        counts |= _sync_quarantine(run, plan.quarantine_items)
-        counts |= {
-            "debts_drifted": drift_debts,
-            "cases_drifted": plan.drifted_cases.height,
-            "cases_invalid_at_source": plan.invalid_loaded.height,
-            "cases_missing_at_source": plan.missing_at_source.height,
-        }
-        with ctx.engine.connect() as conn:
-            systems = reconcile_pull(book, plan, conn)
-        result = PullResult(run_id=run.run_id, systems=systems, counts=counts, drift=drift_listing)
+        drift: list[dict[str, Any]] = []
+        for system in SYSTEMS:
+            systems[system], system_counts, system_drift = _pull_system(
+                run, source_url, system, progress
+            )
+            for key, value in system_counts.items():
+                counts[key] = counts.get(key, 0) + value
+            drift += system_drift
+        result = PullResult(run_id=run.run_id, systems=systems, counts=counts, drift=drift)
         run.counts.update(counts)
         run.control_totals.update({k: v.to_json() for k, v in systems.items()})
         if not result.balanced:
