@@ -6,12 +6,13 @@ Two views, both aggregated in SQL:
   ``rule_id``, ``ruleset_hash``), with debts and pence, and how many of them are closed.
   Caseworker decisions carry no rule id. Debts not yet decided are one row, outcome empty.
 - **history**: every decision ever made, from the event log: the events in
-  ``DECISION_EVENTS`` whose ``detail`` records the ``outcome`` (with ``reason``, ``rule_id``,
-  ``ruleset_hash``). Each is counted as ``current`` when it is the latest decision event of
-  its debt, and ``superseded`` when a re-decision, a collectability decision or a caseworker
-  replaced it, so a rule change's effect stays visible after it was undone. Moves that follow
-  from the final chance (a window expiring, a parent declining) record their outcome on the
-  debt, not in the event's detail: they appear in the current view, with their reason.
+  ``DECISION_EVENTS``, whose ``detail`` records the ``outcome``, ``reason``, ``rule_id`` and
+  ``ruleset_hash`` of the decision. Each is counted as ``current`` when it is the latest
+  decision event of its debt, and ``superseded`` when a re-decision, a collectability decision
+  or a caseworker replaced it, so a rule change's effect stays visible after it was undone.
+  Moves that follow from the final chance (a window expiring, a parent declining) record their
+  outcome on the debt, not in the event's detail: they appear in the current view, with their
+  reason.
 
 Pence are the debts' loaded balances (``opening_pence``).
 """
@@ -86,7 +87,7 @@ def decision_detail(key: str) -> Any:
 
 
 def is_decision_event() -> Any:
-    return events.c.event_type.in_(DECISION_EVENTS) & decision_detail("outcome").is_not(None)
+    return events.c.event_type.in_(DECISION_EVENTS)
 
 
 def _sort_key(*values: str | None) -> tuple[tuple[bool, str], ...]:
