@@ -4,7 +4,8 @@ Two views, both aggregated in SQL:
 
 - **current**: each debt's decision as it stands now (``debts.outcome``, ``reason``,
   ``rule_id``, ``ruleset_hash``), with debts and pence, and how many of them are closed.
-  Caseworker decisions carry no rule id. Debts not yet decided are one row, outcome empty.
+  Caseworker decisions carry the caseworker rule id and no rule-set hash. Debts not yet
+  decided are one row, outcome empty.
 - **history**: every decision ever made, from the event log: the events in
   ``DECISION_EVENTS``, whose ``detail`` records the ``outcome``, ``reason``, ``rule_id`` and
   ``ruleset_hash`` of the decision. Each is counted as ``current`` when it is the latest
