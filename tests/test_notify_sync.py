@@ -1,0 +1,171 @@
+"""notify sync and returned: statuses polled inside Notify's retention, returns and permanent
+failures flagged, technical failures sent again; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import text
+
+from csa_closure.channels import Fates
+from csa_closure.context import Context
+from csa_closure.stages.letters_outbox import (
+    SendOptions,
+    record_returned,
+    send_batch,
+    sync_letters,
+)
+from csa_closure.store.runs import start_run
+from tests.test_notify_support import (
+    CONFIG,
+    built_batch,
+    clocked,
+    debt_row,
+    fake,
+    history,
+    later,
+    letters_book,
+    outbox,
+)
+
+
+def _final(ctx: Context, debt_id: int) -> pl.DataFrame:
+    return outbox(ctx).filter(
+        (pl.col("debt_id") == debt_id) & (pl.col("purpose") == "representation")
+    )
+
+
+def test_statuses_are_kept_as_notify_reports_them(ctx: Context, tmp_path: Path) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx)
+    channel = fake(tmp_path, clock)
+    sent = send_batch(ctx, batch_id, channel, CONFIG)
+    nothing_yet = sync_letters(ctx, channel, CONFIG)
+    assert nothing_yet.polled == sent.accepted and nothing_yet.changed == {}
+    later(clock, days=1, minutes=1)
+    result = sync_letters(ctx, channel, CONFIG)
+    assert result.changed == {"received": sent.accepted}
+    letter = _final(ctx, book.debts["final"])
+    assert history(ctx, letter["letter_id"][0]) == ["pending", "sending", "accepted", "received"]
+    assert not debt_row(ctx, book.debts["final"])["needs_tracing"]
+    with ctx.engine.connect() as conn:
+        sources = conn.execute(
+            text("SELECT DISTINCT source FROM letter_status_history WHERE status = 'received'")
+        ).scalars().all()
+    assert sources == ["fake"]
+
+
+def test_a_returned_letter_flags_its_debt_for_tracing_and_a_caseworker(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    channel = fake(tmp_path, clock, fates=Fates(returned=1.0, returned_after_days=3))
+    send_batch(ctx, batch_id, channel, CONFIG)
+    later(clock, days=3, minutes=1)
+    result = sync_letters(ctx, channel, CONFIG)
+    assert result.changed == {"returned-letter": 1} and result.debts_flagged == 1
+    debt = debt_row(ctx, book.debts["final"])
+    assert debt["needs_tracing"] and debt["needs_caseworker"]
+    assert debt["review_reason"] == "LETTER_RETURNED"
+    assert debt["state"] == "awaiting_response"  # resolve holds a flagged debt back
+    again = sync_letters(ctx, channel, CONFIG)
+    assert again.changed == {} and again.debts_flagged == 0
+
+
+def test_a_permanent_failure_flags_its_debt(ctx: Context, tmp_path: Path) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    channel = fake(tmp_path, clock, fates=Fates(permanent_failure=1.0))
+    send_batch(ctx, batch_id, channel, CONFIG)
+    later(clock, days=1, minutes=1)
+    assert sync_letters(ctx, channel, CONFIG).changed == {"permanent-failure": 1}
+    assert debt_row(ctx, book.debts["final"])["review_reason"] == "LETTER_PERMANENT_FAILURE"
+
+
+def test_returns_after_notifys_retention_come_from_the_returned_letters_report(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    channel = fake(tmp_path, clock, fates=Fates(returned=1.0, returned_after_days=21))
+    send_batch(ctx, batch_id, channel, CONFIG)
+    later(clock, days=2)
+    assert sync_letters(ctx, channel, CONFIG).changed == {"received": 1}
+    later(clock, days=20)
+    polled = sync_letters(ctx, channel, CONFIG)
+    assert polled.polled == 0  # past the retention: nothing to ask Notify about
+    report = [(i, r) for i, r, _ in channel.service.returned_letters()]
+    result = sync_letters(ctx, channel, CONFIG, returned_report=report)
+    assert result.returned_from_report == 1
+    assert _final(ctx, book.debts["final"])["status"].to_list() == ["returned-letter"]
+    assert debt_row(ctx, book.debts["final"])["review_reason"] == "LETTER_RETURNED"
+    assert record_returned(ctx, report, CONFIG).returned_from_report == 0  # already recorded
+
+
+def test_accepted_letters_beyond_the_retention_are_counted_not_guessed(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    channel = fake(tmp_path, clock, fates=Fates(received_after_days=30))
+    sent = send_batch(ctx, batch_id, channel, CONFIG)
+    later(clock, days=8)
+    result = sync_letters(ctx, channel, CONFIG)
+    assert result.polled == 0 and result.beyond_retention == sent.accepted
+    assert set(outbox(ctx).filter(pl.col("batch_id") == batch_id)["status"]) == {"accepted"}
+
+
+def test_a_technical_failure_is_sent_again_saying_the_same(ctx: Context, tmp_path: Path) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    failing = fake(tmp_path, clock, fates=Fates(technical_failure=1.0, failed_after_days=0.5))
+    send_batch(ctx, batch_id, failing, CONFIG)
+    window = debt_row(ctx, book.debts["final"])
+    later(clock, days=1)
+    working = fake(tmp_path, clock)  # the same service, now printing
+    result = sync_letters(ctx, working, CONFIG)
+    assert result.changed == {"technical-failure": 1} and result.resent == 1
+    letter = _final(ctx, book.debts["final"])
+    assert letter["status"].to_list() == ["accepted"] and letter["attempts"].to_list() == [2]
+    ref = letter["reference"][0]
+    first, second = working.service.notifications(ref)
+    assert first.status == "technical-failure" and second.status == "accepted"
+    assert first.personalisation == second.personalisation  # the same letter, the same date
+    assert letter["notify_id"][0] == second.notify_id
+    assert history(ctx, letter["letter_id"][0]) == [
+        "pending",
+        "sending",
+        "accepted",
+        "technical-failure",
+        "pending",
+        "sending",
+        "accepted",
+    ]
+    after = debt_row(ctx, book.debts["final"])
+    assert (after["state"], after["response_deadline"], after["needs_caseworker"]) == (
+        window["state"],
+        window["response_deadline"],
+        False,
+    )
+
+
+def test_a_technical_failure_in_a_batch_being_sent_waits_for_the_next_sync(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    send_batch(ctx, batch_id, fake(tmp_path, clock, fates=Fates(technical_failure=1.0)), CONFIG)
+    later(clock, days=2)
+    other = start_run(ctx.as_actor("another operator"), "notify-send", {})
+    other.claim(f"letter_batch:{batch_id}")
+    result = sync_letters(ctx, fake(tmp_path, clock), CONFIG, options=SendOptions())
+    assert result.resend_deferred == 1 and result.resent == 0
