@@ -312,3 +312,12 @@ def test_the_archive_reads_one_snapshot_while_others_write(ctx: Context) -> None
         assert count(reader) == before  # the new event is not seen inside the snapshot
     with ctx.engine.connect() as conn:
         assert count(conn) == before + 1
+
+
+def test_a_broken_manifest_fails_the_archive_recorded_at_that_path(
+    ctx: Context, tmp_path: Path
+) -> None:
+    book = closed_book(ctx)
+    archive(book.ctx, tmp_path / "a")
+    (tmp_path / "a" / MANIFEST).write_text("{ not json")
+    assert _problems(book.ctx, tmp_path / "a") == [(MANIFEST, "is not valid JSON")]

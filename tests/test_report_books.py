@@ -505,7 +505,7 @@ def test_the_mid_book_balances_and_is_half_way(ctx: Context) -> None:
     assert rec.balanced, rec.to_json()
     assert rec.systems["CSCS"]["SOS"].reversed_pence == 20_000
     with ctx.engine.connect() as conn:
-        states = dict(
+        states: dict[str, int] = dict(
             conn.execute(select(debts.c.state, func.count()).group_by(debts.c.state)).all()
         )
     assert states["pulled"] == 1 and states["written_off"] == 2 and states["transferred"] == 1

@@ -650,8 +650,8 @@ def _read_manifest(out: Path) -> tuple[dict[str, Any] | None, str | None, list[P
     sha = hashlib.sha256(data).hexdigest()
     try:
         manifest = json.loads(data)
-    except ValueError as exc:
-        return None, sha, [Problem(MANIFEST, f"is not valid JSON ({exc.msg})")]
+    except ValueError:  # not JSON, or not UTF-8
+        return None, sha, [Problem(MANIFEST, "is not valid JSON")]
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return None, sha, [Problem(MANIFEST, f"is not a {FORMAT} manifest")]
     return manifest, sha, []
