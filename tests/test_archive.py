@@ -15,9 +15,16 @@ from sqlalchemy import func, select
 from csa_closure.cli import cli
 from csa_closure.cli.archive import VERIFY_FAILED_EXIT_CODE
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
+from csa_closure.errors import LeaseHeld, UsageError
 from csa_closure.reconcile import reconcile
-from csa_closure.stages.archive import MANIFEST, MARKER, _snapshot, archive, verify
+from csa_closure.stages.archive import (
+    ARCHIVE_LEASE,
+    MANIFEST,
+    MARKER,
+    _snapshot,
+    archive,
+    verify,
+)
 from csa_closure.store import events as event_log
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import archives, debts, events, ledger_entries, stage_runs
@@ -321,3 +328,14 @@ def test_a_broken_manifest_fails_the_archive_recorded_at_that_path(
     archive(book.ctx, tmp_path / "a")
     (tmp_path / "a" / MANIFEST).write_text("{ not json")
     assert _problems(book.ctx, tmp_path / "a") == [(MANIFEST, "is not valid JSON")]
+
+
+def test_a_second_archive_run_waits_for_the_first(ctx: Context, tmp_path: Path) -> None:
+    book = closed_book(ctx)
+    out = tmp_path / "a"
+    out.mkdir()
+    (out / MARKER).write_text("{}")  # the first run is writing here
+    with stage_run(book.ctx, "archive", {}, claims=[ARCHIVE_LEASE]):
+        with pytest.raises(LeaseHeld):
+            archive(book.ctx, out)
+        assert (out / MARKER).exists()  # its files were left alone

@@ -397,24 +397,29 @@ def _known_names() -> set[str]:
     return names
 
 
-def _prepare_directory(out: Path) -> None:
-    """Make ``out`` ready for a new archive, or refuse (see the module docstring)."""
+def _leftovers(out: Path) -> set[str]:
+    """What an interrupted archive left in ``out`` (to write again), or a refusal."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory; choose a new directory")
-    if out.is_dir():
-        entries = {p.name for p in out.iterdir()}
-        if MANIFEST in entries:
-            raise UsageError(
-                f"{out} already holds a finished archive; check it with "
-                f"`csa-closure archive verify {out}`, or write a new one to an empty directory"
-            )
-        if entries and (MARKER not in entries or not entries <= _known_names()):
-            raise UsageError(
-                f"{out} is not empty and holds no interrupted archive; "
-                "write the archive to a new or empty directory"
-            )
-        for name in entries:  # an interrupted archive of ours: start it again
-            (out / name).unlink()
+    entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if MANIFEST in entries:
+        raise UsageError(
+            f"{out} already holds a finished archive; check it with "
+            f"`csa-closure archive verify {out}`, or write a new one to an empty directory"
+        )
+    if entries and (MARKER not in entries or not entries <= _known_names()):
+        raise UsageError(
+            f"{out} is not empty and holds no interrupted archive; "
+            "write the archive to a new or empty directory"
+        )
+    return entries
+
+
+def _prepare_directory(out: Path) -> None:
+    """Make ``out`` an empty owner-only directory, clearing an interrupted archive of ours.
+    Called holding the archive lease, so no other archive run is writing there."""
+    for name in _leftovers(out):
+        (out / name).unlink()
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     out.chmod(0o700)
 
@@ -444,9 +449,10 @@ def archive(
     if batch_rows < 1:
         raise UsageError("--batch-rows must be at least 1")
     out = Path(out).expanduser().resolve()
-    _prepare_directory(out)
+    _leftovers(out)  # refuse before recording a run
     parameters = {"out": str(out), "include_personal_data": include_personal_data}
     with stage_run(ctx, "archive", parameters, claims=[ARCHIVE_LEASE]) as run:
+        _prepare_directory(out)
         created_at = ctx.clock()
         _write_json(out / MARKER, {"run_id": run.run_id, "started_at": created_at.isoformat()})
         files: dict[str, FileSummary] = {}
