@@ -141,6 +141,14 @@ def test_traceability() -> None:
     assert one("nrp_untraceable", **row, nrp_address_verified_on=None) is True
 
 
+def test_an_address_confirmed_after_the_as_of_date_is_ignored() -> None:
+    """Facts dated after D do not count (like payments), so a decision for D reproduces."""
+    row = {"nrp_has_nino": False}
+    assert one("nrp_address_confirmed", **row, nrp_address_verified_on=D) is True
+    assert one("nrp_address_confirmed", **row, nrp_address_verified_on=D + DAY) is False
+    assert one("nrp_untraceable", **row, nrp_address_verified_on=D + DAY) is True
+
+
 def test_output_columns_and_types() -> None:
     frame = features([{}])
     assert tuple(frame.columns) == OUTPUT_COLUMNS

@@ -168,8 +168,8 @@ FEATURES: tuple[Feature, ...] = (
         "nrp_address_confirmed",
         FeatureType.BOOLEAN,
         "The NRP's address was confirmed on or after D minus address_confirmed_within_years "
-        "calendar years (a confirmation dated after D counts too: the policy sets no upper "
-        "bound).",
+        "calendar years, and not after D (a confirmation dated after D is ignored, like a "
+        "payment after D, so a decision for D can be reproduced later).",
         (ADDRESS_WINDOW,),
     ),
     Feature(
@@ -429,7 +429,8 @@ def _with_parameter_features(
         offset_date(as_of, years=fp.address_confirmed_within_years), dtype=pl.Date
     )
     last_paid = pl.col("last_positive_payment_on")
-    confirmed = (pl.col("nrp_address_verified_on") >= address_from).fill_null(False)
+    verified = pl.col("nrp_address_verified_on")
+    confirmed = ((verified >= address_from) & (verified <= d)).fill_null(False)
     traceable = pl.col("nrp_has_nino") | confirmed
     rate = pl.col("nrp_employment").replace_strict(dict(fp.recovery_rate_bp), return_dtype=pl.Int64)
     return frame.with_columns(
@@ -455,7 +456,7 @@ def reference_features(
     address_from = calendar.minus_years(as_of, fp.address_confirmed_within_years)
     last_paid = row["last_positive_payment_on"]
     verified = row["nrp_address_verified_on"]
-    confirmed = verified is not None and verified >= address_from
+    confirmed = verified is not None and address_from <= verified <= as_of
     traceable = bool(row["nrp_has_nino"]) or confirmed
     rate = dict(fp.recovery_rate_bp)[row["nrp_employment"]]
     end = row["liability_end_date"]
