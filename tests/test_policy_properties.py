@@ -515,7 +515,10 @@ def policy_md_collectability(row: dict[str, Any], d: date) -> tuple[str, str]:
     if row["nrp_deceased_on"] is not None and row["nrp_deceased_on"] <= d:
         return "write_off_notice", "NRP_DECEASED"
     verified = row["nrp_address_verified_on"]
-    if not row["nrp_has_nino"] and (verified is None or verified < minus_years(d, 2)):
+    # "no address confirmed on or after D minus 2 years" (a confirmation after D is a fact
+    # the run cannot have known, so it is ignored like a payment after D)
+    confirmed = verified is not None and minus_years(d, 2) <= verified <= d
+    if not row["nrp_has_nino"] and not confirmed:
         return "write_off_notice", "UNTRACEABLE"
     expected_yield = row["balance_pence"] * RATES[row["nrp_employment"]]  # exact, unrounded
     if expected_yield - 30_000 >= 0:
