@@ -177,9 +177,6 @@ class FileSummary:
     sha256: str = ""
     bytes: int = 0
 
-    def counts_json(self) -> dict[str, Any]:
-        return {"rows": self.rows, "totals": dict(self.totals)}
-
 
 @dataclass
 class ArchiveResult:
@@ -495,7 +492,7 @@ def archive(
                     created_at=created_at,
                     manifest_sha256=manifest_sha,
                     includes_personal_data=include_personal_data,
-                    counts=_recorded_counts(files, marks, reconciliation),
+                    counts=_manifest_counts(manifest),
                 )
                 .returning(archives.c.archive_id)
             ).scalar_one()
@@ -515,18 +512,20 @@ def archive(
     )
 
 
-def _recorded_counts(
-    files: dict[str, FileSummary], marks: Marks, reconciliation: dict[str, Any]
-) -> dict[str, Any]:
-    """What ``archives.counts`` keeps: enough to tell later whether the store has changed."""
-    return {
-        "files": {name: f.counts_json() for name, f in files.items()},
-        "store": marks.to_json(),
-        "reconciliation": reconciliation,
-    }
-
-
 # --- comparing with the store ----------------------------------------------------------
+
+
+def _manifest_counts(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's figures the store can be compared with, as ``archives.counts`` keeps
+    them: per file its rows and totals, the store marks and the reconciliation."""
+    return {
+        "files": {
+            name: {"rows": f.get("rows"), "totals": f.get("totals") or {}}
+            for name, f in (manifest.get("files") or {}).items()
+        },
+        "store": manifest.get("store") or {},
+        "reconciliation": manifest.get("reconciliation"),
+    }
 
 
 @dataclass
@@ -704,17 +703,6 @@ def verify(ctx: Context, out: Path | str) -> VerifyResult:
                 )
         run.counts.update({"files": len(result.files), "problems": len(result.problems)})
     return result
-
-
-def _manifest_counts(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "files": {
-            name: {"rows": f.get("rows"), "totals": f.get("totals") or {}}
-            for name, f in (manifest.get("files") or {}).items()
-        },
-        "store": manifest.get("store") or {},
-        "reconciliation": manifest.get("reconciliation"),
-    }
 
 
 def _verify_files(out: Path, manifest: dict[str, Any], result: VerifyResult) -> None:
