@@ -339,3 +339,15 @@ def test_a_second_archive_run_waits_for_the_first(ctx: Context, tmp_path: Path) 
         with pytest.raises(LeaseHeld):
             archive(book.ctx, out)
         assert (out / MARKER).exists()  # its files were left alone
+
+
+def test_verify_detects_files_open_to_others(ctx: Context, tmp_path: Path) -> None:
+    book = closed_book(ctx)
+    archive(book.ctx, tmp_path / "a")
+    (tmp_path / "a").chmod(0o755)
+    (tmp_path / "a" / "events.parquet").chmod(0o644)
+    problems = _problems(book.ctx, tmp_path / "a")
+    assert problems == [
+        ("a/ (the directory)", "is not owner-only (mode 755); others may read it"),
+        ("events.parquet", "is not owner-only (mode 644); others may read it"),
+    ]

@@ -595,16 +595,20 @@ def _file_totals(path: Path, columns: tuple[str, ...]) -> dict[str, int]:
     return totals
 
 
+def _owner_only_problems(path: Path, name: str) -> list[Problem]:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return [Problem(name, f"is not owner-only (mode {mode:o}); others may read it")]
+    return []
+
+
 def _check_file(out: Path, name: str, expected: dict[str, Any]) -> tuple[FileCheck, list[Problem]]:
     check = FileCheck(name=name, manifest_rows=expected.get("rows"))
     path = out / name
     if not path.is_file():
         return check, [Problem(name, "missing from the archive directory")]
     problems = []
-    if path.stat().st_mode & 0o077:
-        problems.append(
-            Problem(name, f"is readable by others (mode {path.stat().st_mode & 0o777:o})")
-        )
+    problems.extend(_owner_only_problems(path, name))
     actual_sha = sha256_of(path)
     check.checksum_ok = actual_sha == expected.get("sha256")
     if not check.checksum_ok:
@@ -708,6 +712,7 @@ def verify(ctx: Context, out: Path | str) -> VerifyResult:
 def _verify_files(out: Path, manifest: dict[str, Any], result: VerifyResult) -> None:
     listed: dict[str, Any] = manifest.get("files") or {}
     personal = bool(manifest.get("includes_personal_data"))
+    result.problems.extend(_owner_only_problems(out, f"{out.name}/ (the directory)"))
     for name, expected in sorted(listed.items()):
         check, problems = _check_file(out, name, expected)
         result.files.append(check)
