@@ -51,6 +51,7 @@ from csa_closure.stages.letters_outbox import (
     send_batch,
     sync_letters,
 )
+from csa_closure.stages.letters_outbox.send import refuse_example_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 FAKE_STATE_ENV = "CSA_CLOSURE_FAKE_NOTIFY"
@@ -190,6 +191,7 @@ def _channel(
 ) -> LetterChannel:
     if name != FAKE_NOTIFY and (fake_faults or fake_fates):
         raise UsageError("--fake-fault and --fake-fate are for --channel fake-notify only")
+    refuse_example_config(name, config)
     if name == GOVUK_NOTIFY:
         return NotifyChannel.from_env(limiter=TokenBucket(rate_per_minute=rate_per_minute))
     return FakeNotifyChannel(

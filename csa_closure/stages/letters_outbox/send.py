@@ -227,12 +227,7 @@ def send_batch(
 ) -> SendResult:
     """Send approved batch ``batch_id`` through ``channel`` (see the module doc)."""
     options = options or SendOptions()
-    if channel.name == GOVUK_NOTIFY and config.example:
-        raise UsageError(
-            f"refusing a live Notify send with the example letters configuration ({config.source}):"
-            " its template ids are not your service's. Point CSA_CLOSURE_LETTERS_CONFIG (or"
-            " --letters-config) at the live configuration (example = false)"
-        )
+    refuse_example_config(channel.name, config)
     parameters = {
         "batch_id": batch_id,
         "channel": channel.name,
@@ -259,6 +254,16 @@ def send_batch(
         if stop is not None and stop.needs_person:
             raise BatchStopped(stop.message, result)
     return result
+
+
+def refuse_example_config(channel: str, config: LettersConfig) -> None:
+    """A live Notify send with the bundled example templates would send letters nobody wrote."""
+    if channel == GOVUK_NOTIFY and config.example:
+        raise UsageError(
+            f"refusing a live Notify send with the example letters configuration ({config.source}):"
+            " its template ids are not your service's. Point CSA_CLOSURE_LETTERS_CONFIG (or"
+            " --letters-config) at the live configuration (example = false)"
+        )
 
 
 def _counts(result: SendResult) -> dict[str, Any]:
@@ -646,6 +651,7 @@ class _Sender:
             n = quota.reserve(conn, name, as_of, len(group), self.options.daily_limit)
             if n == 0:
                 return self._quota_stop(conn)
+            short = n < len(group)  # the quota had room for only part of the group
             group = group[:n]
             change_letters(
                 conn,
@@ -677,6 +683,9 @@ class _Sender:
             self._record_group(done, group[len(done) :], None)
             raise
         self._record_group(done, group[len(done) :], stop)
+        if stop is None and short:
+            with self.ctx.engine.connect() as conn:
+                stop = self._quota_stop(conn)
         return stop
 
     def _call_each(self, group: Sequence[Composed], done: list[_Outcome]) -> Stop | None:
