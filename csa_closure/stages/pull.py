@@ -33,7 +33,7 @@ from csa_closure.legacy.normalise import NormalisedBook, normalise
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.states import DebtState
 from csa_closure.store import events
-from csa_closure.store.dialect import driver_frame, execute_many, insert_frame
+from csa_closure.store.dialect import driver_frame, execute_many, insert_frame, read_frame
 from csa_closure.store.engine import redacted
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import cases, debts, parties, payment_days, quarantine
@@ -321,12 +321,10 @@ def _insert_debts(conn: Connection, run: Run, new_debts: pl.DataFrame) -> None:
             pl.lit(run.run_id, dtype=pl.Int64).alias("updated_run_id"),
         ),
     )
-    inserted = _frame(
+    inserted = read_frame(
         conn,
-        select(debts.c.debt_id, debts.c.case_ref, debts.c.opening_pence).where(
-            debts.c.debt_id > before
-        ),
-        {"debt_id": pl.Int64, "case_ref": pl.String, "opening_pence": pl.Int64},
+        ("SELECT debt_id, case_ref, opening_pence FROM debts WHERE debt_id > ?", (before,)),
+        {"debt_id": pl.Int64(), "case_ref": pl.String(), "opening_pence": pl.Int64()},
     )
     if inserted.height != new_debts.height:
         raise RuntimeError("debts appeared that this pull did not write (is the lease honoured?)")
