@@ -108,3 +108,11 @@ def test_archive_verify_and_decommission_on_a_closed_book(ctx: Context, tmp_path
         )
     )
     assert_snapshot("archive_verify_decommission", text)
+
+
+def test_nested_run_counts_are_flattened_into_keys() -> None:
+    counts = {"pending": 1500, "by_kind": {"representation.PWC": 497}, "dry_run": False}
+    assert (
+        render._counts_text(counts)
+        == "by_kind.representation.PWC 497, dry_run False, pending 1,500"
+    )

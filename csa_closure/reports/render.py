@@ -368,9 +368,21 @@ def rules_renderable(report: RulesReport) -> Group:
 # --- runs -------------------------------------------------------------------------------
 
 
+def _flat(counts: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested run counts as ``by_kind.representation.PWC``-style keys, in key order."""
+    out: list[tuple[str, Any]] = []
+    for key, value in sorted(counts.items()):
+        if isinstance(value, dict):
+            out.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
 def _counts_text(counts: dict[str, Any]) -> str:
     return ", ".join(
-        f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sorted(counts.items())
+        f"{k} {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k} {v}"
+        for k, v in _flat(counts)
     )
 
 
