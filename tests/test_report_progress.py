@@ -14,6 +14,8 @@ from csa_closure.reports.progress import (
     estimate_finish,
     progress_report,
 )
+from csa_closure.store import events as event_log
+from csa_closure.store.runs import stage_run
 from tests.builders import BookBuilder
 from tests.test_report_books import mid_book
 
@@ -150,3 +152,21 @@ def test_the_daily_limit_must_be_positive() -> None:
 def test_an_empty_store_reports_nothing_to_do(ctx: Context) -> None:
     report = progress_report(ctx)
     assert report.total() == Tally() and report.closures == [] and report.finish.finished
+
+
+def test_a_flag_on_a_closed_debt_is_not_a_closure(ctx: Context) -> None:
+    book = mid_book(ctx)
+    before = {c.as_of: c for c in progress_report(book.ctx).closures}
+    with stage_run(book.ctx.on(date(2019, 3, 30)), "notify", {}) as run, run.chunk() as conn:
+        for frm, to in (("transferred", "transferred"), ("written_off", None)):
+            event_log.record(
+                conn,
+                run,
+                "debt.flagged",
+                case_ref="S000000003",
+                debt_id=1,
+                from_state=frm,
+                to_state=to,
+            )
+    after = {c.as_of: c for c in progress_report(book.ctx).closures}
+    assert after == before

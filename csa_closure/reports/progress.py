@@ -127,7 +127,7 @@ class Deadlines:
 @dataclass(frozen=True)
 class DayClosures:
     as_of: date
-    debts: int  # moves into a closed state on that as-of date
+    debts: int  # moves into a closed state (from an open one) on that as-of date
     pence: int
     reopened: int  # moves out of a closed state (a reversed write-off)
 
@@ -346,8 +346,12 @@ def _deadlines(conn: Connection, as_of: date) -> Deadlines:
 
 
 def _closures(conn: Connection) -> list[DayClosures]:
-    closing = events.c.to_state.in_(CLOSED_VALUES)
-    reopening = events.c.from_state.in_(CLOSED_VALUES)
+    # a move into a closed state, or out of one; an event that flags a closed debt without
+    # moving it (from_state = to_state) is neither
+    closing = events.c.to_state.in_(CLOSED_VALUES) & func.coalesce(events.c.from_state, "").not_in(
+        CLOSED_VALUES
+    )
+    reopening = events.c.from_state.in_(CLOSED_VALUES) & events.c.to_state.not_in(CLOSED_VALUES)
     rows = conn.execute(
         select(
             events.c.as_of,
