@@ -57,9 +57,7 @@ def _batch(ctx: Context, batch_id: int) -> Any:
         ).one()
 
 
-def test_a_batch_goes_out_once_and_final_chance_windows_start(
-    ctx: Context, tmp_path: Path
-) -> None:
+def test_a_batch_goes_out_once_and_final_chance_windows_start(ctx: Context, tmp_path: Path) -> None:
     ctx, clock = clocked(ctx)
     book = letters_book(ctx)
     batch_id = built_batch(ctx)
@@ -322,7 +320,9 @@ def test_letters_no_longer_due_are_cancelled_and_unusable_ones_held(
         "cancelled",
         "NOT_DUE:RESPONSE_RECEIVED",
     )
-    notice = frame.filter((pl.col("debt_id") == book.debts["notice"]) & (pl.col("recipient") == "PWC"))
+    notice = frame.filter(
+        (pl.col("debt_id") == book.debts["notice"]) & (pl.col("recipient") == "PWC")
+    )
     assert notice.select("status", "held_reason").row(0) == ("held", "ADDRESS:NO_FIXED_ABODE")
     assert debt_row(ctx, book.debts["notice"])["needs_tracing"]
     assert result.batch_status == "sent"
@@ -437,3 +437,23 @@ def test_print_files_changed_after_they_were_written_are_refused(
         )
     with pytest.raises(UsageError, match="does not match its manifest"):
         _print(ctx, batch_id, out)
+
+
+def test_a_print_batch_in_flight_is_finished_in_the_same_directory(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+
+    def crash(stage: str, where: str) -> None:
+        if where == "after_write":
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(failpoints, "reach", crash)
+    with pytest.raises(RuntimeError):
+        _print(ctx, batch_id, tmp_path / "first")
+    monkeypatch.undo()
+    with pytest.raises(UsageError, match="finish the batch with --out"):
+        _print(ctx, batch_id, tmp_path / "second")
+    assert not (tmp_path / "second").exists()
+    assert _print(ctx, batch_id, tmp_path / "first").batch_status == "sent"

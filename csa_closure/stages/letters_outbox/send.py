@@ -114,6 +114,7 @@ from csa_closure.stages.letters_outbox.outgoing import (
 from csa_closure.states import LetterStatus
 from csa_closure.store import events, failpoints
 from csa_closure.store.runs import Run, stage_run
+from csa_closure.store.schema import events as events_table
 from csa_closure.store.schema import letter_batches, letters
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ SENDABLE_BATCH_STATUSES = (
     BatchStatus.SENT.value,
 )
 RECORD_TRIES = 3
+PRINTING_EVENT = "batch.printing"  # detail: the directory the batch's files are written in
 
 
 class StopCode:
@@ -236,6 +238,8 @@ def send_batch(
         "daily_limit": options.daily_limit,
         "intent_group": options.intent_group,
     }
+    if isinstance(channel, PrintFileChannel):
+        parameters["out_dir"] = str(Path(channel.out_dir).resolve())
     result = SendResult(None, batch_id, channel.name, ctx.as_of.isoformat())
     with stage_run(ctx, SEND_STAGE, parameters, claims=[batch_lease(batch_id)]) as run:
         result.run_id = run.run_id
@@ -477,7 +481,9 @@ class _Sender:
         self.progress.start(task, rows.height)
         found: list[Reconciliation] = []
         stop = None
-        for row in rows.iter_rows(named=True):
+        for n, row in enumerate(rows.iter_rows(named=True), start=1):
+            if n % 200 == 0:
+                self._heartbeat()
             attempted = row["attempted_at"] or self.ctx.clock() - timedelta(days=365)
             try:
                 found.append(
@@ -842,13 +848,24 @@ class _Sender:
     def print_files(self, out_dir: Path) -> Stop | None:
         """Intent for every sendable letter, then the files, then ``sent``."""
         as_of, name = self.ctx.as_of, self.channel.name
+        self._same_directory(out_dir)
         stop = self._print_quota()
         if stop is not None:
             return stop
+        announced = False
         for rows in self._pages(None):
             ready = self._screen(rows)
             for group in slices(ready, self.options.read_size):
                 with self.run.chunk() as conn:
+                    if not announced:  # where these letters' files go, with their intents
+                        events.record(
+                            conn,
+                            self.run,
+                            PRINTING_EVENT,
+                            entity=f"batch:{self.batch_id}",
+                            detail={"out_dir": str(Path(out_dir).resolve())},
+                        )
+                        announced = True
                     quota.reserve(conn, name, as_of, len(group), self.options.daily_limit)
                     change_letters(
                         conn,
@@ -902,6 +919,40 @@ class _Sender:
         )
         return None
 
+    def _same_directory(self, out_dir: Path) -> None:
+        """Letters an earlier run marked for printing may already be in its files: they are
+        finished in the same directory, never written a second time somewhere else."""
+        with self.ctx.engine.connect() as conn:
+            in_flight = conn.execute(
+                select(func.count())
+                .select_from(letters)
+                .where(
+                    letters.c.batch_id == self.batch_id,
+                    letters.c.status == LetterStatus.SENDING.value,
+                )
+            ).scalar_one()
+            where = conn.execute(
+                select(events_table.c.detail)
+                .where(
+                    events_table.c.entity == f"batch:{self.batch_id}",
+                    events_table.c.event_type == PRINTING_EVENT,
+                )
+                .order_by(events_table.c.event_id.desc())
+                .limit(1)
+            ).scalar()
+        earlier = (where or {}).get("out_dir")
+        if in_flight and earlier and earlier != str(Path(out_dir).resolve()):
+            raise UsageError(
+                f"{in_flight:,} letters of batch {self.batch_id} were being written to"
+                f" {earlier}: finish the batch with --out {earlier}, so no letter is printed"
+                " twice"
+            )
+
+    def _heartbeat(self) -> None:
+        """Renew the batch's lease during long work between transactions."""
+        with self.run.chunk():
+            pass
+
     def _print_quota(self) -> Stop | None:
         limit = self.options.daily_limit
         if limit is None:
@@ -945,6 +996,7 @@ class _Sender:
     def _composed(self, letter_ids: list[int]) -> Iterator[OutgoingLetter]:
         """The letters again, composed page by page (the files are written as they come)."""
         for part in slices(letter_ids, self.options.read_size):
+            self._heartbeat()
             with self.ctx.engine.connect() as conn:
                 rows = read_letters_by_id(conn, part, with_address=True)
             ready, refused = compose_rows(rows, self.config, self.ctx.as_of)
