@@ -301,6 +301,8 @@ letters = Table(
     UniqueConstraint("debt_id", "purpose", "recipient"),
     Index(None, "status"),
     Index(None, "batch_id"),
+    # a batch's letters in one status, page by page in id order (the sender's read)
+    Index(None, "batch_id", "status", "letter_id"),
 )
 
 letter_status_history = Table(

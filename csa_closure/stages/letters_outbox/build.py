@@ -181,6 +181,7 @@ def build_batch(
             due = _due(conn, ctx, purpose, recipient)
         progress.finish("notify build: finding letters")
         _write(run, due, result, progress)
+        _refresh_statistics(ctx)
         if result.batch_id is not None:
             with run.chunk() as conn:
                 events.record(
@@ -193,6 +194,14 @@ def build_batch(
                 )
         run.counts.update(_summary(result))
     return result
+
+
+def _refresh_statistics(ctx: Context) -> None:
+    """After a bulk build PostgreSQL's planner still thinks the outbox is small until
+    autovacuum catches up; the sender's page-by-page reads need the real picture."""
+    with ctx.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE letters")
 
 
 def _summary(result: BuildResult) -> dict[str, Any]:

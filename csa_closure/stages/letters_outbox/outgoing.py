@@ -93,7 +93,7 @@ SELECT l.letter_id, l.reference, l.batch_id, l.debt_id, l.case_ref, l.purpose, l
        d.letter_date AS debt_letter_date, d.opening_pence, d.decided_as_of,
        c.pwc_party_ref, c.nrp_party_ref,
        pwc.deceased_on AS pwc_deceased_on, nrp.deceased_on AS nrp_deceased_on{address}
-FROM letters l
+FROM ({letters}) l
 JOIN debts d ON d.debt_id = l.debt_id
 JOIN cases c ON c.case_ref = d.case_ref
 JOIN parties pwc ON pwc.party_ref = c.pwc_party_ref
@@ -107,8 +107,11 @@ _ADDRESS_SELECT = (
 _ADDRESS_JOIN = "\nJOIN parties p ON p.party_ref = l.party_ref"
 
 
-def _select(with_address: bool) -> tuple[str, dict[str, pl.DataType]]:
+def _select(letters_sql: str, with_address: bool) -> tuple[str, dict[str, pl.DataType]]:
+    """The letters chosen by ``letters_sql`` (a query on ``letters``) with their facts. The
+    letters are chosen first, so each page joins only its own rows (primary-key lookups)."""
     sql = _SELECT.format(
+        letters=letters_sql,
         address=_ADDRESS_SELECT if with_address else "",
         address_join=_ADDRESS_JOIN if with_address else "",
     )
@@ -126,31 +129,31 @@ def read_batch_letters(
     with_address: bool = False,
 ) -> pl.DataFrame:
     """The batch's letters in ``statuses`` with ``letter_id > after``, in id order."""
-    sql, schema = _select(with_address)
     marks = ", ".join("?" for _ in statuses)
-    sql += f"WHERE l.batch_id = ? AND l.status IN ({marks}) AND l.letter_id > ?\n"
-    sql += "ORDER BY l.letter_id"
+    chosen = (
+        f"SELECT * FROM letters WHERE batch_id = ? AND status IN ({marks}) AND letter_id > ?"
+        " ORDER BY letter_id"
+    )
     params: list[Any] = [batch_id, *statuses, after]
     if limit is not None:
-        sql += " LIMIT ?"
+        chosen += " LIMIT ?"
         params.append(limit)
-    return read_frame(conn, (sql, params), schema)
+    sql, schema = _select(chosen, with_address)
+    return read_frame(conn, (sql + "\nORDER BY l.letter_id", params), schema)
 
 
 def read_letters_by_id(
     conn: Connection, letter_ids: Sequence[int], *, with_address: bool = False
 ) -> pl.DataFrame:
-    sql, schema = _select(with_address)
     frames = []
     for start in range(0, len(letter_ids), 5_000):
         part = list(letter_ids[start : start + 5_000])
         marks = ", ".join("?" for _ in part)
-        frames.append(
-            read_frame(
-                conn, (sql + f"WHERE l.letter_id IN ({marks}) ORDER BY l.letter_id", part), schema
-            )
-        )
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+        sql, schema = _select(f"SELECT * FROM letters WHERE letter_id IN ({marks})", with_address)
+        frames.append(read_frame(conn, (sql + "\nORDER BY l.letter_id", part), schema))
+    if not frames:
+        return pl.DataFrame(schema=_select("", with_address)[1])
+    return pl.concat(frames)
 
 
 # --- still due? ---------------------------------------------------------------------------

@@ -528,6 +528,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("letters", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_letters_batch_id"), ["batch_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_letters_batch_id_status_letter_id"),
+            ["batch_id", "status", "letter_id"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_letters_status"), ["status"], unique=False)
 
     op.create_table(
@@ -649,6 +654,7 @@ def downgrade() -> None:
     op.drop_table("responses")
     with op.batch_alter_table("letters", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_letters_status"))
+        batch_op.drop_index(batch_op.f("ix_letters_batch_id_status_letter_id"))
         batch_op.drop_index(batch_op.f("ix_letters_batch_id"))
 
     op.drop_table("letters")
