@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text, update
 
@@ -13,9 +15,20 @@ from csa_closure.stages.letters_outbox import (
     approve_batch,
     build_batch,
     outbox_status,
+    send_batch,
 )
 from csa_closure.store.schema import debts, letter_batches, parties
-from tests.test_notify_support import debt_row, history, letters_book, named, outbox
+from tests.test_notify_support import (
+    CONFIG,
+    built_batch,
+    clocked,
+    debt_row,
+    fake,
+    history,
+    letters_book,
+    named,
+    outbox,
+)
 
 
 def test_a_batch_holds_every_letter_due_once_with_opaque_references(ctx: Context) -> None:
@@ -71,8 +84,10 @@ def test_a_held_letter_whose_address_was_fixed_is_rebatched_and_the_flag_cleared
     build_batch(ctx.as_actor("maker"))
     with ctx.engine.begin() as conn:
         party = conn.execute(
-            text("SELECT c.pwc_party_ref FROM debts d JOIN cases c ON c.case_ref = d.case_ref "
-                 "WHERE d.debt_id = :d"),
+            text(
+                "SELECT c.pwc_party_ref FROM debts d JOIN cases c ON c.case_ref = d.case_ref "
+                "WHERE d.debt_id = :d"
+            ),
             {"d": book.debts["bad_address"]},
         ).scalar_one()
         conn.execute(update(parties).where(parties.c.party_ref == party).values(postcode="LS1 1BA"))
@@ -146,9 +161,11 @@ def test_maker_checker(ctx: Context) -> None:
     with pytest.raises(UsageError, match="no letter batch 99"):
         approve_batch(ctx.as_actor("checker"), 99)
     with ctx.engine.connect() as conn:
-        events = conn.execute(
-            text("SELECT actor FROM events WHERE event_type = 'batch.approved'")
-        ).scalars().all()
+        events = (
+            conn.execute(text("SELECT actor FROM events WHERE event_type = 'batch.approved'"))
+            .scalars()
+            .all()
+        )
     assert events == ["checker"]
 
 
@@ -168,3 +185,24 @@ def test_status_counts_batches_and_letters_without_personal_data(ctx: Context) -
         names = conn.execute(text("SELECT family_name, postcode FROM parties")).all()
     flat = repr(status)
     assert not any(n and n in flat for row in names for n in row)
+
+
+def test_a_letter_cancelled_as_no_longer_due_goes_again_when_it_is_due_again(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="write_off_notice")
+    notice = debts.c.debt_id == book.debts["notice"]
+    with ctx.engine.begin() as conn:  # a caseworker takes the debt back before the notices go
+        conn.execute(update(debts).where(notice).values(state="review"))
+    sent = send_batch(ctx, batch_id, fake(tmp_path, clock), CONFIG)
+    assert sent.cancelled == 2
+    with ctx.engine.begin() as conn:  # ... and decides a write-off with notice again
+        conn.execute(update(debts).where(notice).values(state="write_off_pending"))
+    again = build_batch(ctx.as_actor("maker"), letter_type="write_off_notice")
+    assert again.rebatched == 2 and again.pending == 2
+    letters = outbox(ctx).filter(outbox(ctx)["debt_id"] == book.debts["notice"])
+    assert set(letters["status"]) == {"pending"} and set(letters["batch_id"]) == {again.batch_id}
+    assert letters["failure_reason"].null_count() == 2
+    assert history(ctx, letters["letter_id"][0]) == ["pending", "cancelled", "pending"]

@@ -6,7 +6,9 @@
    whole population at once.
 2. Letters already in the outbox are left out (the unique debt/purpose/recipient constraint is
    the backstop), except *held* ones: a held letter whose address is now usable (a re-pull
-   fixed it) is put into this batch as ``pending``; one still unusable stays held.
+   fixed it) is put into this batch as ``pending``; one still unusable stays held. A letter
+   cancelled at send time because it was no longer due is put into a batch the same way if it
+   has become due again.
 3. Each recipient's address is checked against Notify's rules (:func:`check_address`). A letter
    with an unusable address is made ``held`` with the problem code (``ADDRESS:BAD_POSTCODE``),
    in no batch, and its debt is flagged for tracing (``LETTER_HELD:ADDRESS:…``); a re-batched
@@ -104,6 +106,7 @@ _EXISTING_SCHEMA: dict[str, pl.DataType] = {
     "recipient": pl.String(),
     "status": pl.String(),
     "reference": pl.String(),
+    "failure_reason": pl.String(),
 }
 ADDRESS_COLUMNS = (
     "given_names",
@@ -229,13 +232,15 @@ def _due(
     )
     existing = read_frame(
         conn,
-        ("SELECT letter_id, debt_id, purpose, recipient, status, reference FROM letters", ()),
+        (
+            "SELECT letter_id, debt_id, purpose, recipient, status, reference, failure_reason"
+            " FROM letters",
+            (),
+        ),
         _EXISTING_SCHEMA,
     )
-    held = existing.filter(pl.col("status") == LetterStatus.HELD.value)
-    due = letters_due(
-        debts, ctx.as_of, existing=existing.filter(pl.col("status") != LetterStatus.HELD.value)
-    )
+    held = existing.filter(_revivable())
+    due = letters_due(debts, ctx.as_of, existing=existing.filter(~_revivable()))
     if purpose is not None:
         due = due.filter(pl.col("purpose") == purpose)
     if recipient is not None:
@@ -243,6 +248,7 @@ def _due(
     return due.join(
         held.select(
             pl.col("letter_id").alias("held_letter_id"),
+            pl.col("status").alias("held_status"),
             "debt_id",
             "purpose",
             "recipient",
@@ -252,6 +258,19 @@ def _due(
         how="left",
         maintain_order="left",
     )
+
+
+def _revivable() -> pl.Expr:
+    """Letters that may go into a batch again when they are due: held ones (their address may
+    have been fixed since), and ones cancelled at send time because they were no longer due
+    (the debt has come back to where the letter is due, e.g. a caseworker decided a write-off
+    with notice again). Never one cancelled because its recipient died."""
+    cancelled = (
+        (pl.col("status") == LetterStatus.CANCELLED.value)
+        & pl.col("failure_reason").fill_null("").str.starts_with("NOT_DUE:")
+        & (pl.col("failure_reason") != "NOT_DUE:RECIPIENT_DECEASED")
+    )
+    return (pl.col("status") == LetterStatus.HELD.value) | cancelled.fill_null(False)
 
 
 def _problems(conn: Connection, due: pl.DataFrame) -> pl.DataFrame:
@@ -333,7 +352,16 @@ def _write_chunk(conn: Connection, run: Run, part: pl.DataFrame, result: BuildRe
     _insert_letters(conn, run, fresh, batch_id)
     if rebatch.height:
         result.debts_unflagged += _rebatch(conn, run, rebatch, batch_id)
-    new_held = fresh.filter(~usable)
+    # a cancelled letter due again whose address is unusable is held now, like a new one
+    _hold_revived(conn, run, still_held.filter(pl.col("held_status") != LetterStatus.HELD.value))
+    new_held = pl.concat(
+        [
+            fresh.filter(~usable),
+            still_held.filter(pl.col("held_status") != LetterStatus.HELD.value),
+        ],
+        how="diagonal_relaxed",
+    )
+    still_held = still_held.filter(pl.col("held_status") == LetterStatus.HELD.value)
     result.debts_flagged += flag_debts(
         conn,
         run,
@@ -406,6 +434,34 @@ def _insert_letters(conn: Connection, run: Run, fresh: pl.DataFrame, batch_id: i
     record_letter_history(conn, run, made, source=TOOLKIT, event_type=LETTER_BUILT_EVENT)
 
 
+def _hold_revived(conn: Connection, run: Run, rows: pl.DataFrame) -> None:
+    if rows.height == 0:
+        return
+    change_letters(
+        conn,
+        run,
+        letter_changes(
+            rows.select(
+                pl.col("held_letter_id").alias("letter_id"),
+                pl.col("held_reference").alias("reference"),
+                pl.lit(None, dtype=pl.Int64).alias("batch_id"),
+                "debt_id",
+                "case_ref",
+                "purpose",
+                "recipient",
+                "party_ref",
+                pl.col("held_status").alias("status"),
+                pl.col("problem").alias("held_reason"),
+                pl.lit(None, dtype=pl.String).alias("failure_reason"),
+            ),
+            LetterStatus.HELD.value,
+            pl.col("held_reason"),
+        ),
+        source=TOOLKIT,
+        set_columns=["batch_id", "held_reason", "failure_reason", "party_ref"],
+    )
+
+
 def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | None) -> int:
     rows = rebatch.select(
         pl.col("held_letter_id").alias("letter_id"),
@@ -416,15 +472,22 @@ def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | 
         "purpose",
         "recipient",
         "party_ref",
-        pl.lit(LetterStatus.HELD.value).alias("status"),
+        pl.col("held_status").alias("status"),
         pl.lit(None, dtype=pl.String).alias("held_reason"),
+        pl.lit(None, dtype=pl.String).alias("failure_reason"),
     )
     change_letters(
         conn,
         run,
-        letter_changes(rows, LetterStatus.PENDING.value, "ADDRESS_USABLE_NOW"),
+        letter_changes(
+            rows,
+            LetterStatus.PENDING.value,
+            pl.when(pl.col("status") == LetterStatus.HELD.value)
+            .then(pl.lit("ADDRESS_USABLE_NOW"))
+            .otherwise(pl.lit("DUE_AGAIN")),
+        ),
         source=TOOLKIT,
-        set_columns=["batch_id", "held_reason", "party_ref"],
+        set_columns=["batch_id", "held_reason", "failure_reason", "party_ref"],
     )
     return _clear_held_flags(conn, run, rebatch["debt_id"].unique().to_list())
 
