@@ -387,6 +387,13 @@ def _finish(
             to_state=status,
             detail={"stop_code": stop.code if stop else None, "remaining": remaining},
         )
+    log.info(
+        "batch %s is %s: %d letters still to send or reconcile%s",
+        batch_id,
+        status,
+        remaining,
+        f" (stopped: {stop.code})" if stop else "",
+    )
     result.batch_status = status
     result.remaining = remaining
     result.by_status = by_status
@@ -800,7 +807,7 @@ class _Sender:
         self.result.debts_moved += moved
         self.result.debts_flagged += flagged
         if accepted:
-            log.info("batch %s: %d letters accepted", self.batch_id, len(accepted))
+            log.debug("batch %s: %d letters accepted", self.batch_id, len(accepted))
 
     def _record_accepted(
         self, conn: Connection, accepted: Sequence[_Outcome], as_of: date, now: Any
