@@ -50,7 +50,7 @@ def synthetic_debts(n: int, as_of: date, seed: int = 0) -> pl.DataFrame:
     sos = (i % 4 == 3).alias("sos")
     frame = pl.select(
         i.alias("debt_id") + 1,
-        pl.format("C{}", (case_no + 100_000_000).cast(pl.String)).alias("case_ref"),
+        pl.concat_str(pl.lit("C"), (case_no + 100_000_000).cast(pl.String)).alias("case_ref"),
         pl.when(draw(6, 100) < 70)
         .then(pl.lit("CSCS"))
         .otherwise(pl.lit("CS2"))

@@ -211,7 +211,7 @@ def record_letter_history(
         changes.select(
             "case_ref",
             "debt_id",
-            pl.format("letter:{}", "letter_id").alias("entity"),
+            pl.concat_str(pl.lit("letter:"), pl.col("letter_id").cast(pl.String)).alias("entity"),
             pl.col("from_status").cast(pl.String).alias("from_state"),
             pl.col("to_status").alias("to_state"),
             pl.struct(

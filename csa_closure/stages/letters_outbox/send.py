@@ -536,7 +536,9 @@ class _Sender:
             pl.col("found_id").alias("notify_id"),
             pl.lit(self.ctx.clock()).alias("sent_at"),
             pl.lit(None, dtype=pl.String).alias("failure_reason"),
-            pl.format("RECONCILED:{}:{}", decision, pl.col("found")).alias("reason"),
+            pl.concat_str(
+                pl.lit("RECONCILED:"), decision, pl.lit(":"), pl.col("found").cast(pl.String)
+            ).alias("reason"),
         )
         resend = decided.filter(decision == ReconcileDecision.RESEND.value)
         unsure = decided.filter(decision == ReconcileDecision.CANNOT_TELL.value)
@@ -826,7 +828,7 @@ class _Sender:
             conn,
             self.run,
             letter_changes(
-                rows, LetterStatus.ACCEPTED.value, pl.format("ACCEPTED:{}", "notify_id")
+                rows, LetterStatus.ACCEPTED.value, pl.concat_str(pl.lit("ACCEPTED:"), "notify_id")
             ),
             source=self.source,
             set_columns=["notify_id", "sent_at", "failure_reason"],

@@ -201,7 +201,7 @@ def _poll(
     result.not_found = found.filter(pl.col("new_status").is_null()).height
     changed = found.filter(
         pl.col("new_status").is_not_null() & (pl.col("new_status") != pl.col("status"))
-    ).with_columns(pl.format("NOTIFY:{}", "notify_status").alias("reason"))
+    ).with_columns(pl.concat_str(pl.lit("NOTIFY:"), "notify_status").alias("reason"))
     _record(run, changed, config, source, result)
 
 

@@ -1,0 +1,38 @@
+"""Rules of the code base that a reader cannot see from one file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "csa_closure"
+
+
+def _sources(exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    return {
+        str(path.relative_to(PACKAGE)): path.read_text(encoding="utf-8")
+        for path in PACKAGE.rglob("*.py")
+        if not str(path.relative_to(PACKAGE)).startswith(exclude)
+    }
+
+
+def test_no_pl_format() -> None:
+    """polars 2.1's pl.format panicked ("assertion failed: i < self.len()") on a filtered
+    frame whose columns were chunked differently, in the letters sync; pl.concat_str does the
+    same job without the bug."""
+    offenders = [name for name, text in _sources().items() if "pl.format(" in text]
+    assert offenders == []
+
+
+def test_no_hidden_clock_in_decisions() -> None:
+    """Decisions use the run's as-of date; only the CLI turns "today" into the default."""
+    pattern = re.compile(r"\bdate\.today\(\)|\bdatetime\.now\(\)")
+    offenders = [name for name, text in _sources(exclude=("cli",)).items() if pattern.search(text)]
+    assert offenders == []
+
+
+def test_no_eval() -> None:
+    """Rule conditions are parsed and evaluated by polars, never by Python's eval/exec."""
+    pattern = re.compile(r"(?<![\w.])(eval|exec)\(")
+    offenders = [name for name, text in _sources().items() if pattern.search(text)]
+    assert offenders == []
