@@ -105,7 +105,7 @@ def _register() -> None:
     cli.add_command(db.db)
     cli.add_command(report.report)
 
-    from csa_closure.cli import assess, explain, pull, rules, sample
+    from csa_closure.cli import assess, demo, explain, pull, rules, sample
 
     cli.add_command(pull.pull)
     cli.add_command(pull.quarantine_group)
@@ -113,6 +113,7 @@ def _register() -> None:
     cli.add_command(rules.rules)
     cli.add_command(explain.explain)
     cli.add_command(sample.sample)
+    cli.add_command(demo.demo)
 
     cli.add_command(archive.archive)
     cli.add_command(decommission.decommission)
