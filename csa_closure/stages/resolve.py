@@ -27,7 +27,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -344,7 +344,7 @@ def _chunked(
     frame: pl.DataFrame,
     task: str,
     progress: Progress,
-    write: Any,
+    write: Callable[[Connection, pl.DataFrame], None],
 ) -> None:
     """Call ``write(conn, chunk)`` for each chunk, one transaction each; progress after the
     commit, so whatever watches progress sees only committed work."""

@@ -52,7 +52,6 @@ before NRP disputes, so a dispute in the same file as the COLLECT it answers is 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -75,8 +74,6 @@ from csa_closure.store.dialect import insert_frame, read_frame
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import import_rejections, response_imports, responses
-
-log = logging.getLogger(__name__)
 
 RESPONSES_LEASE = "stage:responses"
 IMPORT_KIND = "responses"
