@@ -286,11 +286,16 @@ def _cms_reason() -> pl.Expr:
     return pl.col("reason").str.replace_all(_UNSAFE, "").str.strip_chars().str.slice(0, 200)
 
 
-def _review_reason() -> pl.Expr:
+def _cms_code() -> pl.Expr:
+    """The CMS's reason when it is a code (``NRP_NOT_TRACED``), else null."""
     code = pl.col("reason").str.strip_chars()
+    return pl.when(code.str.contains(f"^{_CODE.pattern}$").fill_null(False)).then(code)
+
+
+def _review_reason() -> pl.Expr:
     return (
-        pl.when(code.str.contains(f"^{_CODE.pattern}$").fill_null(False))
-        .then(pl.lit(f"{CMS_REJECTED}:") + code)
+        pl.when(_cms_code().is_not_null())
+        .then(pl.lit(f"{CMS_REJECTED}:") + _cms_code())
         .otherwise(pl.lit(CMS_REJECTED))
         .str.slice(0, 64)
     )
@@ -321,7 +326,8 @@ def _apply(conn: Connection, run: Run, accepted: pl.DataFrame, import_id: int) -
         )
     moves = accepted.with_columns(
         pl.lit(DebtState.TRANSFER_SENT.value).alias("from_state"),
-        pl.struct("batch_id", "amount_pence", _cms_reason().alias("cms_reason")).alias("detail"),
+        # events carry the CMS's reason only when it is a code: its free text stays on the item
+        pl.struct("batch_id", "amount_pence", _cms_code().alias("cms_code")).alias("detail"),
     )
     move_debts(
         conn,
