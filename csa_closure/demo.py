@@ -134,12 +134,18 @@ class Demo:
     """One run of the programme (see the module doc)."""
 
     def __init__(
-        self, settings: DemoSettings, directory: Path, progress: Progress = NO_PROGRESS
+        self,
+        settings: DemoSettings,
+        directory: Path,
+        progress: Progress = NO_PROGRESS,
+        *,
+        store_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.progress = progress
-        self.store_url = f"sqlite:///{directory / 'csa_closure.db'}"
+        # the embedded store in the demo's directory, unless given an (empty) one
+        self.store_url = store_url or f"sqlite:///{directory / 'csa_closure.db'}"
         self.legacy = directory / "legacy.db"
         self.corrected_legacy = directory / "legacy-corrected.db"
         self.today = settings.start

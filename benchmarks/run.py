@@ -1,0 +1,372 @@
+"""The scale benchmark: the whole closure programme at the real size, stage by stage.
+
+    python benchmarks/run.py --cases 1300000                 # SQLite (the embedded default)
+    python benchmarks/run.py --cases 1300000 --db postgresql+psycopg://postgres@127.0.0.1/test
+
+It runs the demo's programme (csa_closure.demo: exactly the stages operators run, in order,
+with the simulated world around them), measuring every step: wall time, the rows it handled
+and the process's peak resident memory while it ran (sampled every 20 ms; it includes what
+earlier steps left allocated, so it errs high). It also times ``rules simulate`` on the
+pulled book, and a floor: bulk-inserting the rows the pull loaded (cases, parties, debts,
+payment days, and one event per debt) straight through the database driver (sqlite3
+executemany, or psycopg COPY) into an empty copy of the same tables. Each stage's time is
+also given as a multiple of that floor.
+
+Prints a table and writes JSON (benchmarks/results/latest-<database>.json by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psutil
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine
+
+from csa_closure.context import Context
+from csa_closure.demo import Demo, DemoSettings, prepare_directory
+from csa_closure.policy import load_rule_set
+from csa_closure.stages.rules_review import simulate_on_book
+from csa_closure.store import migrate
+from csa_closure.store.engine import make_engine, normalise_url
+
+HERE = Path(__file__).resolve().parent
+# The stage each demo step belongs to, as the targets name them.
+STAGES = {
+    "generate the legacy replica": "generate",
+    "legacy team corrects the dirty rows": "generate",
+    "create the working store": "pull",
+    "pull": "pull",
+    "assess": "assess",
+    "parents' responses arrive": "responses",
+    "responses import": "responses",
+    "caseworkers settle their queue": "review",
+    "resolve": "resolve",
+    "transfer export": "transfer",
+    "the CMS acknowledges the package": "transfer",
+    "transfer ack": "transfer",
+    "notify build": "letters",
+    "notify approve": "letters",
+    "notify send": "letters",
+    "notify sync": "letters",
+    "archive": "archive",
+    "archive verify": "archive",
+    "decommission check": "decommission",
+}
+
+
+def _get(*keys: str) -> Callable[[dict[str, Any]], int]:
+    return lambda summary: sum(int(summary.get(k, 0)) for k in keys)
+
+
+# The rows each step handled, from its summary.
+STEP_ROWS: dict[str, Callable[[dict[str, Any]], int]] = {
+    "generate the legacy replica": _get("cases"),
+    "pull": _get("cases_new", "cases_refreshed"),
+    "assess": _get("decided"),
+    "responses import": _get("rows"),
+    "caseworkers settle their queue": lambda summary: sum(int(v) for v in summary.values()),
+    "resolve": _get("written_off.debts", "expired.debts"),
+    "transfer export": _get("debts_exported"),
+    "transfer ack": _get("rows"),
+    "notify build": _get("pending"),
+    "notify send": _get("accepted", "sent"),
+    "notify sync": _get("polled"),
+}
+TARGETS = {
+    "programme_seconds": 600,
+    "stage_peak_mb": 3 * 1024,
+    "pull_floor_ratio": 3.0,
+    "assess_seconds": 30,
+    "simulate_seconds": 30,
+}
+
+
+class PeakMemory:
+    """The process's peak resident memory while a block runs, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            self._stop.wait(0.02)
+
+    @contextmanager
+    def watching(self) -> Iterator[PeakMemory]:
+        self.peak = self.process.memory_info().rss
+        thread = threading.Thread(target=self._sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            self._stop.clear()
+
+
+@dataclass
+class StageFigures:
+    stage: str
+    seconds: float = 0.0
+    rows: int = 0
+    runs: int = 0
+    peak_mb: int = 0
+
+    @property
+    def rows_per_second(self) -> int:
+        return int(self.rows / self.seconds) if self.seconds else 0
+
+
+@dataclass
+class MeasuredDemo(Demo):
+    """The demo, with every step measured."""
+
+    figures: dict[str, StageFigures] = field(default_factory=dict)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.figures = {}
+
+    def step(
+        self, name: str, command: str, action: Callable[[], Any], summary: Callable[[Any], Any]
+    ) -> Any:
+        meter = PeakMemory()
+        with meter.watching():
+            value = super().step(name, command, action, summary)
+        done = self.result.steps[-1]
+        stage = STAGES.get(name, name)
+        figures = self.figures.setdefault(stage, StageFigures(stage))
+        figures.seconds += done.seconds
+        figures.runs += 1
+        figures.peak_mb = max(figures.peak_mb, meter.peak // 2**20)
+        figures.rows += STEP_ROWS.get(name, lambda _: 0)(done.summary)
+        return value
+
+
+def measure_simulate(ctx: Context) -> StageFigures:
+    """rules simulate on the whole book: the approved rules against a raised threshold."""
+    proposal = load_rule_set(overrides={"threshold_old_case_pence": "150000"})
+    meter = PeakMemory()
+    with meter.watching():
+        started = time.perf_counter()
+        result = simulate_on_book(ctx, proposal, load_rule_set())
+        seconds = time.perf_counter() - started
+    return StageFigures("rules simulate", round(seconds, 3), result.debts, 1, meter.peak // 2**20)
+
+
+FLOOR_TABLES = ("parties", "cases", "debts", "payment_days")
+
+
+def measure_floor(store_url: str) -> dict[str, Any]:
+    """Insert what the pull loaded straight through the driver into empty tables."""
+    source = make_engine(store_url)
+    with source.connect() as conn:
+        frames = {
+            t: pl.read_database(f"SELECT * FROM {t}", conn, infer_schema_length=None)
+            for t in FLOOR_TABLES
+        }
+        frames["events"] = pl.read_database(
+            "SELECT * FROM events WHERE event_type = 'debt.pulled'",
+            conn,
+            infer_schema_length=None,
+        )
+    rows = {t: f.height for t, f in frames.items()}
+    target, cleanup = _empty_copy(store_url)
+    try:
+        started = time.perf_counter()
+        _bulk_insert(target, frames)
+        seconds = time.perf_counter() - started
+    finally:
+        cleanup()
+    return {"seconds": round(seconds, 3), "rows": sum(rows.values()), "rows_by_table": rows}
+
+
+def _empty_copy(store_url: str) -> tuple[str, Callable[[], None]]:
+    url = normalise_url(store_url)
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite:///")).with_name("floor.db")
+        path.unlink(missing_ok=True)
+        target = f"sqlite:///{path}"
+
+        def cleanup() -> None:
+            path.unlink(missing_ok=True)
+
+    else:
+        schema = f"floor_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(url.split("?")[0])
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        target = f"{url.split('?')[0]}?options=-csearch_path%3D{schema}"
+
+        def cleanup() -> None:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+    migrate.upgrade(make_engine(target))
+    return target, cleanup
+
+
+def _bulk_insert(url: str, frames: dict[str, pl.DataFrame]) -> None:
+    engine = make_engine(url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for table, frame in frames.items():
+            frame = (
+                frame.with_columns(
+                    pl.col(c).cast(pl.String)
+                    for c, t in frame.schema.items()
+                    if t in (pl.Date, pl.Datetime) or isinstance(t, pl.Datetime)
+                )
+                if engine.dialect.name == "sqlite"
+                else frame
+            )
+            columns = ", ".join(frame.columns)
+            if engine.dialect.name == "sqlite":
+                marks = ", ".join("?" for _ in frame.columns)
+                cursor.execute("PRAGMA foreign_keys=OFF")
+                cursor.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})", frame.iter_rows()
+                )
+            else:
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in frame.iter_rows():
+                        copy.write_row(row)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def machine() -> dict[str, Any]:
+    memory = psutil.virtual_memory().total
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def report(figures: list[StageFigures], floor: dict[str, Any], total: float) -> Table:
+    table = Table(title=f"csa-closure benchmark: {total:,.1f} s for the whole programme")
+    for name in ("stage", "runs", "seconds", "rows", "rows/s", "peak MB", "x floor"):
+        table.add_column(name, justify="left" if name == "stage" else "right")
+    for f in figures:
+        table.add_row(
+            f.stage,
+            str(f.runs),
+            f"{f.seconds:,.1f}",
+            f"{f.rows:,}",
+            f"{f.rows_per_second:,}",
+            f"{f.peak_mb:,}",
+            f"{f.seconds / floor['seconds']:.1f}" if floor["seconds"] else "",
+        )
+    table.add_row(
+        "(floor: driver bulk insert)",
+        "1",
+        f"{floor['seconds']:,.1f}",
+        f"{floor['rows']:,}",
+        f"{int(floor['rows'] / floor['seconds']):,}",
+        "",
+        "1.0",
+    )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=1_300_000, help="legacy cases to generate")
+    parser.add_argument("--db", help="an empty PostgreSQL store URL (default: SQLite in --workdir)")
+    parser.add_argument("--workdir", type=Path, default=HERE / "work", help="scratch directory")
+    parser.add_argument("--seed", type=int, default=2019)
+    parser.add_argument("--json", type=Path, help="where to write the figures")
+    parser.add_argument(
+        "--channel",
+        default="print-file",
+        choices=["print-file", "fake-notify"],
+        help="letters channel (default print-file: Notify's API is limited to 3,000 a "
+        "minute and 20,000 a day, so its wall time is set by Notify, not by this code)",
+    )
+    parser.add_argument(
+        "--daily-letter-limit",
+        type=int,
+        default=10_000_000,
+        help="letters a day (default: no practical cap, so the run is not paced by Notify's "
+        "daily limit)",
+    )
+    args = parser.parse_args(argv)
+
+    prepare_directory(args.workdir)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    settings = DemoSettings(
+        cases=args.cases,
+        seed=args.seed,
+        channel=args.channel,
+        daily_letter_limit=args.daily_letter_limit,
+    )
+    demo = MeasuredDemo(settings, args.workdir, store_url=args.db)
+    started = time.perf_counter()
+    result = demo.run()
+    total = time.perf_counter() - started
+    simulate = measure_simulate(demo.ctx())
+    floor = measure_floor(demo.store_url)
+    figures = [*demo.figures.values(), simulate]
+    database = "postgresql" if demo.store_url.startswith("postgres") else "sqlite"
+    by_stage = {f.stage: f for f in figures}
+    outcome = {
+        "programme_seconds": round(total, 1),
+        "max_stage_peak_mb": max(f.peak_mb for f in figures),
+        "pull_floor_ratio": round(by_stage["pull"].seconds / floor["seconds"], 2),
+        "assess_seconds": round(by_stage["assess"].seconds, 1),
+        "simulate_seconds": round(simulate.seconds, 1),
+    }
+    payload = {
+        "started_at": started_at,
+        "database": database,
+        "cases": args.cases,
+        "channel": args.channel,
+        "daily_letter_limit": args.daily_letter_limit,
+        "machine": machine(),
+        "operator_days": result.days,
+        "decommission_passed": result.passed,
+        "stages": [asdict(f) | {"rows_per_second": f.rows_per_second} for f in figures],
+        "floor": floor,
+        "outcome": outcome,
+        "targets": TARGETS,
+    }
+    console = Console()
+    console.print(report(figures, floor, total))
+    console.print_json(data=outcome)
+    out = args.json or HERE / "results" / f"latest-{database}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    console.print(f"figures written to {out}")
+    if args.workdir == HERE / "work":
+        shutil.rmtree(args.workdir, ignore_errors=True)
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
