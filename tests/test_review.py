@@ -39,6 +39,7 @@ def test_the_list_shows_review_and_flagged_open_debts_without_personal_data(
         (flagged, "awaiting_response"),
     ]
     assert items[0].review_reason == "NRP_DISPUTE" and items[1].needs_tracing
+    assert [i.next_step for i in items] == ["decide", "decide (it is referred to review first)"]
     assert [i.case_ref for i in list_review(ctx, review_reason="NRP")] == ["C000000001"]
     assert list_review(ctx, state="awaiting_response")[0].debt_id == flagged
     fields = set(items[0].__dataclass_fields__)

@@ -51,7 +51,17 @@ def render_list(console: Console, items: list[ReviewItem]) -> None:
     console.print(
         rich_table(
             f"Waiting for a caseworker ({len(items):,} debts)",
-            ["case", "creditor", "state", "review reason", "flags", "outcome", "reason", "amount"],
+            [
+                "case",
+                "creditor",
+                "state",
+                "review reason",
+                "flags",
+                "outcome",
+                "reason",
+                "amount",
+                "next step",
+            ],
             [
                 [
                     i.case_ref,
@@ -62,6 +72,7 @@ def render_list(console: Console, items: list[ReviewItem]) -> None:
                     i.outcome,
                     i.reason,
                     pounds(i.opening_pence),
+                    i.next_step,
                 ]
                 for i in items
             ],
@@ -88,7 +99,7 @@ def list_command(
 
     No personal data: references, states, codes and amounts. JSON: {count, items: [{debt_id,
     case_ref, source_system, creditor, state, outcome, reason, review_reason,
-    needs_caseworker, needs_tracing, opening_pence, decided_as_of}]}.
+    needs_caseworker, needs_tracing, opening_pence, decided_as_of, next_step}]}.
     """
     ctx = state.context()
     items = list_review(ctx, state=debt_state, review_reason=reason, case_ref=case_ref)

@@ -75,6 +75,17 @@ class ReviewItem:
     needs_tracing: bool
     opening_pence: int
     decided_as_of: date | None
+    next_step: str = ""  # what a caseworker can do with it now (see ``_next_step``)
+
+
+def _next_step(state: str) -> str:
+    if state == DebtState.REVIEW.value:
+        return "decide"
+    if state == DebtState.TRANSFER_SENT.value:
+        return "wait for the CMS acknowledgement"
+    if state == DebtState.WRITTEN_OFF.value:
+        return "reverse the write-off, then decide"
+    return "decide (it is referred to review first)"
 
 
 def list_review(
@@ -101,10 +112,13 @@ def list_review(
         clauses.append(debts.c.review_reason.like(f"{review_reason}%"))
     if case_ref:
         clauses.append(debts.c.case_ref == case_ref)
-    columns = [debts.c[name] for name in ReviewItem.__dataclass_fields__]
+    columns = [debts.c[name] for name in ReviewItem.__dataclass_fields__ if name != "next_step"]
     statement = select(*columns).where(and_(*clauses)).order_by(debts.c.case_ref, debts.c.creditor)
     with ctx.engine.connect() as conn:
-        return [ReviewItem(**row._asdict()) for row in conn.execute(statement)]
+        return [
+            ReviewItem(**row._asdict(), next_step=_next_step(row.state))
+            for row in conn.execute(statement)
+        ]
 
 
 @dataclass
