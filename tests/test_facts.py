@@ -34,4 +34,6 @@ def test_facts_are_typed_and_payments_after_the_as_of_date_are_ignored(ctx: Cont
     assert pwc["liability_end_date"] is None
     assert pwc["effective_date"] == date(2005, 6, 1)
     assert pulled["creditor"].to_list() == ["PWC"]
+    # a selection still sees its own payments (only the selected cases' are aggregated)
+    assert pulled["last_positive_payment_on"].to_list() == [date(2019, 1, 10)]
     assert not any("name" in c or "address_line" in c or c == "nino" for c in facts.columns)

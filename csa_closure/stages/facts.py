@@ -53,7 +53,7 @@ JOIN parties nrp ON nrp.party_ref = c.nrp_party_ref
 LEFT JOIN (
     SELECT case_ref, MAX(paid_on) AS last_positive_payment_on
     FROM payment_days
-    WHERE positive_count > 0 AND paid_on <= ?
+    WHERE positive_count > 0 AND paid_on <= ? {payments_filter}
     GROUP BY case_ref
 ) pay ON pay.case_ref = d.case_ref
 """
@@ -67,17 +67,25 @@ def debt_facts(
     case_refs: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Facts for debts in ``states`` (all debts if None), optionally only ``case_refs``."""
-    sql = _FACTS_SQL
-    params: list[object] = [as_of.isoformat() if conn.dialect.name == "sqlite" else as_of]
     clauses = []
+    selection: list[object] = []
     if states is not None:
         clauses.append(f"d.state IN ({', '.join('?' for _ in states)})")
-        params.extend(states)
+        selection.extend(states)
     if case_refs is not None:
         clauses.append(f"d.case_ref IN ({', '.join('?' for _ in case_refs)})")
-        params.extend(case_refs)
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
+        selection.extend(case_refs)
+    where = " AND ".join(clauses)
+    # aggregate only the payments of the debts asked for, not the whole table
+    payments_filter = (
+        f"AND case_ref IN (SELECT d.case_ref FROM debts d WHERE {where})" if where else ""
+    )
+    sql = _FACTS_SQL.format(payments_filter=payments_filter)
+    as_of_param = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
+    params: list[object] = [as_of_param, *(selection if where else [])]
+    if where:
+        sql += " WHERE " + where
+        params.extend(selection)
     sql += " ORDER BY d.debt_id"
     schema = dict(FACT_SCHEMA)
     frame = read_frame(conn, (sql, params), {**schema, "nrp_has_nino": pl.Int64()})
