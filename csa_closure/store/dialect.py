@@ -197,3 +197,60 @@ def read_frame(
         frames.append(pl.DataFrame(batch, schema=fetched, orient="row"))
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=fetched)
     return frame.select(_from_fetched(n, d, conn).alias(n) for n, d in schema.items())
+
+
+def update_from_frame(
+    conn: Connection,
+    table: Table,
+    frame: pl.DataFrame,
+    *,
+    key: str,
+    guards: dict[str, str] | None = None,
+) -> int:
+    """Set ``table``'s columns from ``frame`` (one row per ``key``), in bulk; return the rows
+    changed. ``guards`` maps a frame column to the table column it must still equal (the
+    compare-and-set: a row whose guarded value moved on is not changed, and not counted).
+
+    SQLite: one ``executemany`` of UPDATE by primary key, which is fast in process.
+    PostgreSQL: ``COPY`` into a temporary table, then one ``UPDATE ... FROM``: a statement
+    per row would cost a server round of work each, too slow for a million moves.
+    """
+    if frame.height == 0:
+        return 0
+    guards = guards or {}
+    settable = [c for c in frame.columns if c != key and c not in guards]
+    if is_sqlite(conn):
+        sql = (
+            f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in settable)} "
+            f"WHERE {key} = ?" + "".join(f" AND {col} = ?" for col in guards.values())
+        )
+        prepared = driver_frame(conn, table, frame.select(*settable, key))
+        params = prepared.with_columns(frame.select(list(guards)))
+        return execute_many(conn, sql, list(params.iter_rows()))
+    temp = f"_update_{table.name}"
+    column_types = {
+        name: table.c[guards.get(name, name)].type.compile(dialect=conn.dialect)
+        for name in frame.columns
+    }
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {temp}")
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {temp} ("
+        + ", ".join(f"{name} {kind}" for name, kind in column_types.items())
+        + ") ON COMMIT DROP"
+    )
+    staged = driver_frame(conn, table, frame.select(*settable, key)).with_columns(
+        frame.select(list(guards))
+    )
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    statement = f"COPY {temp} ({', '.join(staged.columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        for row in staged.iter_rows():
+            copy.write_row(row)
+    result = conn.exec_driver_sql(
+        f"UPDATE {table.name} AS t SET {', '.join(f'{c} = u.{c}' for c in settable)} "
+        f"FROM {temp} AS u WHERE t.{key} = u.{key}"
+        + "".join(f" AND t.{col} = u.{name}" for name, col in guards.items())
+    )
+    conn.exec_driver_sql(f"DROP TABLE {temp}")
+    return int(result.rowcount)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from csa_closure.errors import ConcurrentChange
 from csa_closure.states import check_transition
 from csa_closure.store import events
-from csa_closure.store.dialect import driver_frame, execute_many
+from csa_closure.store.dialect import update_from_frame
 from csa_closure.store.schema import debts
 
 if TYPE_CHECKING:
@@ -49,9 +49,7 @@ def move_debts(
     for frm, to in moves.select("from_state", "to_state").unique().iter_rows():
         check_transition(frm, to)
 
-    assignments = ["state = ?", "updated_run_id = ?", *(f"{c} = ?" for c in set_columns)]
-    sql = f"UPDATE debts SET {', '.join(assignments)} WHERE debt_id = ? AND state = ?"
-    params = driver_frame(
+    changed = update_from_frame(
         conn,
         debts,
         moves.select(
@@ -59,9 +57,11 @@ def move_debts(
             pl.lit(run.run_id, dtype=pl.Int64).alias("updated_run_id"),
             *set_columns,
             "debt_id",
+            pl.col("from_state").alias("from_state_"),
         ),
-    ).with_columns(moves["from_state"].alias("from_state_"))
-    changed = execute_many(conn, sql, list(params.iter_rows()))
+        key="debt_id",
+        guards={"from_state_": "state"},
+    )
     if changed != moves.height:
         raise ConcurrentChange(
             f"{moves.height - changed} of {moves.height} debts were no longer in the state "
