@@ -51,9 +51,13 @@ def test_statuses_are_kept_as_notify_reports_them(ctx: Context, tmp_path: Path) 
     assert history(ctx, letter["letter_id"][0]) == ["pending", "sending", "accepted", "received"]
     assert not debt_row(ctx, book.debts["final"])["needs_tracing"]
     with ctx.engine.connect() as conn:
-        sources = conn.execute(
-            text("SELECT DISTINCT source FROM letter_status_history WHERE status = 'received'")
-        ).scalars().all()
+        sources = (
+            conn.execute(
+                text("SELECT DISTINCT source FROM letter_status_history WHERE status = 'received'")
+            )
+            .scalars()
+            .all()
+        )
     assert sources == ["fake"]
 
 
