@@ -81,7 +81,7 @@ STEP_ROWS: dict[str, Callable[[dict[str, Any]], int]] = {
     "pull": _get("cases_new", "cases_refreshed"),
     "assess": _get("decided"),
     "responses import": _get("rows"),
-    "caseworkers settle their queue": lambda summary: sum(int(v) for v in summary.values()),
+    "caseworkers settle their queue": _get("decided", "refused"),
     "resolve": _get("written_off.debts", "expired.debts"),
     "transfer export": _get("debts_exported"),
     "transfer ack": _get("rows"),

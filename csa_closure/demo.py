@@ -53,7 +53,7 @@ from csa_closure.stages.letters_outbox import (
 from csa_closure.stages.pull import pull
 from csa_closure.stages.resolve import resolve
 from csa_closure.stages.responses import import_responses
-from csa_closure.stages.review import decide, list_review
+from csa_closure.stages.review import CaseworkerDecision, decide_many, list_review
 from csa_closure.stages.transfer import export_transfers
 from csa_closure.stages.transfer_ack import import_ack
 from csa_closure.states import CLOSED_STATES
@@ -287,23 +287,19 @@ class Demo:
         if not items:
             return
 
-        def settle() -> dict[str, int]:
-            decided: dict[str, int] = {}
-            for item in items:
-                why = item.review_reason or item.reason or ""
-                outcome, reason = next(
-                    (choice for key, choice in CASEWORKER_CHOICES.items() if key in why),
-                    CASEWORKER_CHOICES["*"],
-                )
-                decide(self.ctx(CASEWORKER), item.case_ref, item.creditor, outcome, reason)
-                decided[reason] = decided.get(reason, 0) + 1
-            return decided
-
+        decisions = []
+        for item in items:
+            why = item.review_reason or item.reason or ""
+            outcome, reason = next(
+                (choice for key, choice in CASEWORKER_CHOICES.items() if key in why),
+                CASEWORKER_CHOICES["*"],
+            )
+            decisions.append(CaseworkerDecision(item.case_ref, item.creditor, outcome, reason))
         self.step(
             "caseworkers settle their queue",
-            "review list; review decide CASE_REF --creditor … --outcome … --reason …",
-            settle,
-            lambda decided: decided,
+            "review list; review decide-file DECISIONS.csv",
+            lambda: decide_many(self.ctx(CASEWORKER), decisions),
+            lambda r: {"decided": r.decided, "refused": len(r.refused or [])},
         )
 
     def resolve(self) -> None:

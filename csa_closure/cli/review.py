@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+from pathlib import Path
 
 import click
 from rich.console import Console
 
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.errors import UsageError
 from csa_closure.stages.review import (
     DECIDABLE_OUTCOMES,
+    CaseworkerDecision,
     DecisionResult,
+    DecisionsResult,
     ReviewItem,
     decide,
+    decide_many,
     list_review,
     refer,
 )
@@ -191,3 +197,65 @@ def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fm
     """
     ctx = state.context()
     _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
+
+
+DECISION_COLUMNS = ("case_ref", "creditor", "outcome", "reason")
+
+
+def _read_decisions(path: Path) -> list[CaseworkerDecision]:
+    """The decisions in a CSV file; refuses a file without the four columns."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in DECISION_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UsageError(
+                    f"{path.name} lacks the column(s) {', '.join(missing)}; a decisions file "
+                    f"has a header row with {', '.join(DECISION_COLUMNS)}"
+                )
+            return [
+                CaseworkerDecision(
+                    case_ref=(row["case_ref"] or "").strip().upper(),
+                    creditor=(row["creditor"] or "").strip().upper(),
+                    outcome=(row["outcome"] or "").strip(),
+                    reason=(row["reason"] or "").strip(),
+                )
+                for row in reader
+            ]
+    except UnicodeDecodeError:
+        raise UsageError(f"{path.name} is not UTF-8 text") from None
+
+
+@review.command(name="decide-file")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@format_option
+@pass_state
+def decide_file_command(state: CliState, path: Path, fmt: str) -> None:
+    """Record every caseworker decision in a CSV file (case_ref, creditor, outcome, reason):
+    a day's queue settled in case management, in one run.
+
+    Each row gets the same checks as `review decide`; a refused row is listed with its reason
+    and does not stop the others. The books are checked once, at the end.
+    """
+    result = decide_many(state.context(), _read_decisions(path))
+    emit(
+        fmt,
+        result,
+        table=lambda c: _render_many(c, result),
+        csv_rows=lambda: (result.refused or [], ["row", "case_ref", "creditor", "reason"]),
+    )
+
+
+def _render_many(console: Console, result: DecisionsResult) -> None:
+    console.print(
+        f"Run {result.run_id}: {result.decided:,} of {result.rows:,} decisions recorded "
+        f"({', '.join(f'{k} {v:,}' for k, v in (result.by_outcome or {}).items()) or 'none'})."
+    )
+    if result.refused:
+        console.print(
+            rich_table(
+                f"Refused ({len(result.refused):,})",
+                ["row", "case", "creditor", "why"],
+                [[r["row"], r["case_ref"], r["creditor"], r["reason"]] for r in result.refused],
+            )
+        )

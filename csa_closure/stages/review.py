@@ -259,64 +259,78 @@ def _move(
     move_debts(conn, run, frame, event_type=event, set_columns=list(values))
 
 
-def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str) -> DecisionResult:
-    """Record a caseworker's decision on the ``creditor`` debt of ``case_ref``."""
+def _outcome(outcome: str) -> Outcome:
     try:
-        chosen = Outcome(outcome)
+        return Outcome(outcome)
     except ValueError:
         raise UsageError(
             f"unknown outcome {outcome!r}; choose one of {', '.join(DECIDABLE_OUTCOMES)}"
         ) from None
-    reason = check_reason_code(reason)[:32]
-    parameters = {"case_ref": case_ref, "creditor": creditor, "outcome": outcome, "reason": reason}
-    with stage_run(ctx, "review", parameters) as run, run.chunk() as conn:
-        debt = _debt(conn, case_ref, creditor)
-        refusal = _why_not_decidable(conn, debt)
-        if refusal:
-            raise UsageError(f"decision refused: {refusal}")
-        _check_outcome(conn, debt, chosen)
-        from_state = debt.state
-        referred = from_state != DebtState.REVIEW.value
-        if referred:
-            _move(
-                conn,
-                run,
-                debt,
-                from_state,
-                DebtState.REVIEW.value,
-                "debt.referred",
-                {"review_reason": debt.review_reason or REFERRED_REASON},
-                {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
-            )
-        to_state = STATE_FOR_OUTCOME[chosen].value
+
+
+def _apply_decision(
+    conn: Connection, run: Run, debt: Any, chosen: Outcome, reason: str
+) -> tuple[str, str, bool]:
+    """Check and record one caseworker decision inside ``conn``'s transaction; returns
+    (from state, new state, whether it was referred to review first)."""
+    ctx = run.ctx
+    refusal = _why_not_decidable(conn, debt)
+    if refusal:
+        raise UsageError(f"decision refused: {refusal}")
+    _check_outcome(conn, debt, chosen)
+    from_state = debt.state
+    referred = from_state != DebtState.REVIEW.value
+    if referred:
         _move(
             conn,
             run,
             debt,
+            from_state,
             DebtState.REVIEW.value,
-            to_state,
-            "debt.reviewed",
-            {
-                "outcome": chosen.value,
-                "reason": reason,
-                "rule_id": CASEWORKER_RULE,
-                "ruleset_hash": None,
-                "decided_run_id": run.run_id,
-                "decided_by": ctx.actor,
-                "decided_as_of": ctx.as_of,
-                "needs_caseworker": False,
-                "needs_tracing": False,
-                "review_reason": None,
-            },
-            {
-                "outcome": chosen.value,
-                "reason": reason,
-                "rule_id": CASEWORKER_RULE,
-                "previous_outcome": debt.outcome,
-                "previous_reason": debt.reason,
-                "review_reason": debt.review_reason,
-            },
+            "debt.referred",
+            {"review_reason": debt.review_reason or REFERRED_REASON},
+            {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
         )
+    to_state = STATE_FOR_OUTCOME[chosen].value
+    _move(
+        conn,
+        run,
+        debt,
+        DebtState.REVIEW.value,
+        to_state,
+        "debt.reviewed",
+        {
+            "outcome": chosen.value,
+            "reason": reason,
+            "rule_id": CASEWORKER_RULE,
+            "ruleset_hash": None,
+            "decided_run_id": run.run_id,
+            "decided_by": ctx.actor,
+            "decided_as_of": ctx.as_of,
+            "needs_caseworker": False,
+            "needs_tracing": False,
+            "review_reason": None,
+        },
+        {
+            "outcome": chosen.value,
+            "reason": reason,
+            "rule_id": CASEWORKER_RULE,
+            "previous_outcome": debt.outcome,
+            "previous_reason": debt.reason,
+            "review_reason": debt.review_reason,
+        },
+    )
+    return from_state, to_state, referred
+
+
+def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str) -> DecisionResult:
+    """Record a caseworker's decision on the ``creditor`` debt of ``case_ref``."""
+    chosen = _outcome(outcome)
+    reason = check_reason_code(reason)[:32]
+    parameters = {"case_ref": case_ref, "creditor": creditor, "outcome": outcome, "reason": reason}
+    with stage_run(ctx, "review", parameters) as run, run.chunk() as conn:
+        debt = _debt(conn, case_ref, creditor)
+        from_state, to_state, referred = _apply_decision(conn, run, debt, chosen, reason)
         book = check_book(conn)
         run.counts.update({"decided": 1})
         return DecisionResult(
@@ -332,6 +346,73 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
             rule_id=CASEWORKER_RULE,
             book=book,
         )
+
+
+@dataclass(frozen=True)
+class CaseworkerDecision:
+    case_ref: str
+    creditor: str
+    outcome: str
+    reason: str
+
+
+@dataclass
+class DecisionsResult:
+    """A list of caseworker decisions recorded in one run. Every row is either decided or
+    refused with the reason; the two counts add up to the rows given."""
+
+    run_id: int
+    rows: int
+    decided: int = 0
+    refused: list[dict[str, Any]] | None = None
+    by_outcome: dict[str, int] | None = None
+    book: BookCheck | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "rows": self.rows,
+            "decided": self.decided,
+            "refused": self.refused or [],
+            "by_outcome": self.by_outcome or {},
+            "book": self.book.to_json() if self.book else None,
+        }
+
+
+def decide_many(
+    ctx: Context, decisions: list[CaseworkerDecision], *, chunk_size: int = 500
+) -> DecisionsResult:
+    """Record many caseworker decisions (a day's queue, or a file from case management) in
+    one run: the same checks as ``decide`` for each, a refusal for one row never stops the
+    others, and the books are checked once at the end (not after every decision)."""
+    with stage_run(ctx, "review", {"decisions": len(decisions)}) as run:
+        result = DecisionsResult(run_id=run.run_id, rows=len(decisions), refused=[], by_outcome={})
+        for start in range(0, len(decisions), chunk_size):
+            with run.chunk() as conn:
+                for row, decision in enumerate(decisions[start : start + chunk_size], start + 1):
+                    try:
+                        chosen = _outcome(decision.outcome)
+                        reason = check_reason_code(decision.reason)[:32]
+                        debt = _debt(conn, decision.case_ref, decision.creditor)
+                        _apply_decision(conn, run, debt, chosen, reason)
+                    except UsageError as refusal:
+                        assert result.refused is not None
+                        result.refused.append(
+                            {
+                                "row": row,
+                                "case_ref": decision.case_ref,
+                                "creditor": decision.creditor,
+                                "reason": str(refusal),
+                            }
+                        )
+                        continue
+                    result.decided += 1
+                    assert result.by_outcome is not None
+                    result.by_outcome[chosen.value] = result.by_outcome.get(chosen.value, 0) + 1
+        with run.chunk() as conn:
+            result.book = check_book(conn)
+        run.counts.update({"decided": result.decided, "refused": len(result.refused or [])})
+    return result
 
 
 def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionResult:
@@ -377,9 +458,12 @@ def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionRe
 __all__ = [
     "CASEWORKER_RULE",
     "DECIDABLE_OUTCOMES",
+    "CaseworkerDecision",
     "DecisionResult",
+    "DecisionsResult",
     "ReviewItem",
     "decide",
+    "decide_many",
     "list_review",
     "refer",
 ]
