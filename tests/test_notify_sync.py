@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from sqlalchemy import text
 
 from csa_closure.channels import Fates
@@ -173,3 +174,23 @@ def test_a_technical_failure_in_a_batch_being_sent_waits_for_the_next_sync(
     other.claim(f"letter_batch:{batch_id}")
     result = sync_letters(ctx, fake(tmp_path, clock), CONFIG, options=SendOptions())
     assert result.resend_deferred == 1 and result.resent == 0
+
+
+def test_a_poll_cut_short_by_notifys_page_cap_records_what_it_read(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from csa_closure.stages.letters_outbox import sync as sync_module
+
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    sent = send_batch(ctx, batch_id, fake(tmp_path, clock), CONFIG)
+    later(clock, days=1, minutes=1)
+    monkeypatch.setattr(sync_module, "ONE_BY_ONE", 0)  # list, 2 letters a page, 2 pages at most
+    capped = fake(tmp_path, clock, page_size=2, max_pages=2)
+    result = sync_letters(ctx, capped, CONFIG)
+    assert result.poll_stopped and "pages" in result.poll_stopped
+    assert (result.polled, result.not_polled) == (4, sent.accepted - 4)
+    assert result.changed == {"received": 4}
+    rest = sync_letters(ctx, fake(tmp_path, clock), CONFIG)
+    assert rest.changed == {"received": sent.accepted - 4} and rest.poll_stopped is None

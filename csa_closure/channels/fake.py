@@ -713,6 +713,7 @@ class FakeNotifyChannel(NotifyChannel):
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         api_key: str = FAKE_API_KEY,
+        max_pages: int = 1_000,
     ) -> None:
         self.service = FakeNotify(
             path,
@@ -734,6 +735,7 @@ class FakeNotifyChannel(NotifyChannel):
             limiter=limiter,
             retry=retry or RetryPolicy(seed=seed),
             sleep=sleep or (lambda _seconds: None),
+            max_pages=max_pages,
         )
 
     def close(self) -> None:

@@ -506,6 +506,11 @@ def render_sync(console: Console, result: SyncResult) -> None:
         f"{result.polled:,} letters asked about, {result.not_found:,} no longer held by Notify, "
         f"{result.beyond_retention:,} accepted letters too old to ask about."
     )
+    if result.poll_stopped:
+        console.print(
+            f"[bold]Polling stopped early[/] ({result.poll_stopped}): {result.not_polled:,}"
+            " letters were not reached; run `notify sync` again."
+        )
     rows = [
         *[[f"now {k}", n] for k, n in sorted(result.changed.items())],
         ["returned (from the returned-letters report)", result.returned_from_report],
@@ -555,7 +560,8 @@ def sync(
     the letter's history; flags the debts of returned and permanently failed letters for
     tracing and a caseworker; sends technical failures again (within the daily quota). With
     fake-notify it also reads the fake's returned-letters report. JSON keys: run_id, channel,
-    as_of, polled, not_found, beyond_retention, changed, returned_from_report, debts_flagged,
+    as_of, polled, not_found, not_polled, poll_stopped, beyond_retention, changed,
+    returned_from_report, debts_flagged,
     debts_moved, resent, resend_deferred, not_resent, resend_stop_code, resend_stop_message.
     """
     config = _config(letters_config)

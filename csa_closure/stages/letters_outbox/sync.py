@@ -32,7 +32,7 @@ import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from csa_closure.channels import LetterChannel, NotificationInfo
+from csa_closure.channels import ChannelUnavailable, LetterChannel, NotificationInfo
 from csa_closure.channels.status import RETENTION_DAYS
 from csa_closure.context import Context
 from csa_closure.errors import LeaseHeld
@@ -91,6 +91,8 @@ class SyncResult:
     as_of: str
     polled: int = 0  # letters asked about
     not_found: int = 0  # Notify no longer holds them (left as they are)
+    not_polled: int = 0  # not reached this time (see poll_stopped): the next sync asks
+    poll_stopped: str | None = None
     beyond_retention: int = 0  # accepted letters too old to ask about
     changed: dict[str, int] = field(default_factory=dict)  # new status -> letters
     returned_from_report: int = 0
@@ -179,9 +181,12 @@ def _poll(
         )
     task = "notify sync: polling"
     progress.start(task, rows.height)
-    infos = _lookup(channel, rows["notify_id"].to_list(), progress, task)
+    infos, stopped = _lookup(channel, rows["notify_id"].to_list(), progress, task)
     progress.finish(task)
-    result.polled = rows.height
+    result.polled = len(infos)
+    result.not_polled = rows.height - len(infos)
+    result.poll_stopped = stopped
+    rows = rows.filter(pl.col("notify_id").is_in(list(infos)))
     found = rows.with_columns(
         pl.col("notify_id")
         .replace_strict(
@@ -207,26 +212,35 @@ def _poll(
 
 def _lookup(
     channel: LetterChannel, notify_ids: list[str], progress: Progress, task: str
-) -> dict[str, NotificationInfo | None]:
+) -> tuple[dict[str, NotificationInfo | None], str | None]:
+    """Each letter's status at Notify (None: Notify no longer holds it), and why the poll
+    stopped early, if it did (the letters not reached are left for the next sync)."""
     if len(notify_ids) <= ONE_BY_ONE:
         infos = {}
         for notify_id in notify_ids:
             infos[notify_id] = channel.get_status(notify_id)
             progress.advance(task)
-        return infos
-    wanted = set(notify_ids)
-    infos: dict[str, NotificationInfo | None] = dict.fromkeys(notify_ids)
+        return infos, None
     iterate = getattr(channel, "iter_letters", None)
     if iterate is None:
-        return channel.get_statuses(notify_ids)
-    for info in iterate():
-        if info.notify_id in wanted:
-            infos[info.notify_id] = info
-            wanted.discard(info.notify_id)
-            progress.advance(task)
-            if not wanted:
-                break
-    return infos
+        return channel.get_statuses(notify_ids), None
+    wanted = set(notify_ids)
+    infos: dict[str, NotificationInfo | None] = dict.fromkeys(notify_ids)
+    try:
+        for info in iterate():
+            if info.notify_id in wanted:
+                infos[info.notify_id] = info
+                wanted.discard(info.notify_id)
+                progress.advance(task)
+                if not wanted:
+                    break
+    except ChannelUnavailable as exc:
+        # Notify's list stops somewhere (a page cap): what was read is recorded, the rest
+        # (older letters) is asked about again by the next sync
+        for notify_id in wanted:
+            del infos[notify_id]
+        return infos, str(exc)
+    return infos, None
 
 
 def _record(
