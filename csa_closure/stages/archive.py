@@ -62,7 +62,7 @@ from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.reports.rules import DETAIL_KEYS, is_decision_event
-from csa_closure.store.dialect import _fetch_type, _from_fetched, is_sqlite
+from csa_closure.store.dialect import fetched_type, from_fetched, is_sqlite
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
     UtcDateTime,
@@ -279,7 +279,7 @@ def _iter_frames(
 ) -> Iterator[pl.DataFrame]:
     """The file's rows in key order, a frame of at most ``batch_rows`` rows at a time."""
     schema = _schema(spec.table)
-    fetched = {name: _fetch_type(dtype, conn) for name, dtype in schema.items()}
+    fetched = {name: fetched_type(dtype, conn) for name, dtype in schema.items()}
     statement = select(*(_raw_column(c) for c in spec.table.columns)).order_by(
         *(spec.table.c[k] for k in spec.order_by)
     )
@@ -289,7 +289,7 @@ def _iter_frames(
     result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(statement)
     for batch in result.partitions(batch_rows):
         frame = pl.DataFrame(batch, schema=fetched, orient="row")
-        frame = frame.select(_from_fetched(n, d, conn).alias(n) for n, d in schema.items())
+        frame = frame.select(from_fetched(n, d, conn).alias(n) for n, d in schema.items())
         yield spec.derive(frame) if spec.derive else frame
 
 

@@ -142,8 +142,10 @@ def values_for_driver(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...
     return tuple(_driver_value(v, conn) for v in values)
 
 
-def _fetch_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
-    """What the driver hands back for a column we want as ``dtype``."""
+def fetched_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
+    """What the driver hands back for a column we want as ``dtype`` (SQLite: dates and
+    instants as text, booleans as integers). Build a batch's frame with these, then turn
+    its columns into ``dtype`` with ``from_fetched``."""
     if is_sqlite(conn):
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):
             return pl.String()
@@ -152,7 +154,8 @@ def _fetch_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
     return dtype
 
 
-def _from_fetched(name: str, dtype: pl.DataType, conn: Connection) -> pl.Expr:
+def from_fetched(name: str, dtype: pl.DataType, conn: Connection) -> pl.Expr:
+    """Column ``name``, fetched as ``fetched_type``, typed as ``dtype`` (whole column)."""
     expr = pl.col(name)
     if not is_sqlite(conn):
         return expr
@@ -191,12 +194,12 @@ def read_frame(
         while batch := result.fetchmany(batch_size):
             frames.append(pl.DataFrame(batch, schema=schema, orient="row"))
         return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
-    fetched = {name: _fetch_type(dtype, conn) for name, dtype in schema.items()}
+    fetched = {name: fetched_type(dtype, conn) for name, dtype in schema.items()}
     frames = []
     while batch := result.fetchmany(batch_size):
         frames.append(pl.DataFrame(batch, schema=fetched, orient="row"))
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=fetched)
-    return frame.select(_from_fetched(n, d, conn).alias(n) for n, d in schema.items())
+    return frame.select(from_fetched(n, d, conn).alias(n) for n, d in schema.items())
 
 
 def update_from_frame(
