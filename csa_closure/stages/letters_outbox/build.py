@@ -185,16 +185,6 @@ def build_batch(
         progress.finish("notify build: finding letters")
         _write(run, due, result, progress)
         _refresh_statistics(ctx)
-        if result.batch_id is not None:
-            with run.chunk() as conn:
-                events.record(
-                    conn,
-                    run,
-                    "batch.built",
-                    entity=f"batch:{result.batch_id}",
-                    to_state=BatchStatus.BUILT.value,
-                    detail=_summary(result),
-                )
         run.counts.update(_summary(result))
     return result
 
@@ -337,6 +327,20 @@ def _ensure_batch(conn: Connection, run: Run, result: BuildResult) -> int:
                 )
                 .returning(letter_batches.c.batch_id)
             ).scalar_one()
+        )
+        # in the transaction that creates the batch, so a build killed later still leaves
+        # its (smaller) batch on record; what the build put in it is in the run's counts
+        events.record(
+            conn,
+            run,
+            "batch.built",
+            entity=f"batch:{result.batch_id}",
+            to_state=BatchStatus.BUILT.value,
+            detail={
+                "batch_id": result.batch_id,
+                "letter_type": result.letter_type,
+                "limit": result.limit,
+            },
         )
     return result.batch_id
 
