@@ -61,6 +61,7 @@ from csa_closure.store import migrate
 from csa_closure.store.engine import make_engine
 
 MARKER = ".csa-closure-demo"
+RETURNS_AFTER_DAYS = 21  # the simulated Notify returns undeliverable letters after this
 CLOSED_STATE_NAMES = frozenset(s.value for s in CLOSED_STATES)
 OPERATOR = "demo-operator"
 APPROVER = "demo-approver"
@@ -164,7 +165,12 @@ class Demo:
             return None
         return FakeNotifyChannel(
             self.directory / "fake-notify.db",
-            fates=Fates(returned=0.004, permanent_failure=0.002, received_after_days=0.5),
+            fates=Fates(
+                returned=0.004,
+                permanent_failure=0.002,
+                received_after_days=0.5,
+                returned_after_days=RETURNS_AFTER_DAYS,
+            ),
             seed=self.settings.seed,
             templates=self.config,
             # the simulated Notify lives on the demo's calendar
@@ -374,21 +380,34 @@ class Demo:
                 ),
                 lambda r: _counts(r),
             )
-        if self.channel is not None and self.scalar(
-            "SELECT count(*) FROM letters WHERE status = 'accepted'"
-        ):
+        if self.channel is not None and self._letters_to_watch():
+            # Notify's returned-letters report comes separately from statuses, weeks later
+            returned = [(i, r) for i, r, _ in self.channel.service.returned_letters()]
             self.step(
                 "notify sync",
-                f"notify sync --channel {channel_name}",
+                f"notify sync --channel {channel_name}"
+                + (" (with Notify's returned-letters report)" if returned else ""),
                 lambda: sync_letters(
                     self.ctx(),
                     self.channel,  # type: ignore[arg-type]
                     self.config,
+                    returned_report=returned,
                     options=SendOptions(settle=timedelta(0)),
                     progress=self.progress,
                 ),
                 lambda r: _counts(r),
             )
+
+    def _letters_to_watch(self) -> bool:
+        """Letters whose status may still change: in flight, or recently posted (a return
+        can come back until RETURNS_AFTER_DAYS after posting)."""
+        since = (self.today - timedelta(days=RETURNS_AFTER_DAYS)).isoformat()
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM letters WHERE status = 'accepted' OR (status = "
+                f"'received' AND letter_date >= '{since}')"
+            )
+        )
 
     def _sender(self, out: Path) -> Any:
         if self.channel is not None:
@@ -467,6 +486,17 @@ class Demo:
                 candidates.append(max(day, self.today + timedelta(days=1)))
         if self.response_day is not None:
             candidates.append(max(self.response_day, self.today + timedelta(days=1)))
+        if self.channel is not None:
+            # the day the last posted letters could come back returned
+            last_posted = self.scalar(
+                "SELECT max(letter_date) FROM letters WHERE status = 'received'"
+            )
+            if last_posted is not None:
+                back = date.fromisoformat(str(last_posted)[:10]) + timedelta(
+                    days=RETURNS_AFTER_DAYS + 1
+                )
+                if back > self.today:
+                    candidates.append(back)
         if not self.quarantine_fixed:
             candidates.append(
                 self.settings.start + timedelta(days=self.settings.fix_quarantine_after_days)

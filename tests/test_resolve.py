@@ -205,6 +205,32 @@ def test_any_settled_notice_status_lets_the_write_off_go_ahead(
     assert_balanced(ctx)
 
 
+def test_a_notice_cancelled_as_no_longer_due_does_not_count_as_telling_the_parent(
+    ctx: Context, book: BookBuilder
+) -> None:
+    """The letters stage cancels a notice it finds no longer due (NOT_DUE:*) and builds it
+    again when it is due; meanwhile the parent has not been told, so no write-off."""
+    debt = _pending(book, "PWC", "write_off_notice")
+    seal_pull(ctx)
+    send_notices(ctx, status="received", recipients=["NRP"])
+    send_notices(ctx, status="cancelled", recipients=["PWC"])
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(letters)
+            .where(letters.c.status == "cancelled")
+            .values(failure_reason="NOT_DUE:DEBT_MOVED")
+        )
+    assert resolve(ctx).written_off.debts == 0
+    assert debt_row(ctx, debt).state == "write_off_pending"
+    with ctx.engine.begin() as conn:  # built again and sent
+        conn.execute(
+            update(letters)
+            .where(letters.c.status == "cancelled")
+            .values(status="accepted", failure_reason=None)
+        )
+    assert resolve(ctx).written_off.debts == 1
+
+
 def test_only_the_nrp_notice_is_missing(ctx: Context, book: BookBuilder) -> None:
     debt = _pending(book, "PWC", "write_off_notice")
     seal_pull(ctx)

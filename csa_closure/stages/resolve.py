@@ -250,6 +250,9 @@ SELECT l.debt_id, l.recipient
 FROM letters l JOIN debts d ON d.debt_id = l.debt_id
 WHERE d.state IN ({states}) AND l.purpose = ? AND l.status IN ({statuses})
   AND (l.letter_date IS NULL OR l.letter_date <= ?)
+  -- a notice the letters stage cancelled as no longer due was never sent: the parent has
+  -- not been told, and the stage builds it again when it is due
+  AND NOT (l.status = 'cancelled' AND COALESCE(l.failure_reason, '') LIKE 'NOT_DUE:%')
 """
 
 
