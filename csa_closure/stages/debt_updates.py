@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.errors import ConcurrentChange
 from csa_closure.store import events
-from csa_closure.store.dialect import driver_frame, execute_many
+from csa_closure.store.dialect import update_from_frame
 from csa_closure.store.schema import debts
 
 if TYPE_CHECKING:
@@ -59,21 +59,18 @@ def update_debts(
     """
     if frame.height == 0:
         return 0
-    sql = (
-        f"UPDATE debts SET {', '.join(f'{c} = ?' for c in columns)}, updated_run_id = ? "
-        "WHERE debt_id = ? AND state = ?"
-    )
-    params = driver_frame(
+    changed = update_from_frame(
         conn,
         debts,
         frame.select(
             *columns,
             pl.lit(run.run_id, dtype=pl.Int64).alias("updated_run_id"),
             "debt_id",
-            "state",
+            pl.col("state").alias("state_"),
         ),
+        key="debt_id",
+        guards={"state_": "state"},
     )
-    changed = execute_many(conn, sql, list(params.iter_rows()))
     if changed != frame.height:
         raise ConcurrentChange(
             f"{frame.height - changed} of {frame.height} debts were no longer in the state "
