@@ -327,22 +327,24 @@ class Demo:
             lambda r: _counts(r),
         )
         for package in _package_dirs(exported):
-            ack = self.directory / "transfers" / f"{package.name}-ack.csv"
-            rejected = max(0, _rows_in(package) * self.settings.cms_rejections_per_thousand // 1000)
-            self.step(
-                "the CMS acknowledges the package",
-                "(the CMS's acknowledgement file)",
-                lambda p=package, a=ack, n=rejected: write_ack_file(
-                    p, a, seed=self.settings.seed, rejected=n
-                ),
-                lambda f: _counts(f),
-            )
-            self.step(
-                "transfer ack",
-                f"transfer ack {ack}",
-                lambda a=ack: import_ack(self.ctx(), a),
-                lambda r: _counts(r, "rows", "accepted", "duplicates", "rejected"),
-            )
+            self._acknowledge(package)
+
+    def _acknowledge(self, package: Path) -> None:
+        """The CMS answers for a package, a few rows rejected; the operator imports it."""
+        ack = self.directory / "transfers" / f"{package.name}-ack.csv"
+        rejected = _rows_in(package) * self.settings.cms_rejections_per_thousand // 1000
+        self.step(
+            "the CMS acknowledges the package",
+            "(the CMS's acknowledgement file)",
+            lambda: write_ack_file(package, ack, seed=self.settings.seed, rejected=rejected),
+            lambda f: _counts(f),
+        )
+        self.step(
+            "transfer ack",
+            f"transfer ack {ack}",
+            lambda: import_ack(self.ctx(), ack),
+            lambda r: _counts(r, "rows", "accepted", "duplicates", "rejected"),
+        )
 
     def letters(self) -> None:
         """Build within today's quota, approve (a second person), send, and sync."""

@@ -221,6 +221,9 @@ def test_rules_commands(pulled: Context, store_url: str, tmp_path: Path) -> None
     base = ["--db", store_url, "--as-of", "2019-03-31"]
     shown = json.loads(runner.invoke(cli, [*base, "rules", "show", "--format", "json"]).output)
     assert len(shown["hash"]) == 64
+    table = runner.invoke(cli, [*base, "rules", "show", "--set", "threshold_pence=60000"])
+    assert table.exit_code == 0, table.output
+    assert "£600.00 (--set)" in table.output and "PWC-10" in table.output
     checked = runner.invoke(cli, [*base, "rules", "check", "--format", "json"])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.output)["debts"] > 0

@@ -31,7 +31,7 @@ class OperatorError(click.ClickException):
 
     def __init__(self, error: CsaClosureError) -> None:
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
 
 
 class CsaGroup(click.Group):

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -150,15 +151,20 @@ def list_command(
     entries: [...]}.
     """
     ctx = state.context()
-    filters = {"case_ref": case_ref, "entry_type": entry_type, "as_of": on_date}
+
+    def entries_up_to(most: int | None) -> Iterator[LedgerEntry]:
+        return iter_entries(
+            ctx, case_ref=case_ref, entry_type=entry_type, as_of=on_date, limit=most
+        )
+
     if fmt == "csv":
-        _stream_csv(iter_entries(ctx, **filters, limit=limit))
+        _stream_csv(entries_up_to(limit))
         return
-    totals = ledger_totals(ctx, **filters)
+    totals = ledger_totals(ctx, case_ref=case_ref, entry_type=entry_type, as_of=on_date)
     if fmt == "json":
-        _stream_json(totals, iter_entries(ctx, **filters, limit=limit))
+        _stream_json(totals, entries_up_to(limit))
         return
-    entries = list(iter_entries(ctx, **filters, limit=limit or TABLE_LIMIT))
+    entries = list(entries_up_to(limit or TABLE_LIMIT))
     render_ledger(console(), totals, entries)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,8 +26,8 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
-def _rows(result: ResolveResult) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = [
+def _rows(result: ResolveResult) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
         {"step": "expired (no response by the deadline)", **result.expired.to_json()},
         {"step": "past the deadline, held for a caseworker", **result.expiry_held.to_json()},
     ]

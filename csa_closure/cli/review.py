@@ -199,7 +199,7 @@ def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fm
     _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
 
 
-DECISION_COLUMNS = ("case_ref", "creditor", "outcome", "reason")
+DECISIONS_FILE_COLUMNS: tuple[str, ...] = ("case_ref", "creditor", "outcome", "reason")
 
 
 def _read_decisions(path: Path) -> list[CaseworkerDecision]:
@@ -207,11 +207,11 @@ def _read_decisions(path: Path) -> list[CaseworkerDecision]:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in DECISION_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in DECISIONS_FILE_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UsageError(
                     f"{path.name} lacks the column(s) {', '.join(missing)}; a decisions file "
-                    f"has a header row with {', '.join(DECISION_COLUMNS)}"
+                    f"has a header row with {', '.join(DECISIONS_FILE_COLUMNS)}"
                 )
             return [
                 CaseworkerDecision(

@@ -51,7 +51,7 @@ def render_rule_set(console: Console, rule_set: RuleSet) -> None:
                 [
                     name,
                     p.type.value,
-                    p.display + (" (--set)" if p.overridden else ""),
+                    p.display() + (" (--set)" if p.overridden else ""),
                     p.description,
                 ]
                 for name, p in rule_set.parameters.items()

@@ -172,7 +172,7 @@ def _bad_rows(count: int, as_of: date, seed: int, some_case: str | None) -> pl.D
     case_ref = some_case or "C000000001"
     for i in range(count):
         kind = BAD_KINDS[i % len(BAD_KINDS)]
-        row = {
+        row: dict[str, str | None] = {
             "document_id": f"BAD-{seed}-{i:05d}",
             "case_ref": case_ref,
             "party": "PWC",
@@ -215,7 +215,7 @@ def simulate_responses(
     if duplicates and rows.height:
         picks = rng.below("duplicate_rows", duplicates, rows.height)
         rows = pl.concat([rows, rows.select(pl.all().gather(picks))])
-    some_case = rows.get_column("case_ref").first() if rows.height else None
+    some_case = str(rows.get_column("case_ref")[0]) if rows.height else None
     rows = pl.concat([rows, _bad_rows(bad_rows, as_of, seed, some_case)])
     # the channels export in no particular order: shuffle deterministically
     return rows.select(pl.all().gather(rng.order("file_order", rows.height)))

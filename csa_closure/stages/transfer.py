@@ -546,12 +546,12 @@ def list_batches(ctx: Context, *, status: str | None = None) -> list[BatchSummar
             transfer_batches.c.created_at,
             transfer_batches.c.row_count,
             transfer_batches.c.total_pence,
-            n("accepted"),
-            pence("accepted"),
-            n("rejected"),
-            pence("rejected"),
-            n("exported"),
-            pence("exported"),
+            n("accepted").label("accepted"),
+            pence("accepted").label("accepted_pence"),
+            n("rejected").label("rejected"),
+            pence("rejected").label("rejected_pence"),
+            n("exported").label("awaiting"),
+            pence("exported").label("awaiting_pence"),
             transfer_batches.c.manifest_sha256,
         )
         .select_from(transfer_batches.outerjoin(transfer_items))
@@ -561,4 +561,4 @@ def list_batches(ctx: Context, *, status: str | None = None) -> list[BatchSummar
     if status:
         statement = statement.where(transfer_batches.c.status == status)
     with ctx.engine.connect() as conn:
-        return [BatchSummary(*row) for row in conn.execute(statement)]
+        return [BatchSummary(**row._asdict()) for row in conn.execute(statement)]
