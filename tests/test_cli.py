@@ -14,7 +14,9 @@ from csa_closure.cli import cli
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _commands(group: click.Group, prefix: str = "csa-closure") -> Iterator[tuple[str, click.Command]]:
+def _commands(
+    group: click.Group, prefix: str = "csa-closure"
+) -> Iterator[tuple[str, click.Command]]:
     for name, command in sorted(group.commands.items()):
         path = f"{prefix} {name}"
         yield path, command
