@@ -17,10 +17,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.errors import LeaseHeld, LeaseLost
@@ -38,6 +38,7 @@ class Lease:
     expires_at: datetime
 
 
+_ATTEMPTS = 5  # reads of a lease that keeps changing between our read and our update
 _HOLDER = re.compile(r"@(?P<host>.+) pid (?P<pid>\d+)$")
 
 
@@ -50,39 +51,59 @@ def _holder_is_dead(holder: str | None, host: str) -> bool:
     return pid != os.getpid() and not psutil.pid_exists(pid)
 
 
-def acquire(conn: Connection, run: Run, name: str) -> Lease:
-    """Take the lease ``name`` for ``run`` or raise ``LeaseHeld``. Commit to make it visible."""
-    ctx = run.ctx
-    conn.execute(insert_ignoring_conflicts(conn, leases).values(name=name))
-    before = conn.execute(select(leases).where(leases.c.name == name)).one()
-    now = ctx.clock()
-    token = str(uuid.uuid4())
-    expires = now + timedelta(seconds=ctx.settings.lease_seconds)
-    free = or_(leases.c.token.is_(None), leases.c.expires_at < now)
-    dead = before.token is not None and _holder_is_dead(before.holder, ctx.host)
-    if dead:
-        # compare-and-set on the dead holder's token, so two rescuers cannot both win
-        free = leases.c.token == before.token
-    taken = conn.execute(
-        update(leases)
-        .where(leases.c.name == name)
-        .where(free)
-        .values(
-            token=token,
-            holder=ctx.holder,
-            run_id=run.run_id,
-            acquired_at=now,
-            heartbeat_at=now,
-            expires_at=expires,
-        )
+def _held(name: str, lease: Any) -> LeaseHeld:
+    return LeaseHeld(
+        f"{name} is being worked by {lease.holder} (run {lease.run_id}); its lease "
+        f"runs until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC. Wait for that run to "
+        "finish. If its process is dead, run again after the lease expires to take it over."
     )
-    if taken.rowcount != 1:
-        current = conn.execute(select(leases).where(leases.c.name == name)).one()
-        raise LeaseHeld(
-            f"{name} is being worked by {current.holder} (run {current.run_id}); its lease "
-            f"runs until {current.expires_at:%Y-%m-%d %H:%M:%S} UTC. Wait for that run to "
-            "finish. If its process is dead, run again after the lease expires to take it over."
+
+
+def acquire(conn: Connection, run: Run, name: str) -> Lease:
+    """Take the lease ``name`` for ``run`` or raise ``LeaseHeld``. Commit to make it visible.
+
+    The compare-and-set is on the lease as read: free, or the very holder found expired (or
+    dead on this machine). If the lease changed in between (its holder released it, renewed
+    it, or someone else took it), it is read again, so a lease released at that moment is
+    simply taken, and a takeover is only recorded for the holder actually replaced. A live
+    holder is refused at once, even while its chunk transaction is open."""
+    ctx = run.ctx
+    if conn.execute(select(leases.c.name).where(leases.c.name == name)).first() is None:
+        # (only then: on PostgreSQL an insert that meets the row waits for a holder's open
+        # chunk transaction, where reading it does not)
+        conn.execute(insert_ignoring_conflicts(conn, leases).values(name=name))
+    for _ in range(_ATTEMPTS):
+        before = conn.execute(select(leases).where(leases.c.name == name)).one()
+        now = ctx.clock()
+        dead = before.token is not None and _holder_is_dead(before.holder, ctx.host)
+        if before.token is None:
+            free = leases.c.token.is_(None)
+        elif dead:
+            # compare-and-set on the dead holder's token, so two rescuers cannot both win
+            free = leases.c.token == before.token
+        elif before.expires_at < now:
+            free = and_(leases.c.token == before.token, leases.c.expires_at < now)
+        else:
+            raise _held(name, before)
+        token = str(uuid.uuid4())
+        expires = now + timedelta(seconds=ctx.settings.lease_seconds)
+        taken = conn.execute(
+            update(leases)
+            .where(leases.c.name == name)
+            .where(free)
+            .values(
+                token=token,
+                holder=ctx.holder,
+                run_id=run.run_id,
+                acquired_at=now,
+                heartbeat_at=now,
+                expires_at=expires,
+            )
         )
+        if taken.rowcount == 1:
+            break
+    else:
+        raise LeaseHeld(f"{name} keeps changing hands: run again in a moment")
     if before.token is not None:
         # The previous holder stopped renewing: it crashed or was killed.
         from csa_closure.store import events
