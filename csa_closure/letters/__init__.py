@@ -4,14 +4,17 @@
 - :mod:`~csa_closure.letters.due`: ``letters_due(frame, as_of)``, vectorised over debts;
 - :mod:`~csa_closure.letters.config`: Notify templates and placeholders from TOML;
 - :mod:`~csa_closure.letters.compose`: the personalisation of one letter, for its recipient only;
-- :mod:`~csa_closure.letters.address`: Notify's address rules, checked before batching;
+- :mod:`~csa_closure.letters.address`: Notify's address rules, checked before batching (one
+  party, or a whole frame at once);
 - :mod:`~csa_closure.letters.references`: opaque references with no personal data.
 """
 
 from csa_closure.letters.address import (
     AddressProblem,
     AddressProblemCode,
+    address_frame,
     address_lines,
+    address_problems,
     check_address,
     check_lines,
     format_postcode,
@@ -66,7 +69,9 @@ __all__ = [
     "RecipientParty",
     "ResponseWindow",
     "TemplateConfig",
+    "address_frame",
     "address_lines",
+    "address_problems",
     "check_address",
     "check_lines",
     "compose",

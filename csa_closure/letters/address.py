@@ -18,6 +18,11 @@ Two local rules go further: a letter must name its recipient (line 1), and a lin
 control characters (which would split it into lines Notify counts differently).
 
 A problem is reported by code and line number only: never the text of the address.
+
+:func:`check_address` checks one party and is the reference; :func:`address_frame` applies
+the same rules to a whole frame of parties at once (polars expressions, no Python per row) and
+gives the same code and line number for every party (proven against :func:`check_address` by
+``tests/test_letters_address_frame.py``), with the printed lines.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+import polars as pl
 
 MIN_LINES = 3
 MAX_LINES = 7
@@ -187,3 +194,181 @@ def check_lines(
     if any(line.lower() == "nfa" for line in lines) or _NO_FIXED_ABODE.search("\n".join(lines)):
         return AddressProblem(AddressProblemCode.NO_FIXED_ABODE)
     return None
+
+
+# --- the same rules over a frame of parties -----------------------------------------------------
+#
+# Python's str methods and re module work on Unicode in ways polars' (Rust's) do not quite
+# match, so nothing here leans on either's defaults: the character sets are spelt out, and
+# tests/test_letters_address_frame.py checks each one against Python over every code point.
+
+PARTY_COLUMNS = (
+    "given_names",
+    "family_name",
+    "address_line_1",
+    "address_line_2",
+    "address_line_3",
+    "address_line_4",
+    "address_line_5",
+    "postcode",
+)
+# What Python's re calls \s and str.strip() strips (str.isspace()).
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+# The characters outside ASCII that str.upper() turns into ASCII letters: a postcode written
+# with one of them is a real postcode to format_postcode. Every other character outside ASCII
+# upper-cases to something outside ASCII, which no postcode matches.
+UPPER_TO_ASCII = {
+    "\xdf": "SS",
+    "\u0131": "I",
+    "\u017f": "S",
+    "\ufb00": "FF",
+    "\ufb01": "FI",
+    "\ufb02": "FL",
+    "\ufb03": "FFI",
+    "\ufb04": "FFL",
+    "\ufb05": "ST",
+    "\ufb06": "ST",
+}
+# What re.IGNORECASE matches for a letter beyond its two ASCII cases.
+IGNORECASE_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _char_class(chars: str) -> str:
+    """A regex class for polars matching exactly ``chars``, each as a code point escape."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+def _caseless(text: str) -> str:
+    """``text`` as a polars regex matching what Python's ``re.IGNORECASE`` matches."""
+    out = []
+    for c in text:
+        if c.isascii() and c.isalpha():
+            out.append(_char_class(c.upper() + c.lower() + IGNORECASE_EXTRA.get(c.lower(), "")))
+        else:
+            out.append(_char_class(c))
+    return "".join(out)
+
+
+_WS_RUN = _char_class(PYTHON_WHITESPACE) + "+"
+_CONTROL_FRAME = _char_class(
+    "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)))
+    + "\u2028\u2029"
+)
+_NFA_FRAME = "^" + _caseless("nfa") + "$"  # str.lower() == "nfa" (no other character lowers so)
+_NO_FIXED_ABODE_FRAME = (
+    _caseless("no fixed ") + "(?:" + _caseless("abode") + "|" + _caseless("address") + ")"
+)
+_POSTCODE_FRAME = r"^([A-Z]{1,2})([0-9][0-9A-Z]?)([0-9][ABD-HJLNP-UW-Z]{2})$"
+_NON_ASCII = r"[^\x00-\x7F]"
+_LINE_KEYS = tuple(f"address_line_{n}" for n in range(1, MAX_LINES + 1))
+_T = "__address_"  # prefix of the working columns
+
+
+def _normalised(column: str) -> pl.Expr:
+    """:func:`normalise_line` of a string column (null -> "")."""
+    return (
+        pl.col(column)
+        .fill_null("")
+        .str.replace_all(_WS_RUN, " ")
+        .str.strip_chars(" ")
+        .str.strip_chars_end(" ,")
+    )
+
+
+def _formatted_postcode(normalised: pl.Expr) -> pl.Expr:
+    """:func:`format_postcode` of a normalised postcode column (null: not a real postcode)."""
+    compact = normalised.str.replace_all(_WS_RUN, "").str.replace_many(
+        list(UPPER_TO_ASCII), list(UPPER_TO_ASCII.values())
+    )
+    upper = pl.when(~compact.str.contains(_NON_ASCII)).then(compact.str.to_uppercase())
+    parts = upper.str.extract_groups(_POSTCODE_FRAME)
+    area = parts.struct.field("1")
+    return pl.when(area.is_in(sorted(POSTCODE_AREAS))).then(
+        pl.concat_str(area, parts.struct.field("2"), pl.lit(" "), parts.struct.field("3"))
+    )
+
+
+def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENGTH) -> pl.DataFrame:
+    """For each party (a frame with :data:`PARTY_COLUMNS`, strings): ``problem``, the reason
+    :func:`check_address` gives (``ADDRESS:BAD_POSTCODE:4``; null when the address is usable),
+    and ``address_line_1`` .. ``address_line_7``, the lines :func:`address_lines` prints (null
+    after the last). One row per party, in order; no other columns."""
+    raw = [pl.col(c).cast(pl.String) for c in PARTY_COLUMNS]
+    name_parts = [pl.when(c != "").then(c) for c in raw[:2]]
+    work = parties.select(
+        pl.any_horizontal(c.str.contains(_CONTROL_FRAME).fill_null(False) for c in raw).alias(
+            f"{_T}control"
+        ),
+        pl.concat_str(name_parts, separator=" ", ignore_nulls=True).alias(f"{_T}name"),
+        *(c.alias(f"{_T}{n}") for n, c in enumerate(raw[2:7], start=1)),
+        raw[7].alias(f"{_T}postcode"),
+    )
+    work = work.with_columns(
+        _normalised(f"{_T}name"),
+        *(_normalised(f"{_T}{n}") for n in range(1, 6)),
+        _normalised(f"{_T}postcode"),
+    )
+    formatted = f"{_T}formatted"
+    work = work.with_columns(_formatted_postcode(pl.col(f"{_T}postcode")).alias(formatted))
+    printed = [
+        pl.col(f"{_T}name"),
+        *(pl.col(f"{_T}{n}") for n in range(1, 6)),
+        pl.coalesce(formatted, f"{_T}postcode"),
+    ]
+    lines = pl.concat_list([pl.when(line != "").then(line) for line in printed]).list.drop_nulls()
+    work = work.with_columns(lines.alias(f"{_T}lines")).with_columns(
+        pl.col(f"{_T}lines").list.len().alias(f"{_T}count"),
+        *(
+            pl.col(f"{_T}lines").list.get(n, null_on_oob=True).alias(key)
+            for n, key in enumerate(_LINE_KEYS)
+        ),
+    )
+    count = pl.col(f"{_T}count")
+    problem = (
+        pl.when(pl.col(f"{_T}control"))
+        .then(pl.lit(AddressProblem(AddressProblemCode.CONTROL_CHARACTER).reason))
+        .when(pl.col(f"{_T}name") == "")
+        .then(pl.lit(AddressProblem(AddressProblemCode.MISSING_NAME).reason))
+        .when(pl.col(f"{_T}postcode") == "")
+        .then(pl.lit(AddressProblem(AddressProblemCode.MISSING_POSTCODE).reason))
+        .when(count < MIN_LINES)
+        .then(pl.lit(AddressProblem(AddressProblemCode.TOO_FEW_LINES).reason))
+        .when(count > MAX_LINES)
+        .then(pl.lit(AddressProblem(AddressProblemCode.TOO_MANY_LINES).reason))
+        .when(pl.col(formatted).is_null())
+        .then(
+            pl.concat_str(
+                pl.lit(f"ADDRESS:{AddressProblemCode.BAD_POSTCODE.value}:"), count.cast(pl.String)
+            )
+        )
+    )
+    for number, key in enumerate(_LINE_KEYS, start=1):
+        line = pl.col(key)
+        problem = (
+            problem.when(line.str.slice(0, 1).is_in(list(INVALID_START_CHARACTERS)))
+            .then(pl.lit(AddressProblem(AddressProblemCode.INVALID_START_CHARACTER, number).reason))
+            .when(line.str.len_chars() > max_line_length)
+            .then(pl.lit(AddressProblem(AddressProblemCode.LINE_TOO_LONG, number).reason))
+        )
+    no_fixed_abode = pl.any_horizontal(
+        (
+            pl.col(key).str.contains(_NFA_FRAME) | pl.col(key).str.contains(_NO_FIXED_ABODE_FRAME)
+        ).fill_null(False)
+        for key in _LINE_KEYS
+    )
+    problem = (
+        problem.when(no_fixed_abode)
+        .then(pl.lit(AddressProblem(AddressProblemCode.NO_FIXED_ABODE).reason))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return work.select(problem.alias("problem"), *_LINE_KEYS)
+
+
+def address_problems(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENGTH) -> pl.Series:
+    """:func:`check_address`'s reason for each party of the frame (null: usable), as
+    :func:`address_frame` gives it."""
+    return address_frame(parties, max_line_length=max_line_length)["problem"]

@@ -9,7 +9,8 @@
    fixed it) is put into this batch as ``pending``; one still unusable stays held. A letter
    cancelled at send time because it was no longer due is put into a batch the same way if it
    has become due again.
-3. Each recipient's address is checked against Notify's rules (:func:`check_address`). A letter
+3. Each recipient's address is checked against Notify's rules (:func:`check_address`, applied
+   to the whole chunk at once by :func:`address_problems`). A letter
    with an unusable address is made ``held`` with the problem code (``ADDRESS:BAD_POSTCODE``),
    in no batch, and its debt is flagged for tracing (``LETTER_HELD:ADDRESS:…``); a re-batched
    letter's debt has that flag cleared.
@@ -37,9 +38,10 @@ from csa_closure.context import Context
 from csa_closure.errors import UsageError
 from csa_closure.letters import (
     ALLOWED_LETTERS,
+    AddressProblem,
+    AddressProblemCode,
     LetterPurpose,
-    RecipientParty,
-    check_address,
+    address_problems,
     letters_due,
     new_reference,
 )
@@ -118,6 +120,7 @@ ADDRESS_COLUMNS = (
     "address_line_5",
     "postcode",
 )
+MISSING_PARTY = AddressProblem(AddressProblemCode.MISSING_NAME).reason
 _PARTY_SCHEMA: dict[str, pl.DataType] = {
     "party_ref": pl.String(),
     **{name: pl.String() for name in ADDRESS_COLUMNS},
@@ -273,14 +276,20 @@ def _problems(conn: Connection, due: pl.DataFrame) -> pl.DataFrame:
         due["party_ref"].unique().to_list(),
         _PARTY_SCHEMA,
     )
-    reasons: dict[str, str | None] = {}
-    for row in parties.iter_rows(named=True):
-        problem = check_address(RecipientParty.from_row(row))
-        reasons[row["party_ref"]] = None if problem is None else problem.reason
-    return due.with_columns(
-        pl.col("party_ref")
-        .replace_strict(reasons, default="ADDRESS:MISSING_NAME", return_dtype=pl.String)
-        .alias("problem")
+    reasons = parties.select(
+        "party_ref", address_problems(parties).alias("problem"), pl.lit(True).alias("_found")
+    ).unique("party_ref", keep="first")
+    return (
+        due.drop("problem", strict=False)
+        .join(reasons, on="party_ref", how="left", maintain_order="left")
+        .with_columns(
+            # no such party: nobody to address the letter to
+            pl.when(pl.col("_found"))
+            .then(pl.col("problem"))
+            .otherwise(pl.lit(MISSING_PARTY))
+            .alias("problem")
+        )
+        .drop("_found")
     )
 
 
