@@ -704,9 +704,9 @@ def difference(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, A
 # - the killed run's record: abandoned when the re-run took its lease over, or left running
 #   (with its lease) where no later run needed the lease: a stage that takes none (approve,
 #   review decisions), or an import whose file the killed run had committed (the re-run finds
-#   it imported and has nothing to do, so the completed run is the killed one's); and a re-run
-#   refused because the killed run had done everything (approving an approved batch) is
-#   recorded as failed;
+#   it imported and has nothing to do, so the completed run is the killed one's); failed when
+#   it could still record its end (the database came back); and a re-run refused because the
+#   killed run had done everything (approving an approved batch) is recorded as failed;
 # - a resumed send records ``batch.sending`` again; a build killed after its first chunk leaves
 #   its smaller batch, built (and recorded ``batch.built``), and the re-run builds the rest
 #   into a new batch (build.py);
@@ -728,7 +728,7 @@ def compare_books(clean: Mapping[str, Any], killed: Mapping[str, Any]) -> dict[s
     extra, missing = killed["runs"] - clean["runs"], clean["runs"] - killed["runs"]
     statuses = {status for _, status in extra}
     if (
-        not statuses & {"abandoned", "running"}
+        not statuses & {"abandoned", "running", "failed"}
         or not statuses <= {"abandoned", "running", "failed"}
         or sum(extra.values()) - sum(missing.values()) not in (0, 1, 2)
         or {status for _, status in missing} - {"completed"}
