@@ -51,8 +51,9 @@ HERE = Path(__file__).resolve().parent
 STAGES = {
     "generate the legacy replica": "generate",
     "legacy team corrects the dirty rows": "generate",
-    "create the working store": "pull",
+    "create the working store": "setup",
     "pull": "pull",
+    "pull the corrected replica": "re-pull (corrected replica)",
     "assess": "assess",
     "parents' responses arrive": "responses",
     "responses import": "responses",
@@ -79,6 +80,7 @@ def _get(*keys: str) -> Callable[[dict[str, Any]], int]:
 STEP_ROWS: dict[str, Callable[[dict[str, Any]], int]] = {
     "generate the legacy replica": _get("cases"),
     "pull": _get("cases_new", "cases_refreshed"),
+    "pull the corrected replica": _get("cases_new", "cases_refreshed"),
     "assess": _get("decided"),
     "responses import": _get("rows"),
     "caseworkers settle their queue": _get("decided", "refused"),

@@ -242,12 +242,12 @@ class Demo:
             lambda: generate_legacy(str(self.corrected_legacy), s.cases, s.seed, s.as_at, 0.0),
             lambda g: {"cases": g.cases},
         )
-        self.pull(self.corrected_legacy)
+        self.pull(self.corrected_legacy, "pull the corrected replica")
         self.quarantine_fixed = True
 
-    def pull(self, source: Path) -> None:
+    def pull(self, source: Path, name: str = "pull") -> None:
         self.step(
-            "pull",
+            name,
             f"pull --source {source}",
             lambda: pull(self.ctx(), str(source), progress=self.progress),
             lambda r: {"balanced": r.balanced, **r.counts},
