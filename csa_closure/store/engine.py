@@ -6,6 +6,8 @@ busy timeout. PostgreSQL (``postgresql+psycopg://``) is the shared production st
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -38,6 +40,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _create_owner_only(database: str | None) -> None:
+    """Create a new SQLite store file readable by its owner only: it will hold parents'
+    personal data (its write-ahead log and shared-memory files take the same mode)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):  # (no directory: SQLite says)
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url`` with the store's connection settings."""
     url = normalise_url(url)
@@ -47,6 +58,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise UsageError(f"not a database URL: {url!r} ({exc})") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        _create_owner_only(parsed.database)
         engine = create_engine(
             parsed,
             echo=echo,
