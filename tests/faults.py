@@ -11,10 +11,14 @@
   with a failpoint. Both run with the store's clock pinned to the demo's calendar (an hour
   after the demo's own noon on the step's day), as if the operator had typed the command on
   that day; the fake Notify service is moved to the same calendar (:func:`align_fake_notify`).
+- :class:`Paused` starts a command in its own process that stops at a failpoint
+  (``STAGE:N:WHERE:pause``) and waits there, holding its lease (and, at ``before_commit``, its
+  transaction), until the test releases it: a second operator, or the database going away.
 - :func:`book_state` is the store's content by natural keys (case reference and creditor,
   letter purpose and recipient, file checksums), with no surrogate ids, run ids or
   timestamps, so two stores that did the same work compare equal; :func:`files_state` is the
-  same for the files a stage writes.
+  same for the files a stage writes; :func:`compare_books` compares a killed and re-run
+  stage's store with an uninterrupted one's, allowing only what ``LOOSE`` lists.
 - :class:`Databases` makes PostgreSQL databases (from template databases: a snapshot is a
   template) and drops them.
 """
@@ -24,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import io
 import json
 import os
 import shlex
@@ -775,12 +778,6 @@ def compare_books(clean: Mapping[str, Any], killed: Mapping[str, Any]) -> dict[s
     ):
         problems["archives"] = (clean["archives"], killed["archives"])
     return problems
-
-
-def csv_text(rows: Sequence[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
 
 
 # --- the process the fault tests spawn ----------------------------------------------------------
