@@ -81,7 +81,7 @@ def _cluster() -> tuple[str, str]:
         or not versions
         or not shutil.which("pg_ctlcluster")
     ):
-        pytest.skip("stopping the server needs the local test cluster and pg_ctlcluster")
+        pytest.skip("stopping PostgreSQL needs the local test cluster and pg_ctlcluster")
     return versions[-1], "main"
 
 
