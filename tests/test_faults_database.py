@@ -197,6 +197,7 @@ def _stage_fails_cleanly_then_completes(
     assert failed.returncode not in (0, -9), failed.stderr
     assert "Traceback" not in failed.stderr and "Traceback" not in failed.stdout
     assert "re-running the command is safe" in failed.stderr, failed.stderr
+    assert "lost the connection to the database" in failed.stderr, failed.stderr
     leaked = {t for t in _personal_tokens(url) if t in failed.stderr + failed.stdout}
     assert leaked == set()
     # nothing half-written: every committed chunk whole, nothing the clean run did not do

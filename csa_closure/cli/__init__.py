@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 import click
+import sqlalchemy.exc
 
 from csa_closure import __version__
 from csa_closure.cli.options import ISO_DATE, CliState, configure_logging
@@ -42,11 +43,25 @@ class CsaGroup(click.Group):
             raise OperatorError(exc) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            log.debug("database connection error", exc_info=True)
+            raise DatabaseUnavailable() from exc
         except Exception as exc:
             # Database and driver messages can quote the row being written, so the details
             # (and the traceback) are only shown when asked for with -vv.
             log.debug("unexpected error", exc_info=True)
             raise UnexpectedError(exc) from exc
+
+
+class DatabaseUnavailable(click.ClickException):
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self) -> None:
+        super().__init__(
+            "lost the connection to the database (stopped, restarted or unreachable). Work "
+            "committed before it stands and re-running the command is safe once the database "
+            "is back (details with -vv)."
+        )
 
 
 class UnexpectedError(click.ClickException):
