@@ -5,7 +5,8 @@
 - :class:`FakeNotifyChannel` / :class:`FakeNotify`: the same channel against a local, seeded,
   persistent fake of the service;
 - :func:`reconcile`: what an ``unknown`` letter is, by its reference, before any resend;
-- :class:`PrintFileChannel` / :func:`write_print_batch`: Notify's bulk-upload CSV + manifest.
+- :class:`PrintFileChannel` / :func:`write_print_batch` / :func:`write_print_frames`: Notify's
+  bulk-upload CSV + manifest.
 """
 
 from csa_closure.channels.base import LetterChannel
@@ -33,6 +34,7 @@ from csa_closure.channels.printfile import (
     PrintFile,
     PrintFileChannel,
     write_print_batch,
+    write_print_frames,
 )
 from csa_closure.channels.ratelimit import TokenBucket
 from csa_closure.channels.reconcile import ReconcileDecision, Reconciliation, reconcile
@@ -77,4 +79,5 @@ __all__ = [
     "reconcile",
     "status_from_notify",
     "write_print_batch",
+    "write_print_frames",
 ]

@@ -17,6 +17,12 @@ Files hold personal data: every file and directory is created owner-only from th
 name and linked into place, so a crash never leaves a partial file under a final name.
 Writing the same batch again writes nothing: existing identical files are kept; a file that
 differs is refused (:class:`PrintBatchConflict`).
+
+:func:`write_print_batch` takes composed letters (:class:`OutgoingLetter`); the send writes
+with :func:`write_print_frames`, which takes the letters as frames
+(:func:`~csa_closure.letters.compose.compose_frame`) and streams each file chunk by chunk,
+hashing as it writes, so a batch of a million letters needs the memory of one chunk. Both
+write the same bytes for the same letters (``tests/test_channels_printfile_frames.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ import re
 import stat
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
 
 from csa_closure.errors import CsaClosureError
 from csa_closure.letters.compose import OutgoingLetter
@@ -87,6 +96,9 @@ class PrintFileChannel:
     def write_batch(self, batch_id: int | str, letters: Iterable[OutgoingLetter]) -> PrintBatch:
         return write_print_batch(self.out_dir, batch_id, letters, self.config)
 
+    def write_frames(self, batch_id: int | str, frames: Iterable[pl.DataFrame]) -> PrintBatch:
+        return write_print_frames(self.out_dir, batch_id, frames, self.config)
+
 
 def write_print_batch(
     out_dir: str | os.PathLike[str],
@@ -95,9 +107,7 @@ def write_print_batch(
     config: LettersConfig,
 ) -> PrintBatch:
     """Write (or find already written) the files of batch ``batch_id``."""
-    batch = str(batch_id)
-    if not _BATCH_ID.fullmatch(batch):
-        raise ValueError("a batch id is up to 40 letters, digits, - and _")
+    batch = _batch_name(batch_id)
     rendered = _render(batch, letters, config)
     directory = _batch_directory(Path(out_dir), batch)
     written = False
@@ -107,6 +117,13 @@ def write_print_batch(
     manifest = _manifest(batch, files)
     written |= _write_once(directory / MANIFEST_NAME, manifest)
     return PrintBatch(batch, directory, files, hashlib.sha256(manifest).hexdigest(), written)
+
+
+def _batch_name(batch_id: int | str) -> str:
+    batch = str(batch_id)
+    if not _BATCH_ID.fullmatch(batch):
+        raise ValueError("a batch id is up to 40 letters, digits, - and _")
+    return batch
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -166,6 +183,182 @@ def _row(letter: OutgoingLetter, template: TemplateConfig) -> list[str]:
     if missing:
         raise ValueError(f"letter {letter.reference}: no value for placeholder {missing[0]}")
     return [*street, lines[-1], *(str(p[name]) for name in template.placeholder_names)]
+
+
+# --- streaming frames -------------------------------------------------------------------------
+
+
+def write_print_frames(
+    out_dir: str | os.PathLike[str],
+    batch_id: int | str,
+    frames: Iterable[pl.DataFrame],
+    config: LettersConfig,
+) -> PrintBatch:
+    """Write (or find already written) the files of batch ``batch_id`` from letters composed
+    as frames: ``reference``, ``kind`` (``representation.PWC``), ``address_line_1`` ..
+    ``address_line_7`` and a column per letter field (:func:`compose_frame`'s columns), in the
+    order they are to be printed. The same files as :func:`write_print_batch`, byte for byte.
+
+    Each file is written to a temporary name as the frames come, hashed as it is written; only
+    when every frame is written are the files linked into place (an identical file already
+    there is kept, a different one refused) and the manifest written last. A failure part-way
+    leaves no file under a final name (and no batch directory, if this call made it).
+    """
+    batch = _batch_name(batch_id)
+    out = Path(out_dir)
+    templates = {kind.key: template for kind, template in config.templates.items()}
+    streams: dict[str, _Stream] = {}
+    directory: Path | None = None
+    made_directory = finished = False
+    try:
+        for frame in frames:
+            if frame.height == 0:
+                continue
+            if directory is None:
+                made_directory = not (out / f"batch-{batch}").exists()
+                directory = _batch_directory(out, batch)
+                _remove_stale_temporaries(directory, batch)
+            for template, part in _by_template(frame, templates):
+                stream = streams.get(template.template_id)
+                if stream is None:
+                    stream = streams[template.template_id] = _Stream.open(
+                        directory, batch, template
+                    )
+                stream.write(part)
+        _refuse_duplicates(streams.values())
+        if directory is None:
+            directory = _batch_directory(out, batch)
+        written = False
+        files = []
+        for stream in sorted(streams.values(), key=lambda s: sorted(s.kinds)):
+            file = stream.finish(batch)
+            written |= _link_once(stream.temporary, directory / file.name, file.sha256)
+            files.append(file)
+        manifest = _manifest(batch, tuple(files))
+        written |= _write_once(directory / MANIFEST_NAME, manifest)
+        finished = True
+        return PrintBatch(
+            batch, directory, tuple(files), hashlib.sha256(manifest).hexdigest(), written
+        )
+    finally:
+        for stream in streams.values():
+            stream.discard()
+        if not finished and made_directory and directory is not None:
+            with suppress(OSError):
+                os.rmdir(directory)  # only if nothing is in it
+
+
+@dataclass
+class _Stream:
+    """One template's file, being written to its temporary name."""
+
+    template: TemplateConfig
+    temporary: Path
+    handle: IO[bytes]
+    digest: Any
+    kinds: set[str] = field(default_factory=set)
+    references: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, directory: Path, batch: str, template: TemplateConfig) -> _Stream:
+        temporary = directory / f".batch-{batch}-{template.template_id}.{os.getpid()}.tmp"
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return cls(template, temporary, os.fdopen(fd, "wb"), hashlib.sha256())
+
+    def write(self, part: pl.DataFrame) -> None:
+        """Append ``part`` (letters of this template, with ``kind`` and ``reference``)."""
+        rows = _csv_rows(part, self.template)
+        buffer = io.BytesIO()
+        rows.write_csv(buffer, include_header=not self.references, line_terminator="\r\n")
+        data = buffer.getvalue()
+        self.digest.update(data)
+        self.handle.write(data)
+        self.kinds.update(part.get_column("kind").unique().to_list())
+        self.references.extend(part.get_column("reference").to_list())
+
+    def finish(self, batch: str) -> PrintFile:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        kinds = tuple(sorted(self.kinds))
+        return PrintFile(
+            name=f"batch-{batch}-{'+'.join(kinds)}.csv",
+            template_id=self.template.template_id,
+            kinds=kinds,
+            row_count=len(self.references),
+            sha256=self.digest.hexdigest(),
+            references=tuple(self.references),
+        )
+
+    def discard(self) -> None:
+        self.handle.close()
+        with suppress(FileNotFoundError):
+            os.unlink(self.temporary)
+
+
+def _by_template(
+    frame: pl.DataFrame, templates: dict[str, TemplateConfig]
+) -> Iterable[tuple[TemplateConfig, pl.DataFrame]]:
+    """The letters of ``frame`` by template (in the frame's order within each)."""
+    kinds = frame.get_column("kind")
+    unknown = frame.filter(~kinds.is_in(list(templates)) | kinds.is_null())
+    if unknown.height:
+        raise ValueError(f"letter {unknown['reference'][0]}: no template for its kind")
+    present = set(kinds.unique().to_list())
+    by_id: dict[str, tuple[TemplateConfig, list[str]]] = {}
+    for key, template in templates.items():
+        if key in present:
+            by_id.setdefault(template.template_id, (template, []))[1].append(key)
+    for template, keys in by_id.values():
+        yield template, frame.filter(pl.col("kind").is_in(keys))
+
+
+def _csv_rows(part: pl.DataFrame, template: TemplateConfig) -> pl.DataFrame:
+    """The CSV's columns for ``part``, as :func:`_row` makes them (an empty value as null, so
+    it is written as nothing, as Python's csv writes an empty string)."""
+    lines = pl.concat_list(
+        [
+            pl.when(pl.col(k).cast(pl.String) != "").then(pl.col(k).cast(pl.String))
+            for k in ADDRESS_KEYS
+        ]
+    ).list.drop_nulls()
+    work = part.select(
+        pl.col("reference"),
+        lines.alias("lines"),
+        lines.list.len().alias("count"),
+        *(
+            pl.col(f.value).is_null().alias(f"no {n}")
+            for n, (_, f) in enumerate(template.placeholders)
+        ),
+    )
+    bad = work.filter((pl.col("count") < 3) | (pl.col("count") > 7))
+    if bad.height:
+        raise ValueError(f"letter {bad['reference'][0]}: the address must have 3 to 7 lines")
+    for n, (name, _) in enumerate(template.placeholders):
+        missing = work.filter(pl.col(f"no {n}"))
+        if missing.height:
+            raise ValueError(f"letter {missing['reference'][0]}: no value for placeholder {name}")
+    count, lines_col = pl.col("count"), pl.col("lines")
+    street = [
+        pl.when(count - 1 > i).then(lines_col.list.get(i, null_on_oob=True)).alias(column)
+        for i, column in enumerate(ADDRESS_COLUMNS[:-1])
+    ]
+    postcode = lines_col.list.get(-1, null_on_oob=True).alias(ADDRESS_COLUMNS[-1])
+    values = [
+        pl.when(pl.col(f.value) != "").then(pl.col(f.value).cast(pl.String)).alias(name)
+        for name, f in template.placeholders
+    ]
+    address = work.select(*street, postcode)
+    return pl.concat([address, part.select(values)], how="horizontal")
+
+
+def _refuse_duplicates(streams: Iterable[_Stream]) -> None:
+    references = pl.Series([r for s in streams for r in s.references], dtype=pl.String)
+    twice = references.filter(references.is_duplicated())
+    if twice.len():
+        raise ValueError(f"letter {twice[0]} is in the batch twice")
 
 
 def _manifest(batch: str, files: tuple[PrintFile, ...]) -> bytes:
@@ -236,13 +429,63 @@ def _write_once(path: Path, data: bytes) -> bool:
 
 
 def _same_as_existing(path: Path, data: bytes) -> bool:
+    return _matches_existing(path, hashlib.sha256(data).hexdigest())
+
+
+def _matches_existing(path: Path, sha256: str) -> bool:
+    """True if ``path`` holds the bytes with this SHA-256; False if there is no such file;
+    :class:`PrintBatchConflict` if it holds others."""
     try:
-        existing = path.read_bytes()
+        existing = file_sha256(path)
     except FileNotFoundError:
         return False
-    if hashlib.sha256(existing).digest() != hashlib.sha256(data).digest():
+    if existing != sha256:
         raise PrintBatchConflict(
             f"{path.name} in {path.parent} differs from this batch's letters: nothing was"
             " overwritten; check which batch the directory holds"
         )
+    return True
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read a block at a time."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _link_once(temporary: Path, path: Path, sha256: str) -> bool:
+    """Link the finished ``temporary`` (whose bytes have ``sha256``) to ``path`` unless an
+    identical file is there already; True if linked."""
+    if _matches_existing(path, sha256):
+        return False
+    try:
+        os.link(temporary, path)  # never replaces an existing file
+    except FileExistsError:
+        if not _matches_existing(path, sha256):
+            raise
+        return False
+    return True
+
+
+def _remove_stale_temporaries(directory: Path, batch: str) -> None:
+    """Temporary files a killed writer of this batch left (holding personal data)."""
+    for path in directory.iterdir():
+        name = path.name
+        if not (
+            name.startswith((f".batch-{batch}-", f".{MANIFEST_NAME}.")) and name.endswith(".tmp")
+        ):
+            continue
+        pid = name.removesuffix(".tmp").rpartition(".")[2]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+            with suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True

@@ -8,6 +8,12 @@ there is one — each placeholder filled from the closed list in
 
 Personal data is composed at send time and never stored outside ``parties``: the outbox keeps
 the reference and the letter kind, not the text.
+
+:func:`compose_frame` composes a whole frame of letters at once (polars expressions, no Python
+per letter) for the print files: for every letter it says whether :func:`prepare_letter` would
+compose it and, if so, gives exactly the values it would (proven against :func:`prepare_letter`
+by ``tests/test_letters_compose_frame.py``). Why a letter cannot be composed is
+:func:`compose`'s to say.
 """
 
 from __future__ import annotations
@@ -18,12 +24,26 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import polars as pl
+
 from csa_closure.errors import CsaClosureError
-from csa_closure.letters.address import AddressProblem, address_lines, check_address
+from csa_closure.letters.address import (
+    PARTY_COLUMNS,
+    AddressProblem,
+    address_frame,
+    address_lines,
+    check_address,
+)
 from csa_closure.letters.config import LettersConfig
 from csa_closure.letters.fields import ADDRESS_KEYS, LetterField
-from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient, letter_kind
-from csa_closure.letters.references import is_reference
+from csa_closure.letters.kinds import (
+    ALLOWED_LETTERS,
+    LetterKind,
+    LetterPurpose,
+    Recipient,
+    letter_kind,
+)
+from csa_closure.letters.references import REFERENCE_HEX_CHARS, REFERENCE_PREFIX, is_reference
 
 _CASE_REF = re.compile(r"^[A-Z0-9]{1,16}$")
 _MONTH_NAMES = (
@@ -213,3 +233,118 @@ def _field_values(
 
 def _date_or_none(day: date | None) -> str | None:
     return None if day is None else format_date(day)
+
+
+# --- a frame of letters at once -------------------------------------------------------------
+
+# What compose_frame reads: the letter, its recipient (RecipientParty's fields) and its facts
+# (LetterFacts' fields).
+LETTER_FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "reference": pl.String(),
+    "purpose": pl.String(),
+    "recipient": pl.String(),
+    **{name: pl.String() for name in PARTY_COLUMNS},
+    "deceased_on": pl.Date(),
+    "case_ref": pl.String(),
+    "amount_pence": pl.Int64(),
+    "letter_date": pl.Date(),
+    "decision_date": pl.Date(),
+    "response_deadline": pl.Date(),
+    "first_letter_date": pl.Date(),
+}
+_REFERENCE_FRAME = rf"^{REFERENCE_PREFIX}[0-9a-f]{{{REFERENCE_HEX_CHARS}}}$"
+
+
+def compose_frame(letters: pl.DataFrame, config: LettersConfig) -> pl.DataFrame:
+    """:func:`prepare_letter` for every letter of ``letters`` (the columns of
+    :data:`LETTER_FRAME_SCHEMA`) at once. One row per letter, in order:
+
+    - ``composable``: whether :func:`prepare_letter` composes it (False: it raises; ask it why);
+    - ``reference``, ``kind`` (``representation.PWC``) and ``template_id``;
+    - ``address_line_1`` .. ``address_line_7``: the address as composed (null after the last);
+    - one column per :class:`LetterField`, named by its value (``amount``: ``£1,234.56``), as
+      the letter's placeholders are filled with it (null where the letter has no such value).
+
+    The letter's personalisation is the address lines and, for each of its template's
+    placeholders, the column of the field it is filled with. Nothing here is logged or kept.
+    """
+    frame = letters.select(pl.col(name).cast(dtype) for name, dtype in LETTER_FRAME_SCHEMA.items())
+    address = address_frame(frame.select(PARTY_COLUMNS))
+    kind = pl.concat_str("purpose", pl.lit("."), "recipient")
+    templates = {k.key: config.template(k) for k in sorted(ALLOWED_LETTERS)}
+    letter_date = pl.col("letter_date")
+    representation = pl.col("purpose") == LetterPurpose.REPRESENTATION.value
+    window = representation & pl.col("response_deadline").is_null()  # compose works it out
+    window_end = date.max - timedelta(days=config.response_days)  # a later letter overflows
+    deadline = pl.coalesce(
+        "response_deadline",
+        pl.when(window).then(letter_date + timedelta(days=config.response_days)),
+    )
+    values = frame.select(
+        pl.col("reference"),
+        kind.alias("kind"),
+        kind.replace_strict(
+            {key: t.template_id for key, t in templates.items()}, default=None
+        ).alias("template_id"),
+        (pl.col("deceased_on") <= letter_date).fill_null(False).alias("_deceased"),
+        pl.col("reference").str.contains(_REFERENCE_FRAME).fill_null(False).alias("_reference"),
+        pl.col("case_ref").str.contains(_CASE_REF.pattern).fill_null(False).alias("_case_ref"),
+        (pl.col("amount_pence") >= 0).fill_null(False).alias("_amount"),
+        (letter_date.is_not_null() & (~window | (letter_date <= window_end))).alias("_date"),
+        pl.col("case_ref").alias(LetterField.CASE_REFERENCE.value),
+        _pence_text(pl.col("amount_pence")).alias(LetterField.AMOUNT.value),
+        _date_text(letter_date).alias(LetterField.LETTER_DATE.value),
+        _date_text(pl.col("decision_date")).alias(LetterField.DECISION_DATE.value),
+        _date_text(deadline).alias(LetterField.RESPONSE_DEADLINE.value),
+        _date_text(pl.col("first_letter_date")).alias(LetterField.FIRST_LETTER_DATE.value),
+    ).with_columns(
+        address.get_column("address_line_1").alias(LetterField.RECIPIENT_NAME.value),
+        address.get_column("problem").alias("_address"),
+    )
+    filled = _placeholders_filled(templates)
+    composable = (
+        pl.col("_reference")
+        & pl.col("template_id").is_not_null()
+        & ~pl.col("_deceased")
+        & pl.col("_address").is_null()
+        & pl.col("_date")
+        & pl.col("_case_ref")
+        & pl.col("_amount")
+        & filled
+    )
+    return pl.concat(
+        [
+            values.select(composable.alias("composable"), "reference", "kind", "template_id"),
+            address.select(pl.exclude("problem")),
+            values.select(f.value for f in LetterField),
+        ],
+        how="horizontal",
+    )
+
+
+def _placeholders_filled(templates: Mapping[str, Any]) -> pl.Expr:
+    """True where the letter's kind has a template and every field it fills is known."""
+    chain: Any = pl
+    for key, template in templates.items():
+        needed = [pl.col(f.value).is_not_null() for f in sorted(template.fields)]
+        chain = chain.when(pl.col("kind") == key).then(pl.all_horizontal(pl.lit(True), *needed))
+    return chain.otherwise(pl.lit(False)).fill_null(False)
+
+
+def _pence_text(pence: pl.Expr) -> pl.Expr:
+    """:func:`format_pence` of an integer column (whole pounds grouped by commas)."""
+    pounds = (pence // 100).cast(pl.String)
+    grouped = pounds.str.reverse().str.replace_all(r"(\d{3})", "${1},").str.strip_chars_end(",")
+    return pl.concat_str(
+        pl.lit("£"), grouped.str.reverse(), pl.lit("."), (pence % 100).cast(pl.String).str.zfill(2)
+    )
+
+
+def _date_text(day: pl.Expr) -> pl.Expr:
+    """:func:`format_date` of a date column: ``31 March 2019``."""
+    month = day.dt.month().replace_strict(
+        {n: name for n, name in enumerate(_MONTHS, start=1)}, return_dtype=pl.String
+    )
+    return pl.concat_str(
+        day.dt.day().cast(pl.String), pl.lit(" "), month, pl.lit(" "), day.dt.year().cast(pl.String)
+    )

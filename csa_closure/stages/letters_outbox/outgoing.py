@@ -42,6 +42,8 @@ from csa_closure.letters import (
     RecipientParty,
     prepare_letter,
 )
+from csa_closure.letters.address import PARTY_COLUMNS
+from csa_closure.letters.compose import compose_frame
 from csa_closure.states import DebtState, Outcome
 from csa_closure.store.dialect import read_frame
 
@@ -275,6 +277,46 @@ def compose_rows(
         else:
             ready.append(Composed(row, letter))
     return ready, refused
+
+
+def composing_frame(rows: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Letters (rows read ``with_address``) as :func:`compose_frame` reads them: the party and
+    the facts :func:`compose_rows` gives :func:`prepare_letter` (``facts_for``)."""
+    reminder = pl.col("purpose") == "reminder"
+    return rows.select(
+        "reference",
+        "purpose",
+        "recipient",
+        *PARTY_COLUMNS,
+        pl.col("recipient_deceased_on").alias("deceased_on"),
+        "case_ref",
+        pl.col("opening_pence").alias("amount_pence"),
+        pl.coalesce(pl.col("letter_date"), pl.lit(as_of, dtype=pl.Date)).alias("letter_date"),
+        pl.col("decided_as_of").alias("decision_date"),
+        pl.when(reminder).then(pl.col("response_deadline")).alias("response_deadline"),
+        pl.when(reminder).then(pl.col("debt_letter_date")).alias("first_letter_date"),
+    )
+
+
+def compose_frame_rows(
+    rows: pl.DataFrame, config: LettersConfig, as_of: date
+) -> tuple[pl.DataFrame, list[Unsendable]]:
+    """:func:`compose_rows` for a whole frame at once: the letters composed as a frame
+    (:func:`compose_frame`'s columns and ``letter_id``, in order), and the letters that cannot
+    be composed, with why (from :func:`compose_rows`: compose's reasons are the reference)."""
+    composed = compose_frame(composing_frame(rows, as_of), config).with_columns(
+        rows.get_column("letter_id")
+    )
+    composable = composed.get_column("composable")
+    refused: list[Unsendable] = []
+    if not composable.all():
+        ready, refused = compose_rows(rows.filter(~composable), config, as_of)
+        if ready:  # compose_frame must agree with compose: tests/test_letters_compose_frame.py
+            raise RuntimeError(
+                f"compose_frame refused {len(ready)} letters compose accepts"
+                f" (first: {ready[0].letter.reference}); nothing was sent"
+            )
+    return composed.filter(composable), refused
 
 
 def unsendable_frame(rows: pl.DataFrame, refused: list[Unsendable]) -> pl.DataFrame:

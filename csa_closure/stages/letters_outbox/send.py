@@ -36,7 +36,10 @@ not (resume with the next day's ``--as-of``).
 **Print files.** The batch's letters are marked ``sending`` (the intent), composed and written
 as Notify's bulk-upload CSV per template plus ``manifest.json`` (owner-only, written once), then
 marked ``sent``. A re-run after a crash finds the complete files by their manifest and only
-records them; sending a sent batch again writes nothing.
+records them; sending a sent batch again writes nothing. The letters are screened and composed
+a page at a time as frames (:func:`~csa_closure.letters.compose.compose_frame`, which composes
+exactly what ``prepare_letter`` does) and the files streamed page by page
+(:func:`~csa_closure.channels.write_print_frames`), so a batch of any size is never in memory.
 
 Letters are composed at send time, for their recipient only, with the date kept on the letter
 from its first send intent, so a resend says exactly what the first attempt said. Before
@@ -70,13 +73,13 @@ from csa_closure.channels import (
     ReconcileDecision,
     Reconciliation,
     reconcile,
-    write_print_batch,
+    write_print_frames,
 )
-from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch
+from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, file_sha256
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
 from csa_closure.errors import ConcurrentChange, CsaClosureError, UsageError
-from csa_closure.letters import LettersConfig, OutgoingLetter
+from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox import quota
 from csa_closure.stages.letters_outbox.common import (
@@ -103,6 +106,8 @@ from csa_closure.stages.letters_outbox.outcomes import (
 )
 from csa_closure.stages.letters_outbox.outgoing import (
     Composed,
+    Unsendable,
+    compose_frame_rows,
     compose_rows,
     letter_date_of,
     read_batch_letters,
@@ -427,6 +432,14 @@ _KEEP = (
 )
 
 
+def _rows_frame(rows: pl.DataFrame, status: str, as_of: date) -> pl.DataFrame:
+    """:func:`_frame` of letters as read (a frame) rather than composed one by one."""
+    return rows.select(
+        *_KEEP,
+        pl.coalesce(pl.col("letter_date"), pl.lit(as_of, dtype=pl.Date)).alias("letter_date"),
+    ).with_columns(pl.lit(status).alias("status"))
+
+
 def _frame(items: Sequence[Composed], status: str, as_of: date, **extra: list[Any]) -> pl.DataFrame:
     """The letters of ``items`` (no personal data: ids, kind, dates) as a frame for recording."""
     data: dict[str, list[Any]] = {name: [c.row[name] for c in items] for name in _KEEP}
@@ -614,10 +627,27 @@ class _Sender:
     def _screen(self, rows: pl.DataFrame) -> list[Composed]:
         """Cancel letters no longer due, hold the unsendable; compose the rest."""
         rows = rows.with_columns(still_due(self.ctx.as_of))
-        not_due = without_address(rows.filter(pl.col("not_due").is_not_null()))
         ready, refused = compose_rows(
             rows.filter(pl.col("not_due").is_null()), self.config, self.ctx.as_of
         )
+        self._set_aside(rows, refused)
+        return ready
+
+    def _screen_frame(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """:meth:`_screen`, the page at once: the letters that can go (as read, without their
+        addresses; composed again when their files are written)."""
+        rows = rows.with_columns(still_due(self.ctx.as_of))
+        due = rows.filter(pl.col("not_due").is_null())
+        composed, refused = compose_frame_rows(due, self.config, self.ctx.as_of)
+        self._set_aside(rows, refused)
+        ready = due.join(
+            composed.select("letter_id"), on="letter_id", how="semi", maintain_order="left"
+        )
+        return without_address(ready)
+
+    def _set_aside(self, rows: pl.DataFrame, refused: list[Unsendable]) -> None:
+        """Cancel the letters of ``rows`` no longer due and hold the ``refused``."""
+        not_due = without_address(rows.filter(pl.col("not_due").is_not_null()))
         held = pl.concat(
             [
                 without_address(unsendable_frame(rows, refused)),
@@ -634,7 +664,6 @@ class _Sender:
                 self.result.debts_flagged += hold_letters(conn, self.run, held, source=TOOLKIT)
             self.result.held += held.height
             self.result.cancelled += cancelled.height
-        return ready
 
     def send_pending(self, only_ids: Sequence[int] | None = None) -> Stop | None:
         task = "notify send: letters"
@@ -863,8 +892,9 @@ class _Sender:
             return stop
         announced = False
         for rows in self._pages(None):
-            ready = self._screen(rows)
-            for group in slices(ready, self.options.read_size):
+            ready = self._screen_frame(rows)
+            for part in slices(range(ready.height), self.options.read_size):
+                group = ready.slice(part.start, len(part))
                 with self.run.chunk() as conn:
                     if not announced:  # where these letters' files go, with their intents
                         events.record(
@@ -875,12 +905,12 @@ class _Sender:
                             detail={"out_dir": str(Path(out_dir).resolve())},
                         )
                         announced = True
-                    quota.reserve(conn, name, as_of, len(group), self.options.daily_limit)
+                    quota.reserve(conn, name, as_of, group.height, self.options.daily_limit)
                     change_letters(
                         conn,
                         self.run,
                         letter_changes(
-                            _frame(group, LetterStatus.PENDING.value, as_of).with_columns(
+                            _rows_frame(group, LetterStatus.PENDING.value, as_of).with_columns(
                                 pl.lit(name).alias("channel"),
                                 pl.lit(self.ctx.clock()).alias("attempted_at"),
                             ),
@@ -991,7 +1021,7 @@ class _Sender:
         if existing is not None:
             return existing
         try:
-            return write_print_batch(
+            return write_print_frames(
                 out_dir, self.batch_id, self._composed(sending["letter_id"].to_list()), self.config
             )
         except PrintBatchConflict as exc:
@@ -1002,20 +1032,20 @@ class _Sender:
                 " `notify send` again)"
             ) from None
 
-    def _composed(self, letter_ids: list[int]) -> Iterator[OutgoingLetter]:
+    def _composed(self, letter_ids: list[int]) -> Iterator[pl.DataFrame]:
         """The letters again, composed page by page (the files are written as they come)."""
         for part in slices(letter_ids, self.options.read_size):
             self._heartbeat()
             with self.ctx.engine.connect() as conn:
                 rows = read_letters_by_id(conn, part, with_address=True)
-            ready, refused = compose_rows(rows, self.config, self.ctx.as_of)
+            composed, refused = compose_frame_rows(rows, self.config, self.ctx.as_of)
             if refused:
                 raise UsageError(
                     f"{len(refused)} letters of batch {self.batch_id} marked for printing can no"
                     f" longer be composed ({refused[0].reason}): their parties changed during the"
                     " send. Run `notify send` again"
                 )
-            yield from (c.letter for c in ready)
+            yield composed
 
 
 def _complete_files(out_dir: Path, batch_id: int, sending: pl.DataFrame) -> PrintBatch | None:
@@ -1033,8 +1063,7 @@ def _complete_files(out_dir: Path, batch_id: int, sending: pl.DataFrame) -> Prin
     manifest = json.loads(data)
     files = []
     for entry in manifest.get("files", []):
-        content = (directory / entry["file"]).read_bytes()
-        if hashlib.sha256(content).hexdigest() != entry["sha256"]:
+        if file_sha256(directory / entry["file"]) != entry["sha256"]:
             raise UsageError(
                 f"{directory / entry['file']} does not match its manifest (SHA-256): the files of"
                 f" batch {batch_id} were changed after they were written. Move the directory"
