@@ -318,40 +318,50 @@ def _by_template(
 def _csv_rows(part: pl.DataFrame, template: TemplateConfig) -> pl.DataFrame:
     """The CSV's columns for ``part``, as :func:`_row` makes them (an empty value as null, so
     it is written as nothing, as Python's csv writes an empty string)."""
-    lines = pl.concat_list(
-        [
-            pl.when(pl.col(k).cast(pl.String) != "").then(pl.col(k).cast(pl.String))
-            for k in ADDRESS_KEYS
-        ]
-    ).list.drop_nulls()
-    work = part.select(
-        pl.col("reference"),
-        lines.alias("lines"),
-        lines.list.len().alias("count"),
-        *(
-            pl.col(f.value).is_null().alias(f"no {n}")
-            for n, (_, f) in enumerate(template.placeholders)
-        ),
+    # the address lines that are there, and the number each is printed as
+    lines = [pl.col(k).cast(pl.String) for k in ADDRESS_KEYS]
+    present = [(line != "").fill_null(False) for line in lines]
+    at = [f"at {i}" for i in range(len(lines))]
+    work = (
+        part.lazy()
+        .select(
+            pl.col("reference"),
+            *(line.alias(k) for line, k in zip(lines, ADDRESS_KEYS, strict=True)),
+            *(pl.sum_horizontal(present[: i + 1]).cast(pl.Int32).alias(at[i]) for i in range(7)),
+            *(
+                pl.col(f.value).cast(pl.String).alias(f"value {n}")
+                for n, (_, f) in enumerate(template.placeholders)
+            ),
+        )
+        .collect()
     )
-    bad = work.filter((pl.col("count") < 3) | (pl.col("count") > 7))
+    count = work.get_column(at[-1])
+    bad = work.filter((count < 3) | (count > 7))
     if bad.height:
         raise ValueError(f"letter {bad['reference'][0]}: the address must have 3 to 7 lines")
     for n, (name, _) in enumerate(template.placeholders):
-        missing = work.filter(pl.col(f"no {n}"))
+        missing = work.filter(pl.col(f"value {n}").is_null())
         if missing.height:
             raise ValueError(f"letter {missing['reference'][0]}: no value for placeholder {name}")
-    count, lines_col = pl.col("count"), pl.col("lines")
+
+    def printed_as(number: pl.Expr) -> pl.Expr:
+        """The line printed as ``number`` (1-based)."""
+        return pl.coalesce(
+            pl.when(present[i] & (pl.col(at[i]) == number)).then(pl.col(ADDRESS_KEYS[i]))
+            for i in range(len(lines))
+        )
+
+    count_expr = pl.col(at[-1])
     street = [
-        pl.when(count - 1 > i).then(lines_col.list.get(i, null_on_oob=True)).alias(column)
-        for i, column in enumerate(ADDRESS_COLUMNS[:-1])
+        pl.when(count_expr > n).then(printed_as(pl.lit(n))).alias(column)
+        for n, column in enumerate(ADDRESS_COLUMNS[:-1], start=1)
     ]
-    postcode = lines_col.list.get(-1, null_on_oob=True).alias(ADDRESS_COLUMNS[-1])
+    postcode = printed_as(count_expr).alias(ADDRESS_COLUMNS[-1])
     values = [
-        pl.when(pl.col(f.value) != "").then(pl.col(f.value).cast(pl.String)).alias(name)
-        for name, f in template.placeholders
+        pl.when(pl.col(f"value {n}") != "").then(pl.col(f"value {n}")).alias(name)
+        for n, (name, _) in enumerate(template.placeholders)
     ]
-    address = work.select(*street, postcode)
-    return pl.concat([address, part.select(values)], how="horizontal")
+    return work.lazy().select(*street, postcode, *values).collect()
 
 
 def _refuse_duplicates(streams: Iterable[_Stream]) -> None:

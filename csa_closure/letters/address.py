@@ -264,7 +264,7 @@ _NO_FIXED_ABODE_FRAME = (
 )
 _POSTCODE_FRAME = r"^([A-Z]{1,2})([0-9][0-9A-Z]?)([0-9][ABD-HJLNP-UW-Z]{2})$"
 _NON_ASCII = r"[^\x00-\x7F]"
-_LINE_KEYS = tuple(f"address_line_{n}" for n in range(1, MAX_LINES + 1))
+_LINE_KEYS = tuple(f"address_line_{n}" for n in range(1, MAX_LINES + 1))  # fields.ADDRESS_KEYS
 _T = "__address_"  # prefix of the working columns
 
 
@@ -299,7 +299,7 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
     after the last). One row per party, in order; no other columns."""
     raw = [pl.col(c).cast(pl.String) for c in PARTY_COLUMNS]
     name_parts = [pl.when(c != "").then(c) for c in raw[:2]]
-    work = parties.select(
+    work = parties.lazy().select(
         pl.any_horizontal(c.str.contains(_CONTROL_FRAME).fill_null(False) for c in raw).alias(
             f"{_T}control"
         ),
@@ -314,20 +314,15 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
     )
     formatted = f"{_T}formatted"
     work = work.with_columns(_formatted_postcode(pl.col(f"{_T}postcode")).alias(formatted))
-    printed = [
-        pl.col(f"{_T}name"),
-        *(pl.col(f"{_T}{n}") for n in range(1, 6)),
-        pl.coalesce(formatted, f"{_T}postcode"),
-    ]
-    lines = pl.concat_list([pl.when(line != "").then(line) for line in printed]).list.drop_nulls()
-    work = work.with_columns(lines.alias(f"{_T}lines")).with_columns(
-        pl.col(f"{_T}lines").list.len().alias(f"{_T}count"),
-        *(
-            pl.col(f"{_T}lines").list.get(n, null_on_oob=True).alias(key)
-            for n, key in enumerate(_LINE_KEYS)
-        ),
+    printed = [f"{_T}name", *(f"{_T}{n}" for n in range(1, 6)), f"{_T}printed_postcode"]
+    work = work.with_columns(pl.coalesce(formatted, f"{_T}postcode").alias(printed[-1]))
+    # the number each line is printed as: empty lines are dropped
+    present = [pl.col(c) != "" for c in printed]
+    at = [f"{_T}at{i}" for i in range(len(printed))]
+    work = work.with_columns(
+        pl.sum_horizontal(present[: i + 1]).cast(pl.Int32).alias(at[i]) for i in range(len(printed))
     )
-    count = pl.col(f"{_T}count")
+    count = pl.col(at[-1])
     problem = (
         pl.when(pl.col(f"{_T}control"))
         .then(pl.lit(AddressProblem(AddressProblemCode.CONTROL_CHARACTER).reason))
@@ -340,32 +335,39 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
         .when(count > MAX_LINES)
         .then(pl.lit(AddressProblem(AddressProblemCode.TOO_MANY_LINES).reason))
         .when(pl.col(formatted).is_null())
-        .then(
-            pl.concat_str(
-                pl.lit(f"ADDRESS:{AddressProblemCode.BAD_POSTCODE.value}:"), count.cast(pl.String)
-            )
-        )
+        .then(_numbered(AddressProblemCode.BAD_POSTCODE, count))
     )
-    for number, key in enumerate(_LINE_KEYS, start=1):
-        line = pl.col(key)
+    for column, number in zip(printed, at, strict=True):
+        line = pl.col(column)  # an empty line breaks neither rule
         problem = (
             problem.when(line.str.slice(0, 1).is_in(list(INVALID_START_CHARACTERS)))
-            .then(pl.lit(AddressProblem(AddressProblemCode.INVALID_START_CHARACTER, number).reason))
+            .then(_numbered(AddressProblemCode.INVALID_START_CHARACTER, pl.col(number)))
             .when(line.str.len_chars() > max_line_length)
-            .then(pl.lit(AddressProblem(AddressProblemCode.LINE_TOO_LONG, number).reason))
+            .then(_numbered(AddressProblemCode.LINE_TOO_LONG, pl.col(number)))
         )
     no_fixed_abode = pl.any_horizontal(
-        (
-            pl.col(key).str.contains(_NFA_FRAME) | pl.col(key).str.contains(_NO_FIXED_ABODE_FRAME)
-        ).fill_null(False)
-        for key in _LINE_KEYS
+        pl.col(c).str.contains(_NFA_FRAME) | pl.col(c).str.contains(_NO_FIXED_ABODE_FRAME)
+        for c in printed
     )
     problem = (
         problem.when(no_fixed_abode)
         .then(pl.lit(AddressProblem(AddressProblemCode.NO_FIXED_ABODE).reason))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    return work.select(problem.alias("problem"), *_LINE_KEYS)
+    lines = [
+        # line n is the first non-empty line that is printed as line n
+        pl.coalesce(
+            pl.when(present[i] & (pl.col(at[i]) == n)).then(pl.col(printed[i]))
+            for i in range(n - 1, len(printed))
+        ).alias(key)
+        for n, key in enumerate(_LINE_KEYS, start=1)
+    ]
+    return work.select(problem.alias("problem"), *lines).collect()
+
+
+def _numbered(code: AddressProblemCode, line: pl.Expr) -> pl.Expr:
+    """``AddressProblem(code, line).reason`` for a column of line numbers."""
+    return pl.concat_str(pl.lit(f"ADDRESS:{code.value}:"), line.cast(pl.String))
 
 
 def address_problems(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENGTH) -> pl.Series:

@@ -144,6 +144,33 @@ def read_batch_letters(
     return read_frame(conn, (sql + "\nORDER BY l.letter_id", params), schema)
 
 
+OUTBOX_COLUMNS = (
+    "letter_id",
+    "reference",
+    "batch_id",
+    "debt_id",
+    "case_ref",
+    "purpose",
+    "recipient",
+    "party_ref",
+    "status",
+    "letter_date",
+)
+
+
+def read_batch_outbox(conn: Connection, batch_id: int, statuses: Sequence[str]) -> pl.DataFrame:
+    """The batch's letters in ``statuses``, in id order, with their own columns only
+    (:data:`OUTBOX_COLUMNS`: enough to record a change of status, no facts of the debt)."""
+    marks = ", ".join("?" for _ in statuses)
+    sql = (
+        f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM letters"
+        f" WHERE batch_id = ? AND status IN ({marks}) ORDER BY letter_id"
+    )
+    return read_frame(
+        conn, (sql, [batch_id, *statuses]), {c: LETTER_SCHEMA[c] for c in OUTBOX_COLUMNS}
+    )
+
+
 def read_letters_by_id(
     conn: Connection, letter_ids: Sequence[int], *, with_address: bool = False
 ) -> pl.DataFrame:
@@ -156,6 +183,51 @@ def read_letters_by_id(
     if not frames:
         return pl.DataFrame(schema=_select("", with_address)[1])
     return pl.concat(frames)
+
+
+# What composing a letter reads (facts_for, RecipientParty.from_row): the letter, its debt's
+# amount and dates, and its own recipient's name, address and date of death.
+_COMPOSING_SELECT = """
+SELECT l.letter_id, l.reference, l.purpose, l.recipient, l.case_ref, l.letter_date,
+       d.opening_pence, d.decided_as_of, d.response_deadline, d.letter_date AS debt_letter_date,
+       p.given_names, p.family_name, p.address_line_1, p.address_line_2, p.address_line_3,
+       p.address_line_4, p.address_line_5, p.postcode, p.deceased_on AS recipient_deceased_on
+FROM letters l
+JOIN debts d ON d.debt_id = l.debt_id
+JOIN parties p ON p.party_ref = l.party_ref
+WHERE l.letter_id IN ({marks})
+ORDER BY l.letter_id
+"""
+_COMPOSING_SCHEMA: dict[str, pl.DataType] = {
+    **{
+        c: LETTER_SCHEMA[c]
+        for c in (
+            "letter_id",
+            "reference",
+            "purpose",
+            "recipient",
+            "case_ref",
+            "letter_date",
+            "opening_pence",
+            "decided_as_of",
+            "response_deadline",
+        )
+    },
+    "debt_letter_date": pl.Date(),
+    **ADDRESS_SCHEMA,
+}
+
+
+def read_for_composing(conn: Connection, letter_ids: Sequence[int]) -> pl.DataFrame:
+    """The letters ``letter_ids`` with what composing them reads and nothing more (every
+    letter has its debt and its party), in id order: for :func:`compose_rows` and
+    :func:`compose_frame_rows`."""
+    frames = []
+    for start in range(0, len(letter_ids), 5_000):
+        part = list(letter_ids[start : start + 5_000])
+        sql = _COMPOSING_SELECT.format(marks=", ".join("?" for _ in part))
+        frames.append(read_frame(conn, (sql, part), _COMPOSING_SCHEMA))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=_COMPOSING_SCHEMA)
 
 
 # --- still due? ---------------------------------------------------------------------------

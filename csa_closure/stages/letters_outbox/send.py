@@ -111,6 +111,8 @@ from csa_closure.stages.letters_outbox.outgoing import (
     compose_rows,
     letter_date_of,
     read_batch_letters,
+    read_batch_outbox,
+    read_for_composing,
     read_letters_by_id,
     still_due,
     unsendable_frame,
@@ -167,10 +169,13 @@ class SendOptions:
     max_ambiguous_in_a_row: int = 3  # then the batch stops: an outage
     settle: timedelta = SETTLE  # how long Notify may take to show a letter it accepted
     read_size: int = 2_000  # letters read (and composed) at a time
+    # print files: letters screened, marked and composed at a time (each marking one
+    # transaction); the files take every chunk in turn, streamed
+    print_chunk: int = 20_000
 
     def __post_init__(self) -> None:
-        if self.intent_group < 1 or self.read_size < 1:
-            raise UsageError("the intent group and read size must be at least 1")
+        if self.intent_group < 1 or self.read_size < 1 or self.print_chunk < 1:
+            raise UsageError("the intent group, read size and print chunk must be at least 1")
         if self.daily_limit is not None and self.daily_limit < 0:
             raise UsageError("the daily limit cannot be negative")
 
@@ -601,8 +606,10 @@ class _Sender:
 
     # --- pending letters ---------------------------------------------------------------
 
-    def _pages(self, only_ids: Sequence[int] | None) -> Iterator[pl.DataFrame]:
-        """The pending letters, with their addresses, a page at a time."""
+    def _pages(
+        self, only_ids: Sequence[int] | None, size: int | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """The pending letters, with their addresses, a page (of ``size``) at a time."""
         if only_ids is not None:
             with self.ctx.engine.connect() as conn:
                 rows = read_letters_by_id(conn, only_ids, with_address=True)
@@ -616,7 +623,7 @@ class _Sender:
                     self.batch_id,
                     [LetterStatus.PENDING.value],
                     after=after,
-                    limit=self.options.read_size,
+                    limit=size or self.options.read_size,
                     with_address=True,
                 )
             if rows.height == 0:
@@ -891,9 +898,10 @@ class _Sender:
         if stop is not None:
             return stop
         announced = False
-        for rows in self._pages(None):
+        size = self.options.print_chunk
+        for rows in self._pages(None, size):
             ready = self._screen_frame(rows)
-            for part in slices(range(ready.height), self.options.read_size):
+            for part in slices(range(ready.height), size):
                 group = ready.slice(part.start, len(part))
                 with self.run.chunk() as conn:
                     if not announced:  # where these letters' files go, with their intents
@@ -922,12 +930,12 @@ class _Sender:
                         count_attempt=True,
                     )
         with self.ctx.engine.connect() as conn:
-            sending = read_batch_letters(conn, self.batch_id, [LetterStatus.SENDING.value])
+            sending = read_batch_outbox(conn, self.batch_id, [LetterStatus.SENDING.value])
         if sending.height == 0:
             return None
         batch = self._files(out_dir, sending)
         failpoints.reach(SEND_STAGE, "after_write")
-        for part in slices(range(sending.height), self.options.read_size):
+        for part in slices(range(sending.height), size):
             rows = sending.slice(part.start, len(part)).with_columns(
                 pl.lit(self.ctx.clock()).alias("sent_at")
             )
@@ -1034,10 +1042,10 @@ class _Sender:
 
     def _composed(self, letter_ids: list[int]) -> Iterator[pl.DataFrame]:
         """The letters again, composed page by page (the files are written as they come)."""
-        for part in slices(letter_ids, self.options.read_size):
+        for part in slices(letter_ids, self.options.print_chunk):
             self._heartbeat()
             with self.ctx.engine.connect() as conn:
-                rows = read_letters_by_id(conn, part, with_address=True)
+                rows = read_for_composing(conn, part)
             composed, refused = compose_frame_rows(rows, self.config, self.ctx.as_of)
             if refused:
                 raise UsageError(
