@@ -49,7 +49,7 @@ from csa_closure.letters.kinds import (
     Recipient,
     letter_kind,
 )
-from csa_closure.letters.references import is_reference, new_reference
+from csa_closure.letters.references import is_reference, new_reference, new_references
 
 __all__ = [
     "ALLOWED_LETTERS",
@@ -83,6 +83,7 @@ __all__ = [
     "letters_due",
     "load_letters_config",
     "new_reference",
+    "new_references",
     "parse_letters_config",
     "prepare_letter",
     "response_window",

@@ -21,6 +21,16 @@ def new_reference(token_hex: Callable[[int], str] = secrets.token_hex) -> str:
     return REFERENCE_PREFIX + token_hex(REFERENCE_HEX_CHARS // 2)
 
 
+def new_references(
+    count: int, token_bytes: Callable[[int], bytes] = secrets.token_bytes
+) -> list[str]:
+    """``count`` references, each as :func:`new_reference` makes it, from one draw of random
+    bytes (a build makes hundreds of thousands at once)."""
+    width = REFERENCE_HEX_CHARS
+    drawn = token_bytes(count * width // 2).hex()
+    return [REFERENCE_PREFIX + drawn[i : i + width] for i in range(0, count * width, width)]
+
+
 def is_reference(value: object) -> bool:
     """Whether ``value`` has the shape of a reference made by :func:`new_reference`."""
     return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None

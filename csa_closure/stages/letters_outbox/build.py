@@ -43,7 +43,7 @@ from csa_closure.letters import (
     LetterPurpose,
     address_problems,
     letters_due,
-    new_reference,
+    new_references,
 )
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.debt_updates import update_debts
@@ -393,9 +393,12 @@ def _write_chunk(conn: Connection, run: Run, part: pl.DataFrame, result: BuildRe
     result.held += new_held.height
     result.still_held += still_held.height
     kinds = pl.concat([fresh.filter(usable), rebatch], how="diagonal_relaxed")
-    for key, n in Counter(
-        f"{p}.{r}" for p, r in kinds.select("purpose", "recipient").iter_rows()
-    ).items():
+    counted = (
+        kinds.select(pl.concat_str("purpose", pl.lit("."), "recipient").alias("kind"))
+        .group_by("kind", maintain_order=True)  # in the order the kinds first appear
+        .len()
+    )
+    for key, n in counted.iter_rows():
         result.by_kind[key] = result.by_kind.get(key, 0) + n
     for reason, n in Counter(
         pl.concat([new_held, still_held], how="diagonal_relaxed")["problem"].to_list()
@@ -409,7 +412,7 @@ def _insert_letters(conn: Connection, run: Run, fresh: pl.DataFrame, batch_id: i
     ctx = run.ctx
     usable = pl.col("problem").is_null()
     rows = fresh.select(
-        pl.Series("reference", [new_reference() for _ in range(fresh.height)], dtype=pl.String),
+        pl.Series("reference", new_references(fresh.height), dtype=pl.String),
         pl.when(usable).then(pl.lit(batch_id, dtype=pl.Int64)).alias("batch_id"),
         "debt_id",
         "case_ref",
