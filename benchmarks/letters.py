@@ -17,6 +17,13 @@ Each step runs in its own process, so its peak resident memory is its own. ``WOR
 fresh copy of the same batch, and the print files land in ``WORKDIR/print-<n>`` to compare
 runs byte for byte (``--send-only`` on two versions of the code must give identical files).
 Prints one JSON line per step: seconds, peak RSS, the load average when it finished.
+
+On PostgreSQL, copy a pulled, assessed database and run the steps on the copy one by one::
+
+    createdb -T csa_bench letters_run
+    python benchmarks/letters.py --step build postgresql+psycopg://postgres@127.0.0.1/letters_run
+    python benchmarks/letters.py --step approve postgresql+psycopg://...
+    python benchmarks/letters.py --step send postgresql+psycopg://... --out /tmp/print
 """
 
 from __future__ import annotations
@@ -38,16 +45,15 @@ from typing import Any
 AS_OF = date(2019, 4, 1)
 
 
-def _context(db: Path, actor: str) -> Any:
+def _context(db: Path | str, actor: str) -> Any:
     from csa_closure.context import Context, Settings
     from csa_closure.store.engine import make_engine
 
-    return Context(
-        engine=make_engine(f"sqlite:///{db}"), as_of=AS_OF, actor=actor, settings=Settings()
-    )
+    url = str(db) if "://" in str(db) else f"sqlite:///{db}"
+    return Context(engine=make_engine(url), as_of=AS_OF, actor=actor, settings=Settings())
 
 
-def step(name: str, db: Path, out: Path | None, profile: Path | None) -> dict[str, Any]:
+def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> dict[str, Any]:
     """One step, in this process."""
     from csa_closure.channels import PrintFileChannel
     from csa_closure.letters import load_letters_config
@@ -122,15 +128,13 @@ def _run_step(name: str, db: Path, out: Path | None, profile: Path | None) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "base", type=Path, help="a pulled, assessed SQLite store (or with --step, the store)"
-    )
+    parser.add_argument("base", help="a pulled, assessed SQLite store (--step: a store or URL)")
     parser.add_argument("workdir", type=Path, nargs="?")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--send-only", action="store_true", help="send again from WORKDIR/built.db")
-    parser.add_argument("--step", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--step", choices=["build", "approve", "send"], help="one step only")
+    parser.add_argument("--out", type=Path, help="--step send: where the print files go")
+    parser.add_argument("--profile-to", type=Path, help="--step: write a cProfile here")
     args = parser.parse_args()
     if args.step:
         print(json.dumps(step(args.step, args.base, args.out, args.profile_to)), flush=True)
@@ -140,7 +144,7 @@ def main() -> None:
     built = work / "built.db"
     profile = (lambda n: work / f"{n}.prof") if args.profile else (lambda n: None)
     if not args.send_only:
-        shutil.copyfile(args.base, built)
+        shutil.copyfile(Path(args.base), built)
         _run_step("build", built, None, profile("build"))
         _run_step("approve", built, None, None)
     sending = work / "sending.db"
