@@ -349,7 +349,7 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
         pl.col(c).str.contains(_NFA_FRAME) | pl.col(c).str.contains(_NO_FIXED_ABODE_FRAME)
         for c in printed
     )
-    problem = (
+    reason = (
         problem.when(no_fixed_abode)
         .then(pl.lit(AddressProblem(AddressProblemCode.NO_FIXED_ABODE).reason))
         .otherwise(pl.lit(None, dtype=pl.String))
@@ -362,7 +362,7 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
         ).alias(key)
         for n, key in enumerate(_LINE_KEYS, start=1)
     ]
-    return work.select(problem.alias("problem"), *lines).collect()
+    return work.select(reason.alias("problem"), *lines).collect()
 
 
 def _numbered(code: AddressProblemCode, line: pl.Expr) -> pl.Expr:

@@ -540,8 +540,8 @@ class _Sender:
             ),
             pl.Series("found", [len(r.found) for r in found], dtype=pl.Int64),
         )
-        for part in slices(range(decided.height), 500):
-            self._record_reconciled(decided.slice(part.start, len(part)))
+        for start in range(0, decided.height, 500):
+            self._record_reconciled(decided.slice(start, 500))
         for decision, n in decided.group_by("decision").len().iter_rows():
             self.result.reconciled[decision] = self.result.reconciled.get(decision, 0) + int(n)
         return stop
@@ -901,8 +901,8 @@ class _Sender:
         size = self.options.print_chunk
         for rows in self._pages(None, size):
             ready = self._screen_frame(rows)
-            for part in slices(range(ready.height), size):
-                group = ready.slice(part.start, len(part))
+            for start in range(0, ready.height, size):
+                group = ready.slice(start, size)
                 with self.run.chunk() as conn:
                     if not announced:  # where these letters' files go, with their intents
                         events.record(
@@ -935,8 +935,8 @@ class _Sender:
             return None
         batch = self._files(out_dir, sending)
         failpoints.reach(SEND_STAGE, "after_write")
-        for part in slices(range(sending.height), size):
-            rows = sending.slice(part.start, len(part)).with_columns(
+        for start in range(0, sending.height, size):
+            rows = sending.slice(start, size).with_columns(
                 pl.lit(self.ctx.clock()).alias("sent_at")
             )
             with self.run.chunk() as conn:

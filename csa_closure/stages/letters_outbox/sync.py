@@ -216,11 +216,11 @@ def _lookup(
     """Each letter's status at Notify (None: Notify no longer holds it), and why the poll
     stopped early, if it did (the letters not reached are left for the next sync)."""
     if len(notify_ids) <= ONE_BY_ONE:
-        infos = {}
+        one_by_one: dict[str, NotificationInfo | None] = {}
         for notify_id in notify_ids:
-            infos[notify_id] = channel.get_status(notify_id)
+            one_by_one[notify_id] = channel.get_status(notify_id)
             progress.advance(task)
-        return infos, None
+        return one_by_one, None
     iterate = getattr(channel, "iter_letters", None)
     if iterate is None:
         return channel.get_statuses(notify_ids), None
