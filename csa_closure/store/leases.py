@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from csa_closure.errors import LeaseHeld, LeaseLost
 from csa_closure.store.dialect import insert_ignoring_conflicts
@@ -76,6 +77,7 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
         before = conn.execute(select(leases).where(leases.c.name == name)).one()
         now = ctx.clock()
         dead = before.token is not None and _holder_is_dead(before.holder, ctx.host)
+        free: ColumnElement[bool]
         if before.token is None:
             free = leases.c.token.is_(None)
         elif dead:
