@@ -24,6 +24,7 @@ from csa_closure.policy import load_rule_set as load_approved_rules
 from csa_closure.policy.stored import rule_set_from_canonical
 from csa_closure.stages.facts import debt_facts
 from csa_closure.store.schema import (
+    PERSONAL_DATA_COLUMNS,
     cases,
     debts,
     events,
@@ -33,19 +34,6 @@ from csa_closure.store.schema import (
     quarantine,
     responses,
     rule_sets,
-)
-
-PERSONAL_COLUMNS = (
-    "family_name",
-    "given_names",
-    "birth_date",
-    "nino",
-    "address_line_1",
-    "address_line_2",
-    "address_line_3",
-    "address_line_4",
-    "address_line_5",
-    "postcode",
 )
 
 
@@ -275,8 +263,8 @@ def explain_case(ctx: Context, case_ref: str, *, personal_data: bool = False) ->
         responses=response_rows,
         personal_data=(
             {
-                "pwc": {k: pwc[k] for k in PERSONAL_COLUMNS},
-                "nrp": {k: nrp[k] for k in PERSONAL_COLUMNS},
+                "pwc": {k: pwc[k] for k in PERSONAL_DATA_COLUMNS},
+                "nrp": {k: nrp[k] for k in PERSONAL_DATA_COLUMNS},
             }
             if personal_data
             else None

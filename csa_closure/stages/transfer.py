@@ -48,25 +48,13 @@ from csa_closure.store import events
 from csa_closure.store.dialect import insert_frame, read_frame
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import transfer_batches, transfer_items
+from csa_closure.store.schema import PERSONAL_DATA_COLUMNS, transfer_batches, transfer_items
 
 TRANSFER_LEASE = "stage:transfer"
 DEFAULT_BATCH_SIZE = 50_000
 DEBTS_FILE = "debts.parquet"
 MANIFEST_FILE = "manifest.json"
 
-PARTY_FIELDS = (
-    "family_name",
-    "given_names",
-    "birth_date",
-    "nino",
-    "address_line_1",
-    "address_line_2",
-    "address_line_3",
-    "address_line_4",
-    "address_line_5",
-    "postcode",
-)
 PACKAGE_SCHEMA: dict[str, pl.DataType] = {
     "case_ref": pl.String(),
     "source_system": pl.String(),
@@ -77,7 +65,7 @@ PACKAGE_SCHEMA: dict[str, pl.DataType] = {
     **{
         f"{who}_{name}": (pl.Date() if name == "birth_date" else pl.String())
         for who in ("pwc", "nrp")
-        for name in PARTY_FIELDS
+        for name in PERSONAL_DATA_COLUMNS
     },
 }
 
@@ -144,8 +132,8 @@ ORDER BY t.case_ref, t.creditor
 def package_frame(conn: Connection, batch_id: str) -> pl.DataFrame:
     """The rows of ``debts.parquet`` for ``batch_id``, from what was recorded."""
     sql = _PACKAGE_SQL.format(
-        pwc=", ".join(f"pwc.{n} AS pwc_{n}" for n in PARTY_FIELDS),
-        nrp=", ".join(f"nrp.{n} AS nrp_{n}" for n in PARTY_FIELDS),
+        pwc=", ".join(f"pwc.{n} AS pwc_{n}" for n in PERSONAL_DATA_COLUMNS),
+        nrp=", ".join(f"nrp.{n} AS nrp_{n}" for n in PERSONAL_DATA_COLUMNS),
     )
     return read_frame(conn, (sql, [batch_id]), PACKAGE_SCHEMA)
 

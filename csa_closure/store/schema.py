@@ -157,6 +157,19 @@ parties = Table(
     Column("source_fingerprint", String(64), nullable=False),
     Column("pulled_run_id", ForeignKey("stage_runs.run_id"), nullable=False),
 )
+# A party's personal data, in the table's order: what explain redacts and a CMS package carries.
+PERSONAL_DATA_COLUMNS = (
+    "family_name",
+    "given_names",
+    "birth_date",
+    "nino",
+    "address_line_1",
+    "address_line_2",
+    "address_line_3",
+    "address_line_4",
+    "address_line_5",
+    "postcode",
+)
 
 cases = Table(
     "cases",

@@ -45,6 +45,7 @@ from csa_closure.letters import (
     letters_due,
     new_references,
 )
+from csa_closure.letters.address import PARTY_COLUMNS
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.debt_updates import update_debts
 from csa_closure.stages.letters_outbox.common import (
@@ -110,20 +111,10 @@ _EXISTING_SCHEMA: dict[str, pl.DataType] = {
     "reference": pl.String(),
     "failure_reason": pl.String(),
 }
-ADDRESS_COLUMNS = (
-    "given_names",
-    "family_name",
-    "address_line_1",
-    "address_line_2",
-    "address_line_3",
-    "address_line_4",
-    "address_line_5",
-    "postcode",
-)
 MISSING_PARTY = AddressProblem(AddressProblemCode.MISSING_NAME).reason
 _PARTY_SCHEMA: dict[str, pl.DataType] = {
     "party_ref": pl.String(),
-    **{name: pl.String() for name in ADDRESS_COLUMNS},
+    **{name: pl.String() for name in PARTY_COLUMNS},
 }
 
 
@@ -271,8 +262,7 @@ def _problems(conn: Connection, due: pl.DataFrame) -> pl.DataFrame:
     Addresses are read here and go no further than this check."""
     parties = read_in(
         conn,
-        f"SELECT party_ref, {', '.join(ADDRESS_COLUMNS)} FROM parties "
-        "WHERE party_ref IN ({marks})",
+        f"SELECT party_ref, {', '.join(PARTY_COLUMNS)} FROM parties WHERE party_ref IN ({{marks}})",
         due["party_ref"].unique().to_list(),
         _PARTY_SCHEMA,
     )
