@@ -144,10 +144,12 @@ class MeasuredDemo(Demo):
     """The demo, with every step measured."""
 
     figures: dict[str, StageFigures] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.figures = {}
+        self.steps = []
 
     def step(
         self, name: str, command: str, action: Callable[[], Any], summary: Callable[[Any], Any]
@@ -161,7 +163,17 @@ class MeasuredDemo(Demo):
         figures.seconds += done.seconds
         figures.runs += 1
         figures.peak_mb = max(figures.peak_mb, meter.peak // 2**20)
-        figures.rows += STEP_ROWS.get(name, lambda _: 0)(done.summary)
+        rows = STEP_ROWS.get(name, lambda _: 0)(done.summary)
+        figures.rows += rows
+        self.steps.append(
+            {
+                "day": self.today.isoformat(),
+                "step": name,
+                "seconds": done.seconds,
+                "rows": rows,
+                "peak_mb": meter.peak // 2**20,
+            }
+        )
         return value
 
 
@@ -241,7 +253,12 @@ def _bulk_insert(url: str, frames: dict[str, pl.DataFrame]) -> None:
                     if t in (pl.Date, pl.Datetime) or isinstance(t, pl.Datetime)
                 )
                 if engine.dialect.name == "sqlite"
-                else frame
+                # JSON columns arrive as structs; COPY takes their text
+                else frame.with_columns(
+                    pl.col(c).struct.json_encode()
+                    for c, t in frame.schema.items()
+                    if isinstance(t, pl.Struct)
+                )
             )
             columns = ", ".join(frame.columns)
             if engine.dialect.name == "sqlite":
@@ -251,6 +268,8 @@ def _bulk_insert(url: str, frames: dict[str, pl.DataFrame]) -> None:
                     f"INSERT INTO {table} ({columns}) VALUES ({marks})", frame.iter_rows()
                 )
             else:
+                # as PRAGMA foreign_keys=OFF does on SQLite: the pull's run rows are not copied
+                cursor.execute("SET session_replication_role = replica")
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in frame.iter_rows():
                         copy.write_row(row)
@@ -354,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         "operator_days": result.days,
         "decommission_passed": result.passed,
         "stages": [asdict(f) | {"rows_per_second": f.rows_per_second} for f in figures],
+        "steps": demo.steps,
         "floor": floor,
         "outcome": outcome,
         "targets": TARGETS,
