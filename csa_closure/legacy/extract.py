@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import CONTROL_TABLE, SPECS, SYSTEMS, TABLES
 from csa_closure.resources import sql_text
+from csa_closure.store.dialect import driver_batches
 from csa_closure.store.engine import make_engine, normalise_url, redacted
 
 DEFAULT_BATCH_SIZE = 200_000
@@ -152,20 +153,10 @@ def _read_table(conn: Connection, table: str, batch_size: int) -> pl.DataFrame:
 
 
 def _batches(conn: Connection, sql: str, batch_size: int) -> Iterator[Sequence[Any]]:
-    # yield_per streams: a server-side cursor on PostgreSQL, fetchmany on SQLite.
-    result = conn.execution_options(yield_per=batch_size).exec_driver_sql(sql)
-    try:
-        yield from result.partitions(batch_size)
-    finally:
-        result.close()
+    # streamed: a server-side cursor on PostgreSQL, stepping through the table on SQLite
+    return driver_batches(conn, sql, batch_size=batch_size, server_side=True)
 
 
 def _batch_frame(rows: Sequence[Any], columns: Sequence[str]) -> pl.DataFrame:
-    # Column-wise construction: one Series per column from the batch's tuples.
-    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-    return pl.DataFrame(
-        [
-            pl.Series(name, column, dtype=pl.String)
-            for name, column in zip(columns, values, strict=True)
-        ]
-    )
+    # built from the tuples in polars' own code: faster than a Series per column via zip
+    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row")

@@ -8,7 +8,7 @@ values are handed to the driver. Stages call these and never branch on the diale
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -169,6 +169,35 @@ def from_fetched(name: str, dtype: pl.DataType, conn: Connection) -> pl.Expr:
     return expr
 
 
+def driver_batches(
+    conn: Connection,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    batch_size: int,
+    server_side: bool = False,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of driver SQL (``?`` placeholders), as the driver's own tuples, ``batch_size`` at
+    a time, inside ``conn``'s transaction.
+
+    The driver's cursor, not SQLAlchemy's result: at a million rows, a ``Row`` object per
+    row is a fifth of the read. ``server_side`` streams from PostgreSQL with a named cursor
+    (memory holds one batch); SQLite's cursor always steps through the table.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if server_side and not is_sqlite(conn):
+        cursor = raw.cursor(name="csa_closure_stream")  # type: ignore[call-arg]
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(_sql_for(conn, sql), tuple(params))
+        while batch := cursor.fetchmany(batch_size):
+            yield batch
+    finally:
+        cursor.close()
+
+
 def read_frame(
     conn: Connection,
     statement: Any,
@@ -183,10 +212,7 @@ def read_frame(
     never sit in memory as Python tuples all at once. Dates and booleans come back typed on
     both databases.
     """
-    if isinstance(statement, tuple):
-        sql, params = statement
-        result = conn.exec_driver_sql(_sql_for(conn, sql), tuple(params))
-    else:
+    if not isinstance(statement, tuple):
         # Core statements go through SQLAlchemy's result processing, which already types
         # dates on SQLite; only driver SQL needs the conversions below.
         result = conn.execute(statement)
@@ -194,10 +220,12 @@ def read_frame(
         while batch := result.fetchmany(batch_size):
             frames.append(pl.DataFrame(batch, schema=schema, orient="row"))
         return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    sql, params = statement
     fetched = {name: fetched_type(dtype, conn) for name, dtype in schema.items()}
-    frames = []
-    while batch := result.fetchmany(batch_size):
-        frames.append(pl.DataFrame(batch, schema=fetched, orient="row"))
+    frames = [
+        pl.DataFrame(batch, schema=fetched, orient="row")
+        for batch in driver_batches(conn, sql, params, batch_size=batch_size)
+    ]
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=fetched)
     return frame.select(from_fetched(n, d, conn).alias(n) for n, d in schema.items())
 
