@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         "programme_seconds": round(total, 1),
         "max_stage_peak_mb": max(f.peak_mb for f in figures),
         "pull_floor_ratio": round(by_stage["pull"].seconds / floor["seconds"], 2),
-        "assess_seconds": round(by_stage["assess"].seconds, 1),
+        # the target is for one run: the longest (the first, over the whole book)
+        "assess_seconds": round(max(s["seconds"] for s in demo.steps if s["step"] == "assess"), 1),
         "simulate_seconds": round(simulate.seconds, 1),
     }
     payload = {
