@@ -225,6 +225,42 @@ def _change_balance(legacy: Path, case_no: str, creditor: str, pounds: str) -> N
         )
 
 
+def test_a_case_still_dirty_at_source_stays_held_with_the_amounts_it_has_now(
+    ctx: Context, legacy_copy: Path
+) -> None:
+    first = pull(ctx, str(legacy_copy))
+    case_no = _case_held_only_for_a_bad_effective_date(ctx)
+    with sqlite3.connect(legacy_copy) as db:
+        creditor, old = db.execute(
+            "SELECT creditor, balance FROM cscs_debt WHERE case_no = ? ORDER BY creditor",
+            (case_no,),
+        ).fetchone()
+    _change_balance(legacy_copy, case_no, creditor, f"{float(old) + 12.34:.2f}")
+    with ctx.engine.connect() as conn:
+        held_before = conn.execute(select(quarantine.c.case_ref)).all()
+    again = pull(ctx, str(legacy_copy))
+    assert again.balanced
+    assert again.counts["quarantine_still_held"] == len(held_before)
+    column = quarantine.c.pwc_pence if creditor == "PWC" else quarantine.c.sos_pence
+    with ctx.engine.connect() as conn:
+        item = conn.execute(
+            select(
+                quarantine.c.status,
+                column,
+                quarantine.c.first_run_id,
+                quarantine.c.last_run_id,
+                quarantine.c.released_run_id,
+                quarantine.c.reasons,
+            ).where(quarantine.c.case_ref == case_no)
+        ).one()
+        held_after = conn.execute(select(quarantine.c.case_ref)).all()
+    assert item[0] == "held"
+    assert item[1] == round((float(old) + 12.34) * 100)
+    assert item[2:5] == (first.run_id, again.run_id, None)
+    assert [(r["code"], r["field"]) for r in item[5]] == [("BAD_DATE", "eff_date")]
+    assert sorted(held_after) == sorted(held_before)
+
+
 def _loaded_cscs_pwc_debt(ctx: Context) -> str:
     with ctx.engine.connect() as conn:
         return conn.execute(
