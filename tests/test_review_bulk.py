@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -12,6 +13,7 @@ from csa_closure.cli import cli
 from csa_closure.context import Context
 from csa_closure.reconcile import reconcile
 from csa_closure.stages.review import CaseworkerDecision, decide_many
+from csa_closure.states import STATE_FOR_OUTCOME, Outcome
 from csa_closure.store.schema import debts, events
 from tests.builders import BookBuilder
 
@@ -94,3 +96,39 @@ def test_decide_file_reads_a_csv_and_refuses_one_without_its_columns(
     bad.write_text("case_ref,creditor,outcome\nC1,PWC,transfer\n")
     refused = runner.invoke(cli, [*base, str(bad)])
     assert refused.exit_code == 2 and "lacks the column(s) reason" in refused.output
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 2_000])
+def test_a_second_row_for_a_debt_decided_earlier_in_the_file_is_refused(
+    ctx: Context, chunk_size: int
+) -> None:
+    in_review, flagged, _ = _queue(ctx)
+    result = decide_many(
+        ctx,
+        [
+            CaseworkerDecision(flagged, "PWC", "write_off_notice", "PWC_UNTRACEABLE"),
+            CaseworkerDecision(in_review, "PWC", "transfer", "DISPUTE_REVIEWED"),
+            CaseworkerDecision(flagged, "PWC", "transfer", "CHANGED_MIND"),
+        ],
+        chunk_size=chunk_size,
+    )
+    assert result.decided == 2
+    assert [r["row"] for r in result.refused or []] == [3]
+    assert "not flagged for a caseworker" in (result.refused or [])[0]["reason"]
+    with ctx.engine.connect() as conn:
+        states = dict(conn.execute(select(debts.c.case_ref, debts.c.state)).all())
+        logged = conn.execute(
+            select(events.c.case_ref, events.c.event_type, events.c.from_state, events.c.to_state)
+            .where(events.c.event_type.like("debt.%"))
+            .order_by(events.c.event_id)
+        ).all()
+    assert states[flagged] == STATE_FOR_OUTCOME[Outcome.WRITE_OFF_NOTICE].value
+    assert states[in_review] == STATE_FOR_OUTCOME[Outcome.TRANSFER].value
+    # each debt's moves in order, the flagged one referred before it is decided
+    assert [tuple(e[1:]) for e in logged if e[0] == flagged] == [
+        ("debt.referred", "awaiting_response", "review"),
+        ("debt.reviewed", "review", STATE_FOR_OUTCOME[Outcome.WRITE_OFF_NOTICE].value),
+    ]
+    assert [tuple(e[1:]) for e in logged if e[0] == in_review] == [
+        ("debt.reviewed", "review", STATE_FOR_OUTCOME[Outcome.TRANSFER].value)
+    ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
@@ -158,8 +159,12 @@ def _debt(conn: Connection, case_ref: str, creditor: str) -> Any:
         select(debts).where(debts.c.case_ref == case_ref, debts.c.creditor == creditor)
     ).first()
     if row is None:
-        raise UsageError(f"there is no {creditor} debt on case {case_ref}")
+        raise _no_such_debt(case_ref, creditor)
     return row
+
+
+def _no_such_debt(case_ref: str, creditor: str) -> UsageError:
+    return UsageError(f"there is no {creditor} debt on case {case_ref}")
 
 
 def _open_write_off(conn: Connection, debt_id: int) -> int | None:
@@ -207,7 +212,7 @@ def _why_not_decidable(conn: Connection, debt: Any) -> str | None:
     return None
 
 
-def _check_outcome(conn: Connection, debt: Any, outcome: Outcome) -> None:
+def _check_outcome(debt: Any, outcome: Outcome, had_final_chance: bool) -> None:
     if outcome is Outcome.MANUAL_REVIEW:
         raise UsageError("manual_review is not a decision: choose the outcome for the debt")
     if outcome is Outcome.NIL and int(debt.opening_pence) != 0:
@@ -218,45 +223,84 @@ def _check_outcome(conn: Connection, debt: Any, outcome: Outcome) -> None:
     if outcome is Outcome.REPRESENTATION:
         if debt.creditor != "PWC":
             raise UsageError("representation (the final chance) is only for a PWC debt")
-        sent = conn.execute(
-            select(letters.c.letter_id).where(
-                letters.c.debt_id == debt.debt_id, letters.c.purpose == "representation"
-            )
-        ).first()
-        if sent is not None:
+        if had_final_chance:
             raise UsageError(
                 f"{debt.case_ref} PWC already had its final-chance letter; a debt gets one "
                 "final chance. Decide its outcome instead"
             )
 
 
-def _move(
-    conn: Connection,
-    run: Run,
-    debt: Any,
-    frm: str,
-    to: str,
-    event: str,
-    values: dict[str, Any],
-    detail: dict[str, Any],
-) -> None:
-    frame = pl.DataFrame(
-        {
-            "debt_id": [int(debt.debt_id)],
-            "case_ref": [debt.case_ref],
-            "from_state": [frm],
-            "to_state": [to],
-            **{k: [v] for k, v in values.items()},
-            "detail": [detail],
-        },
-        schema_overrides={
-            "decided_as_of": pl.Date,
-            "ruleset_hash": pl.String,
-            "review_reason": pl.String,
-            "decided_run_id": pl.Int64,
-        },
+def _had_final_chance(conn: Connection, debt_ids: list[int]) -> set[int]:
+    """Which of these debts already have a final-chance (representation) letter."""
+    if not debt_ids:
+        return set()
+    return set(
+        conn.execute(
+            select(letters.c.debt_id).where(
+                letters.c.debt_id.in_(debt_ids), letters.c.purpose == "representation"
+            )
+        ).scalars()
     )
-    move_debts(conn, run, frame, event_type=event, set_columns=list(values))
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One debt's move, with the columns it sets and its event's detail."""
+
+    debt_id: int
+    case_ref: str
+    from_state: str
+    to_state: str
+    event: str
+    values: dict[str, Any]
+    detail: dict[str, Any]
+
+
+# the types of the columns a move may set that can be null in every row of a frame
+_VALUE_TYPES = {
+    "decided_as_of": pl.Date,
+    "ruleset_hash": pl.String,
+    "review_reason": pl.String,
+    "decided_run_id": pl.Int64,
+}
+
+
+def _write_moves(conn: Connection, run: Run, moves: list[_Move]) -> None:
+    """Write ``moves`` in bulk: in waves (every debt's first move, then every debt's second:
+    a referral before the decision that follows it), one ``move_debts`` per event type."""
+    waves: list[list[_Move]] = []
+    seen: dict[int, int] = {}
+    for move in moves:
+        wave = seen.get(move.debt_id, 0)
+        seen[move.debt_id] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(move)
+    for wave_moves in waves:
+        for event in dict.fromkeys(m.event for m in wave_moves):
+            _move_batch(conn, run, event, [m for m in wave_moves if m.event == event])
+
+
+def _move_batch(conn: Connection, run: Run, event: str, batch: list[_Move]) -> None:
+    frame = pl.DataFrame(
+        [
+            {
+                "debt_id": m.debt_id,
+                "case_ref": m.case_ref,
+                "from_state": m.from_state,
+                "to_state": m.to_state,
+                **m.values,
+                "detail": m.detail,
+            }
+            for m in batch
+        ],
+        schema_overrides={
+            "debt_id": pl.Int64,
+            **{k: v for k, v in _VALUE_TYPES.items() if k in batch[0].values},
+        },
+        infer_schema_length=None,
+    )
+    move_debts(conn, run, frame, event_type=event, set_columns=list(batch[0].values))
 
 
 def _outcome(outcome: str) -> Outcome:
@@ -268,59 +312,68 @@ def _outcome(outcome: str) -> Outcome:
         ) from None
 
 
-def _apply_decision(
-    conn: Connection, run: Run, debt: Any, chosen: Outcome, reason: str
-) -> tuple[str, str, bool]:
-    """Check and record one caseworker decision inside ``conn``'s transaction; returns
-    (from state, new state, whether it was referred to review first)."""
+def _plan_decision(
+    conn: Connection, run: Run, debt: Any, chosen: Outcome, reason: str, had_final_chance: bool
+) -> list[_Move]:
+    """Check one caseworker decision and return its moves (a referral to review first, for
+    a flagged debt not yet there; then the decision). Nothing is written."""
     ctx = run.ctx
     refusal = _why_not_decidable(conn, debt)
     if refusal:
         raise UsageError(f"decision refused: {refusal}")
-    _check_outcome(conn, debt, chosen)
-    from_state = debt.state
-    referred = from_state != DebtState.REVIEW.value
-    if referred:
-        _move(
-            conn,
-            run,
-            debt,
-            from_state,
-            DebtState.REVIEW.value,
-            "debt.referred",
-            {"review_reason": debt.review_reason or REFERRED_REASON},
-            {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
+    _check_outcome(debt, chosen, had_final_chance)
+    moves = []
+    if debt.state != DebtState.REVIEW.value:
+        moves.append(
+            _Move(
+                int(debt.debt_id),
+                debt.case_ref,
+                debt.state,
+                DebtState.REVIEW.value,
+                "debt.referred",
+                {"review_reason": debt.review_reason or REFERRED_REASON},
+                {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
+            )
         )
-    to_state = STATE_FOR_OUTCOME[chosen].value
-    _move(
-        conn,
-        run,
-        debt,
-        DebtState.REVIEW.value,
-        to_state,
-        "debt.reviewed",
-        {
-            "outcome": chosen.value,
-            "reason": reason,
-            "rule_id": CASEWORKER_RULE,
-            "ruleset_hash": None,
-            "decided_run_id": run.run_id,
-            "decided_by": ctx.actor,
-            "decided_as_of": ctx.as_of,
-            "needs_caseworker": False,
-            "needs_tracing": False,
-            "review_reason": None,
-        },
-        {
-            "outcome": chosen.value,
-            "reason": reason,
-            "rule_id": CASEWORKER_RULE,
-            "previous_outcome": debt.outcome,
-            "previous_reason": debt.reason,
-            "review_reason": debt.review_reason,
-        },
+    moves.append(
+        _Move(
+            int(debt.debt_id),
+            debt.case_ref,
+            DebtState.REVIEW.value,
+            STATE_FOR_OUTCOME[chosen].value,
+            "debt.reviewed",
+            {
+                "outcome": chosen.value,
+                "reason": reason,
+                "rule_id": CASEWORKER_RULE,
+                "ruleset_hash": None,
+                "decided_run_id": run.run_id,
+                "decided_by": ctx.actor,
+                "decided_as_of": ctx.as_of,
+                "needs_caseworker": False,
+                "needs_tracing": False,
+                "review_reason": None,
+            },
+            {
+                "outcome": chosen.value,
+                "reason": reason,
+                "rule_id": CASEWORKER_RULE,
+                "previous_outcome": debt.outcome,
+                "previous_reason": debt.reason,
+                "review_reason": debt.review_reason,
+            },
+        )
     )
-    return from_state, to_state, referred
+    return moves
+
+
+def _decided(debt: Any, moves: list[_Move]) -> SimpleNamespace:
+    """The debt as it stands after ``moves`` (for a later row on the same debt)."""
+    after = SimpleNamespace(**debt._asdict()) if hasattr(debt, "_asdict") else debt
+    after.state = moves[-1].to_state
+    for name, value in moves[-1].values.items():
+        setattr(after, name, value)
+    return after
 
 
 def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str) -> DecisionResult:
@@ -330,7 +383,9 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
     parameters = {"case_ref": case_ref, "creditor": creditor, "outcome": outcome, "reason": reason}
     with stage_run(ctx, "review", parameters) as run, run.chunk() as conn:
         debt = _debt(conn, case_ref, creditor)
-        from_state, to_state, referred = _apply_decision(conn, run, debt, chosen, reason)
+        had_final_chance = bool(_had_final_chance(conn, [int(debt.debt_id)]))
+        moves = _plan_decision(conn, run, debt, chosen, reason, had_final_chance)
+        _write_moves(conn, run, moves)
         book = check_book(conn)
         run.counts.update({"decided": 1})
         return DecisionResult(
@@ -338,9 +393,9 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
             debt_id=int(debt.debt_id),
             case_ref=case_ref,
             creditor=creditor,
-            from_state=from_state,
-            state=to_state,
-            referred=referred,
+            from_state=debt.state,
+            state=moves[-1].to_state,
+            referred=len(moves) == 2,
             outcome=chosen.value,
             reason=reason,
             rule_id=CASEWORKER_RULE,
@@ -379,22 +434,45 @@ class DecisionsResult:
         }
 
 
+def _debts_of(conn: Connection, decisions: list[CaseworkerDecision]) -> dict[tuple[str, str], Any]:
+    """The debts these decisions name, by (case reference, creditor), in one read."""
+    refs = sorted({d.case_ref for d in decisions})
+    rows = conn.execute(select(debts).where(debts.c.case_ref.in_(refs))).all() if refs else []
+    return {(row.case_ref, row.creditor): row for row in rows}
+
+
 def decide_many(
-    ctx: Context, decisions: list[CaseworkerDecision], *, chunk_size: int = 500
+    ctx: Context, decisions: list[CaseworkerDecision], *, chunk_size: int = 2_000
 ) -> DecisionsResult:
     """Record many caseworker decisions (a day's queue, or a file from case management) in
     one run: the same checks as ``decide`` for each, a refusal for one row never stops the
-    others, and the books are checked once at the end (not after every decision)."""
+    others, and the books are checked once at the end (not after every decision).
+
+    Each chunk of rows is one transaction: its debts are read at once, every row is checked
+    in order against the debts as the rows before it left them (a second row for a debt
+    already decided here is refused, as it would be one at a time), and the moves are
+    written in bulk."""
     with stage_run(ctx, "review", {"decisions": len(decisions)}) as run:
         result = DecisionsResult(run_id=run.run_id, rows=len(decisions), refused=[], by_outcome={})
         for start in range(0, len(decisions), chunk_size):
+            chunk = decisions[start : start + chunk_size]
             with run.chunk() as conn:
-                for row, decision in enumerate(decisions[start : start + chunk_size], start + 1):
+                known = _debts_of(conn, chunk)
+                had_final_chance = _had_final_chance(
+                    conn, sorted({int(d.debt_id) for d in known.values()})
+                )
+                moves: list[_Move] = []
+                for row, decision in enumerate(chunk, start + 1):
+                    key = (decision.case_ref, decision.creditor)
                     try:
                         chosen = _outcome(decision.outcome)
                         reason = check_reason_code(decision.reason)[:32]
-                        debt = _debt(conn, decision.case_ref, decision.creditor)
-                        _apply_decision(conn, run, debt, chosen, reason)
+                        if key not in known:
+                            raise _no_such_debt(*key)
+                        debt = known[key]
+                        planned = _plan_decision(
+                            conn, run, debt, chosen, reason, int(debt.debt_id) in had_final_chance
+                        )
                     except UsageError as refusal:
                         assert result.refused is not None
                         result.refused.append(
@@ -406,9 +484,12 @@ def decide_many(
                             }
                         )
                         continue
+                    moves.extend(planned)
+                    known[key] = _decided(debt, planned)
                     result.decided += 1
                     assert result.by_outcome is not None
                     result.by_outcome[chosen.value] = result.by_outcome.get(chosen.value, 0) + 1
+                _write_moves(conn, run, moves)
         with run.chunk() as conn:
             result.book = check_book(conn)
         run.counts.update({"decided": result.decided, "refused": len(result.refused or [])})
@@ -428,15 +509,20 @@ def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionRe
                 "referral refused: "
                 + (why or f"{case_ref} {creditor} is {state.value}: it is already in review")
             )
-        _move(
+        _write_moves(
             conn,
             run,
-            debt,
-            state.value,
-            DebtState.REVIEW.value,
-            "debt.referred",
-            {"review_reason": reason[:64]},
-            {"reason": reason},
+            [
+                _Move(
+                    int(debt.debt_id),
+                    debt.case_ref,
+                    state.value,
+                    DebtState.REVIEW.value,
+                    "debt.referred",
+                    {"review_reason": reason[:64]},
+                    {"reason": reason},
+                )
+            ],
         )
         book = check_book(conn)
         run.counts.update({"referred": 1})
