@@ -978,15 +978,16 @@ class _Sender:
                     letters.c.status == LetterStatus.SENDING.value,
                 )
             ).scalar_one()
-            where = conn.execute(
-                select(events_table.c.detail)
-                .where(
-                    events_table.c.entity == f"batch:{self.batch_id}",
+            # the batch's latest printing event, picked here: with ORDER BY event_id DESC
+            # LIMIT 1, PostgreSQL on statistics older than a bulk load walked the whole log
+            # backwards by event_id (over three minutes at eight million events)
+            printing = conn.execute(
+                select(events_table.c.event_id, events_table.c.detail).where(
                     events_table.c.event_type == PRINTING_EVENT,
+                    events_table.c.entity == f"batch:{self.batch_id}",
                 )
-                .order_by(events_table.c.event_id.desc())
-                .limit(1)
-            ).scalar()
+            ).all()
+        where = max(printing, key=lambda event: int(event.event_id)).detail if printing else None
         earlier = (where or {}).get("out_dir")
         if in_flight and earlier and earlier != str(Path(out_dir).resolve()):
             raise UsageError(
