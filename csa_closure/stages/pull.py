@@ -499,34 +499,27 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
     fresh = items.join(stored, on=key, how="anti")
     still = items.join(stored, on=key, how="inner")
     released = stored.filter(pl.col("status") == "held").join(items, on=key, how="anti")
+    # what a held item records, whether new this pull or still held from an earlier one
+    held = [
+        pl.lit("held").alias("status"),
+        "pwc_pence",
+        "sos_pence",
+        "row_count",
+        "reasons",
+        pl.lit(run.run_id, dtype=pl.Int64).alias("last_run_id"),
+    ]
     with run.chunk() as conn:
         insert_frame(
             conn,
             quarantine,
-            fresh.select(
-                *key,
-                pl.lit("held").alias("status"),
-                "pwc_pence",
-                "sos_pence",
-                "row_count",
-                "reasons",
-                pl.lit(run.run_id, dtype=pl.Int64).alias("first_run_id"),
-                pl.lit(run.run_id, dtype=pl.Int64).alias("last_run_id"),
-            ),
+            fresh.select(*key, *held, pl.lit(run.run_id, dtype=pl.Int64).alias("first_run_id")),
         )
         # one bulk update, not a statement per held item (tens of thousands at scale)
         update_from_frame(
             conn,
             quarantine,
             still.select(
-                pl.lit("held").alias("status"),
-                "pwc_pence",
-                "sos_pence",
-                "row_count",
-                "reasons",
-                pl.lit(run.run_id, dtype=pl.Int64).alias("last_run_id"),
-                pl.lit(None, dtype=pl.Int64).alias("released_run_id"),
-                "quarantine_id",
+                *held, pl.lit(None, dtype=pl.Int64).alias("released_run_id"), "quarantine_id"
             ),
             key="quarantine_id",
         )
