@@ -611,6 +611,12 @@ _ADDRESS_MESSAGES = {
         " < > ~"
     ),
     AddressProblemCode.NO_FIXED_ABODE: "Must be a real address",
+    AddressProblemCode.NO_ALPHANUMERIC: (
+        "The first 2 lines of the address must both include at least one alphanumeric character"
+    ),
+    # Notify refuses a BFPO address naming a country; the fake, keeping no list of countries,
+    # refuses a BFPO address without a postcode whose last line before BFPO has no digit.
+    AddressProblemCode.BFPO_NO_UNIT: "The last line of a BFPO address must not be a country",
 }
 
 
@@ -620,8 +626,9 @@ def _address_reply(personalisation: Mapping[str, Any]) -> FakeReply | None:
         if "address_line_7" in personalisation
         else [*ADDRESS_KEYS[:6], "postcode"]
     )
-    lines = [str(personalisation.get(k) or "") for k in keys]
-    problem = check_lines(lines, max_line_length=10_000)
+    # Notify joins the lines and splits them again: a line break inside a value is a new line
+    lines = "\n".join(str(personalisation.get(k) or "") for k in keys).splitlines()
+    problem = check_lines(lines, max_line_length=10_000, control=False)
     if problem is None or problem.code not in _ADDRESS_MESSAGES:
         return None
     return _error(400, "ValidationError", _ADDRESS_MESSAGES[problem.code])
