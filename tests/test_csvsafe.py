@@ -29,7 +29,9 @@ def test_numbers_and_ordinary_values_are_left_alone(value: object) -> None:
 
 @given(st.lists(st.text(alphabet="=+-@\t\r'0123456789.aZ \n", max_size=8), max_size=20))
 def test_the_frame_version_is_the_cell_version(values: list[str]) -> None:
-    found = pl.DataFrame({"v": values}, schema={"v": pl.String}).select(safe_text(pl.col("v")).alias("v"))
+    found = pl.DataFrame({"v": values}, schema={"v": pl.String}).select(
+        safe_text(pl.col("v")).alias("v")
+    )
     assert found["v"].to_list() == [safe_cell(v) for v in values]
 
 

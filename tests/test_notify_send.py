@@ -187,6 +187,41 @@ def test_403_stops_the_batch_with_a_clear_message_and_sends_nothing(
     _exactly_once(channel, refs)
 
 
+@pytest.mark.parametrize(
+    ("fault", "code", "cause"),
+    [
+        (FaultKind.SERVICE_CANNOT_SEND_LETTERS, "NOTIFY_SERVICE_CANNOT_SEND_LETTERS",
+         "turn on letters"),
+        (FaultKind.TEMPLATE_DELETED, "NOTIFY_TEMPLATE_DELETED", "deleted in Notify"),
+        (FaultKind.WRONG_TEMPLATE_TYPE, "NOTIFY_WRONG_TEMPLATE_TYPE", "not a letter template"),
+        (FaultKind.TEAM_KEY, "NOTIFY_TEAM_KEY", "is a team key"),
+        (FaultKind.TRIAL_MODE, "NOTIFY_TRIAL_MODE", "trial mode"),
+    ],
+)  # fmt: skip
+def test_a_service_wide_refusal_stops_the_batch_after_one_letter(
+    ctx: Context, tmp_path: Path, fault: FaultKind, code: str, cause: str
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    refs = _pending_refs(ctx, batch_id)
+    assert len(refs) > 1
+    refused = fake(tmp_path, clock, faults=Faults(service_refusal=fault))
+    with pytest.raises(BatchStopped, match=cause) as stopped:
+        send_batch(ctx, batch_id, refused, CONFIG)
+    assert stopped.value.exit_code == 6
+    assert code in (stopped.value.result.stop_message or "") or (
+        stopped.value.result.stop_code == code
+    )
+    assert stopped.value.result.by_status == {"pending": len(refs)}  # none failed one by one
+    sends = [r for r in refused.service.request_log() if r[1] == "send"]
+    assert len(sends) == 1  # one letter asked, not every letter in turn
+    assert code in _batch(ctx, batch_id).stop_reason or cause in _batch(ctx, batch_id).stop_reason
+    channel = fake(tmp_path, clock)
+    send_batch(ctx, batch_id, channel, CONFIG)
+    _exactly_once(channel, refs)
+
+
 def test_400_fails_that_letter_with_its_reason_and_the_rest_go(
     ctx: Context, tmp_path: Path
 ) -> None:

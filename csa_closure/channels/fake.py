@@ -66,6 +66,33 @@ class FaultKind(StrEnum):
     SERVER_ERROR_AFTER_ACCEPT = "server_error_after_accept"  # accepted; the caller sees a 502
     FORBIDDEN = "forbidden"  # 403 AuthError
     BAD_REQUEST = "bad_request"  # 400 ValidationError
+    # refusals every letter gets, as Notify words them (see SERVICE_REFUSALS)
+    SERVICE_CANNOT_SEND_LETTERS = "service_cannot_send_letters"
+    TEMPLATE_DELETED = "template_deleted"
+    WRONG_TEMPLATE_TYPE = "wrong_template_type"
+    TEAM_KEY = "team_key"
+    TRIAL_MODE = "trial_mode"
+
+
+SERVICE_REFUSALS = {
+    FaultKind.SERVICE_CANNOT_SEND_LETTERS: (
+        400,
+        "BadRequestError",
+        "Service is not allowed to send letters",
+    ),
+    FaultKind.TEMPLATE_DELETED: (400, "BadRequestError", "Template has been deleted"),
+    FaultKind.WRONG_TEMPLATE_TYPE: (
+        400,
+        "BadRequestError",
+        "email template is not suitable for letter notification",
+    ),
+    FaultKind.TEAM_KEY: (403, "BadRequestError", "Cannot send letters with a team api key"),
+    FaultKind.TRIAL_MODE: (
+        403,
+        "BadRequestError",
+        "Cannot send letters when service is in trial mode",
+    ),
+}
 
 
 _AFTER_ACCEPT = frozenset({FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.SERVER_ERROR_AFTER_ACCEPT})
@@ -86,6 +113,7 @@ class Faults:
     on_request: Mapping[int, FaultKind] = field(default_factory=dict)
     on_reference: Mapping[str, FaultKind] = field(default_factory=dict)
     per_minute_limit: int | None = None  # a real cap on the fake clock, like Notify's 3,000
+    service_refusal: FaultKind | None = None  # one of SERVICE_REFUSALS, for every send
     daily_limit: int = DAILY_LETTER_LIMIT
 
 
@@ -275,6 +303,8 @@ class FakeNotify:
         faults = self.faults
         if n in faults.on_request:
             return FaultKind(faults.on_request[n])
+        if kind == "send" and faults.service_refusal is not None:
+            return FaultKind(faults.service_refusal)
         if kind == "send" and reference is not None and reference in faults.on_reference:
             first = self._db.execute(
                 "INSERT OR IGNORE INTO reference_faults (reference) VALUES (?)", (reference,)
@@ -311,6 +341,8 @@ class FakeNotify:
             return FakeReply(0, transport_error="connection")
         if fault is FaultKind.BAD_REQUEST:
             return _error(400, "ValidationError", "Must be a real UK postcode")
+        if fault in SERVICE_REFUSALS:
+            return _error(*SERVICE_REFUSALS[fault])
         return None
 
     def _over_minute_cap(self, now: datetime) -> bool:

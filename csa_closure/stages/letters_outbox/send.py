@@ -75,6 +75,7 @@ from csa_closure.channels import (
     reconcile,
     write_print_frames,
 )
+from csa_closure.channels.notify import SERVICE_WIDE_CAUSES
 from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, file_sha256
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
@@ -757,11 +758,15 @@ class _Sender:
                 continue
             except LetterRejected as exc:
                 if exc.stops_batch:
+                    cause = SERVICE_WIDE_CAUSES.get(
+                        exc.code, "fix the service or the letters configuration"
+                    )
                     return Stop(
                         StopCode.BATCH_REJECTED,
                         f"{self.channel.name} refused a letter for a reason every letter would"
-                        f" share ({exc.code}: {exc.reason}); fix the service or the letters"
-                        " configuration, then run `notify send` again",
+                        f" share ({exc.code}: {exc.reason}): {cause}; the batch is stopped"
+                        " after that one letter, which stays pending. Run `notify send` again"
+                        " once it is fixed",
                     )
                 self.ambiguous_in_a_row = 0
                 done.append(
