@@ -237,6 +237,24 @@ def test_a_failure_before_acceptance_reconciles_to_a_safe_resend(
     assert channel.service.count(letter.reference) == 1
 
 
+def test_a_reference_whose_only_letter_failed_technically_is_never_resent(
+    tmp_path: Path,
+) -> None:
+    letter = make_letter()
+    channel = fake(
+        tmp_path,
+        faults=Faults(on_reference={letter.reference: FaultKind.TIMEOUT_AFTER_ACCEPT}),
+        fates=Fates(technical_failure=1.0, failed_after_days=0),
+    )
+    with pytest.raises(AmbiguousSend):
+        channel.send(letter)
+    result = reconcile(channel, letter.reference, attempted_at=T0, now=T0 + timedelta(minutes=10))
+    assert result.decision is ReconcileDecision.TECHNICAL_FAILURE
+    assert result.adopted is not None
+    assert result.adopted.status is NotifyStatus.TECHNICAL_FAILURE
+    assert channel.service.count(letter.reference) == 1
+
+
 def test_scheduled_faults_by_request_number(tmp_path: Path) -> None:
     channel = fake(
         tmp_path,

@@ -205,3 +205,37 @@ def test_the_returned_report_reader_takes_notifys_csv_or_plain_references(tmp_pa
     plain = tmp_path / "b.txt"
     plain.write_text("csa-1\ncsa-2\n", encoding="utf-8")
     assert read_returned_report(plain) == [(None, "csa-1"), (None, "csa-2")]
+
+
+def test_sync_never_resends_a_technical_failure_and_settle_does_once(
+    store: str, tmp_path: Path
+) -> None:
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    state = tmp_path / "fake.db"
+    fake = ["--channel", "fake-notify", "--fake-state", str(state)]
+    failing = [*fake, "--fake-fate", "technical_failure=1"]
+    assert _json(_run(store, "sender", "send", batch, *failing, "--format", "json"))["accepted"]
+    service = FakeNotify(state)
+    service.advance(days=2)
+    for _ in range(2):
+        synced = _json(_run(store, "sender", "sync", *fake, "--format", "json"))
+        assert synced["technical_failures"] == 8
+    assert service.count() == 8  # nothing resent
+    first, second = sorted({n.reference or "" for n in service.notifications()})[:2]
+    table = _run(store, "sender", "sync", *fake)
+    assert "never resent" in table.output and "notify settle" in table.output
+    unsaid = _run(store, "sender", "settle", first, *fake)
+    assert unsaid.exit_code == 2 and "--resend or --undeliverable" in unsaid.output
+    dropped = _json(
+        _run(store, "sender", "settle", first, "--undeliverable", *fake, "--format", "json")
+    )
+    assert (dropped["outcome"], dropped["status"]) == ("undeliverable", "cancelled")
+    resent = _json(_run(store, "sender", "settle", second, "--resend", *fake, "--format", "json"))
+    assert (resent["outcome"], resent["found_at_notify"]) == ("resent", 1)
+    assert service.count(second) == 2 and service.count(first) == 1 and service.count() == 9
+    again = _run(store, "sender", "settle", second, "--resend", *fake)
+    assert again.exit_code == 2 and "not technical-failure" in again.output
+    assert (
+        _json(_run(store, "sender", "sync", *fake, "--format", "json"))["technical_failures"] == 6
+    )

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from sqlalchemy import select, text, update
 
-from csa_closure.channels import FakeNotifyChannel, FaultKind, Faults, NotifyChannel
+from csa_closure.channels import FakeNotifyChannel, Fates, FaultKind, Faults, NotifyChannel
 from csa_closure.channels.fake import FAKE_SERVICE_ID
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
@@ -274,6 +274,34 @@ def test_an_ambiguous_send_is_unknown_until_reconciled_by_reference(
     assert letter["notify_id"][0] == channel.service.notifications(ref)[0].notify_id
     assert debt_row(ctx, book.debts["final"])["state"] == "awaiting_response"
     assert history(ctx, letter["letter_id"][0])[:3] == ["pending", "sending", "unknown"]
+
+
+def test_an_ambiguous_send_notify_failed_technically_is_recorded_never_resent(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx)
+    frame = outbox(ctx).filter(pl.col("batch_id") == batch_id)
+    ref = frame.filter(pl.col("debt_id") == book.debts["final"])["reference"][0]
+    channel = fake(
+        tmp_path,
+        clock,
+        faults=Faults(on_reference={ref: FaultKind.TIMEOUT_AFTER_ACCEPT}),
+        fates=Fates(technical_failure=1.0, failed_after_days=0.001),
+    )
+    first = send_batch(ctx, batch_id, channel, CONFIG)
+    assert first.unknown == 1
+    later(clock, minutes=10)
+    settled = send_batch(ctx, batch_id, channel, CONFIG)
+    assert settled.reconciled == {"technical": 1} and settled.accepted == 0
+    assert channel.service.count(ref) == 1  # reconcile-before-resend did not resend it
+    letter = outbox(ctx).filter(pl.col("reference") == ref)
+    assert letter["status"].to_list() == ["technical-failure"]
+    assert letter["notify_id"][0] == channel.service.notifications(ref)[0].notify_id
+    assert debt_row(ctx, book.debts["final"])["review_reason"] == "LETTER_TECHNICAL_FAILURE"
+    send_batch(ctx, batch_id, channel, CONFIG)  # nothing left to send or reconcile
+    assert channel.service.count(ref) == 1
 
 
 def test_an_outage_stops_the_batch_and_the_rerun_sends_each_letter_once(

@@ -43,12 +43,14 @@ from csa_closure.stages.letters_outbox import (
     OutboxStatus,
     SendOptions,
     SendResult,
+    SettleAction,
     SyncResult,
     approve_batch,
     build_batch,
     outbox_status,
     record_returned,
     send_batch,
+    settle_letter,
     sync_letters,
 )
 from csa_closure.stages.letters_outbox.send import refuse_example_config
@@ -515,16 +517,16 @@ def render_sync(console: Console, result: SyncResult) -> None:
         *[[f"now {k}", n] for k, n in sorted(result.changed.items())],
         ["returned (from the returned-letters report)", result.returned_from_report],
         ["debts flagged for tracing / a caseworker", result.debts_flagged],
-        ["technical failures sent again", result.resent],
-        ["technical failures left for the next sync (batch being sent)", result.resend_deferred],
-        ["technical failures no longer due", result.not_resent],
+        ["technical failures waiting for an operator (`notify settle`)", result.technical_failures],
     ]
     console.print(
         rich_table(None, ["", "letters"], [[k, f"{n:,}"] for k, n in rows if n], right=["letters"])
     )
-    if result.resend_stop_message:
+    if result.technical_failures:
         console.print(
-            f"[bold]Resending stopped ({result.resend_stop_code}):[/] {result.resend_stop_message}"
+            f"[bold]{result.technical_failures:,} technical failures are never resent by sync[/]"
+            " (Notify: do not send them again): settle each one with `notify settle REFERENCE"
+            " --resend` (after checking with Notify) or `--undeliverable`."
         )
 
 
@@ -558,11 +560,11 @@ def sync(
 
     Asks about letters accepted within Notify's 7-day retention and records each change in
     the letter's history; flags the debts of returned and permanently failed letters for
-    tracing and a caseworker; sends technical failures again (within the daily quota). With
-    fake-notify it also reads the fake's returned-letters report. JSON keys: run_id, channel,
-    as_of, polled, not_found, not_polled, poll_stopped, beyond_retention, changed,
-    returned_from_report, debts_flagged,
-    debts_moved, resent, resend_deferred, not_resent, resend_stop_code, resend_stop_message.
+    tracing and a caseworker; flags technical failures for a caseworker and never sends them
+    again (`notify settle` does, for one letter, after checking with Notify). With fake-notify
+    it also reads the fake's returned-letters report. JSON keys: run_id, channel, as_of,
+    polled, not_found, not_polled, poll_stopped, beyond_retention, changed,
+    returned_from_report, debts_flagged, debts_moved, technical_failures.
     """
     config = _config(letters_config)
     ctx = state.context()
@@ -591,6 +593,90 @@ def sync(
         csv_rows=lambda: (
             [{"status": k, "letters": n} for k, n in sorted(result.changed.items())],
             ["status", "letters"],
+        ),
+    )
+
+
+# --- settle --------------------------------------------------------------------------------------
+
+
+@notify.command()
+@click.argument("reference")
+@click.option(
+    "--resend",
+    "action",
+    flag_value=SettleAction.RESEND.value,
+    help="Ask Notify for the reference first; send the letter again only if Notify holds no"
+    " live letter for it.",
+)
+@click.option(
+    "--undeliverable",
+    "action",
+    flag_value=SettleAction.UNDELIVERABLE.value,
+    help="Never send it: cancel the letter and flag its debt for tracing and a caseworker.",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(NOTIFY_CHANNELS),
+    default=GOVUK_NOTIFY,
+    show_default=True,
+    help="The Notify service the letter went through.",
+)
+@_letters_config_option
+@_limit_options
+@_fake_options
+@format_option
+@pass_state
+def settle(
+    state: CliState,
+    reference: str,
+    action: str | None,
+    channel: str,
+    letters_config: Path | None,
+    daily_limit: int | None,
+    rate_per_minute: int,
+    fake_state: Path,
+    fake_faults: dict[str, float],
+    fake_fates: dict[str, float],
+    fake_seed: int,
+    fmt: str,
+) -> None:
+    """Settle one technical-failure letter REFERENCE: --resend or --undeliverable.
+
+    Notify's guidance for a technical failure is not to send the letter again, so `notify sync`
+    never does. --resend looks the reference up at Notify first: a live letter found there is
+    recorded instead (never sent twice); only when Notify holds none is it sent again, if still
+    due, within the daily quota. --undeliverable cancels it and flags its debt for tracing and a
+    caseworker. JSON keys: run_id, reference, action, outcome (resent, found_at_notify,
+    undeliverable, not_resent), status, notify_id, found_at_notify, stop_code, stop_message.
+    """
+    if action is None:
+        raise UsageError("say what to do with the letter: --resend or --undeliverable")
+    config = _config(letters_config)
+    ctx = state.context()
+    target = _channel(
+        channel,
+        config,
+        rate_per_minute=rate_per_minute,
+        fake_state=fake_state,
+        fake_faults=fake_faults,
+        fake_fates=fake_fates,
+        fake_seed=fake_seed,
+    )
+    options = _settle(channel)
+    options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
+    result = settle_letter(ctx, target, config, reference, SettleAction(action), options=options)
+    emit(
+        fmt,
+        result,
+        table=lambda c: c.print(
+            f"Letter {result.reference}: {result.outcome} (now {result.status};"
+            f" {result.found_at_notify} letters at Notify for the reference)"
+            + (
+                f"\n[bold]Stopped ({result.stop_code}):[/] {result.stop_message}"
+                if result.stop_message
+                else ""
+            )
         ),
     )
 

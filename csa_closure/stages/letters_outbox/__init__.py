@@ -6,7 +6,8 @@ One module per step:
 - :mod:`.build`: ``build_batch`` (``notify build``);
 - :mod:`.approve`: ``approve_batch`` (``notify approve``, maker-checker);
 - :mod:`.send`: ``send_batch`` (``notify send``: the send protocol, print files);
-- :mod:`.sync`: ``sync_letters`` and ``record_returned`` (``notify sync``, ``notify returned``);
+- :mod:`.sync`: ``sync_letters``, ``record_returned`` and ``settle_letter`` (``notify sync``,
+  ``notify returned``, ``notify settle``);
 - :mod:`.status`: ``outbox_status`` (``notify status``);
 - :mod:`.quota`: the persisted daily quota per channel;
 - :mod:`.outgoing`, :mod:`.outcomes`, :mod:`.common`: reading, composing and recording.
@@ -37,7 +38,14 @@ from csa_closure.stages.letters_outbox.send import (
     send_batch,
 )
 from csa_closure.stages.letters_outbox.status import OutboxStatus, outbox_status
-from csa_closure.stages.letters_outbox.sync import SyncResult, record_returned, sync_letters
+from csa_closure.stages.letters_outbox.sync import (
+    SettleAction,
+    SettleResult,
+    SyncResult,
+    record_returned,
+    settle_letter,
+    sync_letters,
+)
 
 __all__ = [
     "CHANNELS",
@@ -54,6 +62,8 @@ __all__ = [
     "OutboxStatus",
     "SendOptions",
     "SendResult",
+    "SettleAction",
+    "SettleResult",
     "SyncResult",
     "approve_batch",
     "batch_lease",
@@ -61,5 +71,6 @@ __all__ = [
     "outbox_status",
     "record_returned",
     "send_batch",
+    "settle_letter",
     "sync_letters",
 ]

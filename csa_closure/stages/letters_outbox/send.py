@@ -550,7 +550,13 @@ class _Sender:
     def _record_reconciled(self, decided: pl.DataFrame) -> None:
         decision = pl.col("decision")
         found = decided.filter(
-            decision.is_in([ReconcileDecision.SENT.value, ReconcileDecision.DUPLICATED.value])
+            decision.is_in(
+                [
+                    ReconcileDecision.SENT.value,
+                    ReconcileDecision.DUPLICATED.value,
+                    ReconcileDecision.TECHNICAL_FAILURE.value,
+                ]
+            )
         ).with_columns(
             pl.col("found_id").alias("notify_id"),
             pl.lit(self.ctx.clock()).alias("sent_at"),

@@ -13,11 +13,16 @@
 3. **Flags.** A returned or permanently failed letter flags its debt for address tracing and a
    caseworker (``LETTER_RETURNED``, ``LETTER_PERMANENT_FAILURE``); resolve holds such a debt
    back for the caseworker instead of expiring its window.
-4. **Technical failures** are sent again (Notify's guidance), through the same send protocol,
-   under the batch's lease (a batch being sent right now is left for the next sync), within
-   the day's quota, when the letter is still due (``outgoing.still_due``; a final-chance letter
-   while its own window is open and no answer has come). The letter keeps its reference and
-   its date, so it says what it said the first time.
+4. **Technical failures are never sent again automatically.** Notify's letter guidance for
+   ``technical-failure`` is "Do not try to send the letter again": Notify may still print it.
+   The letter's debt goes to a caseworker (``LETTER_TECHNICAL_FAILURE``) and sync counts the
+   letters waiting (``technical_failures``). An operator settles each one with
+   :func:`settle_letter` (``notify settle``): ``resend`` first asks Notify for the reference
+   and records a live letter it finds instead of sending (never twice); only when Notify has
+   none does it send again, through the same send protocol, under the batch's lease, within the
+   day's quota, when the letter is still due (``outgoing.still_due``), with its reference and
+   date, so it says what it said the first time. ``undeliverable`` cancels the letter and flags
+   its debt for tracing and a caseworker (``LETTER_UNDELIVERABLE``).
 
 The whole sync runs under the ``stage:notify-sync`` lease.
 """
@@ -26,19 +31,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.channels import ChannelUnavailable, LetterChannel, NotificationInfo
-from csa_closure.channels.status import RETENTION_DAYS
+from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
-from csa_closure.errors import LeaseHeld
+from csa_closure.errors import LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
+    REASON_DUPLICATED,
+    REASON_UNDELIVERABLE,
     SOURCE_FOR_CHANNEL,
     SYNC_LEASE,
     SYNC_STAGE,
@@ -46,6 +54,7 @@ from csa_closure.stages.letters_outbox.common import (
     BatchStatus,
     batch_lease,
     change_letters,
+    flag_debts,
     letter_changes,
     read_in,
 )
@@ -98,11 +107,7 @@ class SyncResult:
     returned_from_report: int = 0
     debts_flagged: int = 0
     debts_moved: int = 0
-    resent: int = 0  # technical failures sent again and accepted
-    resend_deferred: int = 0  # their batch is being sent right now: next sync
-    not_resent: int = 0  # technical failures no longer due
-    resend_stop_code: str | None = None
-    resend_stop_message: str | None = None
+    technical_failures: int = 0  # letters waiting for an operator (`notify settle`)
 
 
 def sync_letters(
@@ -115,7 +120,8 @@ def sync_letters(
     retention_days: float = RETENTION_DAYS,
     progress: Progress = NO_PROGRESS,
 ) -> SyncResult:
-    """Poll, record returns, flag, and resend technical failures (see the module doc).
+    """Poll, record returns and flag (see the module doc); technical failures are counted,
+    never resent.
     ``returned_report`` holds (notify id, reference) pairs from Notify's returned-letters
     report."""
     options = options or SendOptions()
@@ -127,14 +133,13 @@ def sync_letters(
         _poll(run, channel, config, source, retention_days, result, progress)
         if returned_report is not None:
             _returns(run, channel.name, list(returned_report), config, source, result)
-        _resend(run, channel, config, options, result, progress)
+        result.technical_failures = _technical_failures(run.ctx, channel.name)
         run.counts.update(
             {
                 "polled": result.polled,
                 "changed": dict(result.changed),
                 "returned_from_report": result.returned_from_report,
-                "resent": result.resent,
-                "resend_deferred": result.resend_deferred,
+                "technical_failures": result.technical_failures,
             }
         )
     return result
@@ -313,56 +318,184 @@ def record_returned(
 # --- technical failures -----------------------------------------------------------------------
 
 
-def _resend(
+def _technical_failures(ctx: Context, channel_name: str) -> int:
+    with ctx.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(letters)
+                .where(
+                    letters.c.status == LetterStatus.TECHNICAL_FAILURE.value,
+                    letters.c.channel == channel_name,
+                )
+            ).scalar_one()
+        )
+
+
+class SettleAction(StrEnum):
+    RESEND = "resend"  # after checking with Notify
+    UNDELIVERABLE = "undeliverable"
+
+
+@dataclass
+class SettleResult:
+    """What settling one technical failure did. JSON keys are these names."""
+
+    run_id: int | None
+    reference: str
+    action: str
+    outcome: str  # resent | found_at_notify | undeliverable | not_resent
+    status: str  # the letter's status now
+    notify_id: str | None = None
+    found_at_notify: int = 0  # letters Notify holds for the reference
+    stop_code: str | None = None
+    stop_message: str | None = None
+
+
+def settle_letter(
+    ctx: Context,
+    channel: LetterChannel,
+    config: LettersConfig,
+    reference: str,
+    action: SettleAction,
+    *,
+    options: SendOptions | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> SettleResult:
+    """An operator's decision on one ``technical-failure`` letter (see the module doc).
+    Refused (``UsageError``) for a letter that is not a technical failure on ``channel``."""
+    options = options or SendOptions()
+    parameters = {"reference": reference, "action": action.value, "channel": channel.name}
+    with stage_run(ctx, SYNC_STAGE, parameters, claims=[SYNC_LEASE]) as run:
+        with ctx.engine.connect() as conn:
+            found_id = conn.execute(
+                select(letters.c.letter_id, letters.c.status, letters.c.channel).where(
+                    letters.c.reference == reference
+                )
+            ).one_or_none()
+        if found_id is None:
+            raise UsageError(f"no letter has the reference {reference}")
+        if found_id.status != LetterStatus.TECHNICAL_FAILURE.value:
+            raise UsageError(
+                f"letter {reference} is {found_id.status}, not technical-failure: there is"
+                " nothing to settle"
+            )
+        if found_id.channel != channel.name:
+            raise UsageError(
+                f"letter {reference} was sent through {found_id.channel}: settle it with"
+                f" --channel {found_id.channel}"
+            )
+        with ctx.engine.connect() as conn:
+            row = read_letters_by_id(conn, [int(found_id.letter_id)]).with_columns(
+                still_due(ctx.as_of)
+            )
+        result = SettleResult(
+            run.run_id, reference, action.value, "", LetterStatus.TECHNICAL_FAILURE.value
+        )
+        if action is SettleAction.UNDELIVERABLE:
+            _undeliverable(run, row)
+            result.outcome, result.status = "undeliverable", LetterStatus.CANCELLED.value
+        else:
+            _settle_resend(run, channel, config, options, row, result, progress)
+        run.counts.update({"outcome": result.outcome, "status": result.status})
+    return result
+
+
+def _undeliverable(run: Run, row: pl.DataFrame) -> None:
+    with run.chunk() as conn:
+        change_letters(
+            conn,
+            run,
+            letter_changes(row, LetterStatus.CANCELLED.value, "SETTLED:UNDELIVERABLE").with_columns(
+                pl.lit("SETTLED:UNDELIVERABLE").alias("failure_reason")
+            ),
+            source=TOOLKIT,
+            set_columns=["failure_reason"],
+        )
+        flag_debts(
+            conn,
+            run,
+            row.select("debt_id", pl.lit(REASON_UNDELIVERABLE).alias("reason")),
+            tracing=True,
+            caseworker=True,
+        )
+
+
+def _settle_resend(
     run: Run,
     channel: LetterChannel,
     config: LettersConfig,
     options: SendOptions,
-    result: SyncResult,
+    row: pl.DataFrame,
+    result: SettleResult,
     progress: Progress,
 ) -> None:
-    ctx = run.ctx
-    with ctx.engine.connect() as conn:
-        ids = [
-            int(i)
-            for i in conn.execute(
-                select(letters.c.letter_id)
-                .where(
-                    letters.c.status == LetterStatus.TECHNICAL_FAILURE.value,
-                    letters.c.channel == channel.name,
-                )
-                .order_by(letters.c.letter_id)
-            ).scalars()
-        ]
-        failures = read_letters_by_id(conn, ids).with_columns(still_due(ctx.as_of))
-    due = failures.filter(pl.col("not_due").is_null())
-    result.not_resent = failures.height - due.height
-    for (batch_id,), letters_of_batch in due.group_by(["batch_id"], maintain_order=True):
-        try:
-            run.claim(batch_lease(int(batch_id)))  # type: ignore[arg-type]
-        except LeaseHeld:
-            result.resend_deferred += letters_of_batch.height
-            continue
+    reference = result.reference
+    found = list(channel.find_by_reference(reference))
+    result.found_at_notify = len(found)
+    live = [n for n in found if n.status is not NotifyStatus.TECHNICAL_FAILURE]
+    if live:
+        # Notify has a letter for it after all (it retried, or an earlier send went through):
+        # record that one; never send a second
+        adopted = min(live, key=lambda n: n.created_at or datetime.max.replace(tzinfo=UTC))
+        changed = row.with_columns(
+            pl.lit(adopted.status.value).alias("new_status"),
+            pl.lit(adopted.notify_id).alias("notify_id"),
+            pl.lit(f"SETTLED:FOUND_AT_NOTIFY:{len(found)}").alias("reason"),
+        )
+        source = SOURCE_FOR_CHANNEL.get(channel.name, channel.name)
         with run.chunk() as conn:
-            change_letters(
-                conn,
-                run,
-                letter_changes(
-                    letters_of_batch, LetterStatus.PENDING.value, "RESEND_AFTER_TECHNICAL_FAILURE"
-                ),
-                source=TOOLKIT,
+            apply_statuses(
+                conn, run, changed, source=source, config=config, set_columns=("notify_id",)
             )
-            _reopen(conn, run, int(batch_id))  # type: ignore[arg-type]
-        sent = SendResult(run.run_id, int(batch_id), channel.name, ctx.as_of.isoformat())  # type: ignore[arg-type]
-        sender = _Sender(run, int(batch_id), channel, config, options, sent, progress)  # type: ignore[arg-type]
-        stop = sender.send_pending(only_ids=letters_of_batch["letter_id"].to_list())
-        with run.chunk() as conn:
-            _finish(conn, run, int(batch_id), stop, sent, options)  # type: ignore[arg-type]
-        result.resent += sent.accepted
-        result.debts_flagged += sent.debts_flagged
-        if stop is not None:
-            result.resend_stop_code, result.resend_stop_message = stop.code, stop.message
-            break
+            if len(live) > 1:
+                flag_debts(
+                    conn,
+                    run,
+                    row.select("debt_id", pl.lit(REASON_DUPLICATED).alias("reason")),
+                    tracing=False,
+                    caseworker=True,
+                )
+        result.outcome, result.status, result.notify_id = (
+            "found_at_notify",
+            adopted.status.value,
+            adopted.notify_id,
+        )
+        return
+    if row["not_due"][0] is not None:
+        raise UsageError(
+            f"letter {reference} is no longer due ({row['not_due'][0]}): it is not sent again;"
+            " settle it with --undeliverable"
+        )
+    batch_id = int(row["batch_id"][0])
+    try:
+        run.claim(batch_lease(batch_id))
+    except LeaseHeld:
+        raise UsageError(
+            f"batch {batch_id} is being sent right now: settle letter {reference} once that"
+            " send has finished"
+        ) from None
+    with run.chunk() as conn:
+        change_letters(
+            conn,
+            run,
+            letter_changes(row, LetterStatus.PENDING.value, "SETTLED:RESEND_NOT_AT_NOTIFY"),
+            source=TOOLKIT,
+        )
+        _reopen(conn, run, batch_id)
+    sent = SendResult(run.run_id, batch_id, channel.name, run.ctx.as_of.isoformat())  # type: ignore[arg-type]
+    sender = _Sender(run, batch_id, channel, config, options, sent, progress)
+    stop = sender.send_pending(only_ids=row["letter_id"].to_list())
+    with run.chunk() as conn:
+        _finish(conn, run, batch_id, stop, sent, options)
+    with run.ctx.engine.connect() as conn:
+        now = conn.execute(
+            select(letters.c.status, letters.c.notify_id).where(letters.c.reference == reference)
+        ).one()
+    result.status, result.notify_id = now.status, now.notify_id
+    result.outcome = "resent" if sent.accepted else "not_resent"
+    if stop is not None:
+        result.stop_code, result.stop_message = stop.code, stop.message
 
 
 def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
@@ -388,4 +521,11 @@ def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
     )
 
 
-__all__ = ["SyncResult", "record_returned", "sync_letters"]
+__all__ = [
+    "SettleAction",
+    "SettleResult",
+    "SyncResult",
+    "record_returned",
+    "settle_letter",
+    "sync_letters",
+]
