@@ -239,3 +239,38 @@ def test_sync_never_resends_a_technical_failure_and_settle_does_once(
     assert (
         _json(_run(store, "sender", "sync", *fake, "--format", "json"))["technical_failures"] == 6
     )
+
+
+def test_returns_of_an_uploaded_print_file_need_its_upload_report(
+    store: str, tmp_path: Path
+) -> None:
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    out = tmp_path / "print"
+    sent = _json(
+        _run(store, "sender", "send", batch, "--channel", "print-file", "--out", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    file = sent["print_files"]["files"][0]
+    directory = Path(sent["print_files"]["directory"])
+    service = FakeNotify(tmp_path / "fake.db")
+    upload = service.upload_print_file(directory / file["file"], file["template_id"])
+    returned = tmp_path / "returned.csv"
+    returned.write_text(
+        "Notification ID,Reference,Date sent\n" + f"{upload[0][1]},,2019-04-20\n", encoding="utf-8"
+    )
+    unmatched = _run(store, "caseworker", "returned", str(returned))
+    assert unmatched.exit_code == 0 and "1 returns match no letter" in unmatched.output
+    assert upload[0][1] in unmatched.output and "notify uploaded" in unmatched.output
+    report = tmp_path / "upload.csv"
+    report.write_text(
+        "Row number,Recipient,Notification ID\n"
+        + "".join(f"{n},(withheld),{i}\n" for n, i in upload),
+        encoding="utf-8",
+    )
+    args = ["uploaded", str(directory), str(report), "--file", file["file"], "--format", "json"]
+    imported = _json(_run(store, "sender", *args))
+    assert (imported["recorded"], imported["rows"]) == (len(upload), file["row_count"])
+    matched = _json(_run(store, "caseworker", "returned", str(returned), "--format", "json"))
+    assert (matched["returned_from_report"], matched["returned_unmatched"]) == (1, 0)
+    assert matched["debts_flagged"] == 1

@@ -15,6 +15,7 @@ from csa_closure.channels import Fates, NotificationInfo, NotifyStatus
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
 from csa_closure.stages.letters_outbox import (
+    SendOptions,
     SettleAction,
     record_returned,
     send_batch,
@@ -74,13 +75,17 @@ def test_a_returned_letter_flags_its_debt_for_tracing_and_a_caseworker(
     channel = fake(tmp_path, clock, fates=Fates(returned=1.0, returned_after_days=3))
     send_batch(ctx, batch_id, channel, CONFIG)
     later(clock, days=3, minutes=1)
-    result = sync_letters(ctx, channel, CONFIG)
+    polled = sync_letters(ctx, channel, CONFIG)
+    assert polled.changed == {"received": 1}  # Notify's API never shows the return
+    report = [(i, r) for i, r, _ in channel.service.returned_letters()]
+    result = sync_letters(ctx, channel, CONFIG, returned_report=report)
     assert result.changed == {"returned-letter": 1} and result.debts_flagged == 1
+    assert result.returned_from_report == 1 and result.returned_unmatched == 0
     debt = debt_row(ctx, book.debts["final"])
     assert debt["needs_tracing"] and debt["needs_caseworker"]
     assert debt["review_reason"] == "LETTER_RETURNED"
     assert debt["state"] == "awaiting_response"  # resolve holds a flagged debt back
-    again = sync_letters(ctx, channel, CONFIG)
+    again = sync_letters(ctx, channel, CONFIG, returned_report=report)
     assert again.changed == {} and again.debts_flagged == 0
 
 
@@ -228,3 +233,39 @@ def test_a_poll_cut_short_by_notifys_page_cap_records_what_it_read(
     assert result.changed == {"received": 4}
     rest = sync_letters(ctx, fake(tmp_path, clock), CONFIG)
     assert rest.changed == {"received": sent.accepted - 4} and rest.poll_stopped is None
+
+
+def test_returns_of_an_uploaded_print_file_are_matched_by_the_upload_reports_notify_ids(
+    ctx: Context, tmp_path: Path
+) -> None:
+    from csa_closure.channels import PrintFileChannel
+    from csa_closure.errors import InputError
+    from csa_closure.stages.letters_outbox import record_upload_report
+
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx, letter_type="representation")
+    out = tmp_path / "print"
+    sent = send_batch(
+        ctx, batch_id, PrintFileChannel(out, CONFIG), CONFIG, options=SendOptions(daily_limit=None)
+    )
+    assert sent.print_files is not None
+    (file,) = sent.print_files.files
+    directory = Path(sent.print_files.directory)
+    service = fake(tmp_path, clock, fates=Fates(returned=1.0, returned_after_days=21)).service
+    upload = service.upload_print_file(directory / file["file"], file["template_id"])
+    later(clock, days=22)
+    report = [(i, r) for i, r, _ in service.returned_letters()]
+    assert report and all(r is None for _, r in report)  # Reference empty: an uploaded file
+    unmatched = record_returned(ctx, report, CONFIG)
+    assert (unmatched.returned_from_report, unmatched.returned_unmatched) == (0, len(report))
+    assert set(unmatched.unmatched_notify_ids) == {i for i, _ in report}
+    with pytest.raises(InputError, match="row 99"):
+        record_upload_report(ctx, directory, file["file"], [(99, upload[0][1])])
+    imported = record_upload_report(ctx, directory, file["file"], upload)
+    assert (imported.recorded, imported.already) == (len(upload), 0)
+    assert record_upload_report(ctx, directory, file["file"], upload).already == len(upload)
+    matched = record_returned(ctx, report, CONFIG)
+    assert (matched.returned_from_report, matched.returned_unmatched) == (len(report), 0)
+    assert _final(ctx, book.debts["final"])["status"].to_list() == ["returned-letter"]
+    assert debt_row(ctx, book.debts["final"])["review_reason"] == "LETTER_RETURNED"

@@ -28,7 +28,7 @@ from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUE
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, rich_table
 from csa_closure.cli.progress import progress_bars
-from csa_closure.errors import UsageError
+from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
 from csa_closure.stages.letters_outbox import (
     CHANNELS,
@@ -54,6 +54,7 @@ from csa_closure.stages.letters_outbox import (
     sync_letters,
 )
 from csa_closure.stages.letters_outbox.send import refuse_example_config
+from csa_closure.stages.letters_outbox.sync import record_upload_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 FAKE_STATE_ENV = "CSA_CLOSURE_FAKE_NOTIFY"
@@ -730,10 +731,74 @@ def returned(state: CliState, report: Path, letters_config: Path | None, fmt: st
         table=lambda c: c.print(
             f"{result.returned_from_report:,} letters recorded as returned; "
             f"{result.debts_flagged:,} debts flagged for tracing and a caseworker."
+            + (
+                f"\n[bold]{result.returned_unmatched:,} returns match no letter[/] (Notify ids:"
+                f" {', '.join(result.unmatched_notify_ids[:10])}): an uploaded print file's"
+                " returns carry no reference; import its upload report with `notify uploaded`"
+                " and run this again, or give them to a caseworker."
+                if result.returned_unmatched
+                else ""
+            )
         ),
         csv_rows=lambda: (
-            [{"returned": result.returned_from_report, "debts_flagged": result.debts_flagged}],
-            ["returned", "debts_flagged"],
+            [
+                {
+                    "returned": result.returned_from_report,
+                    "debts_flagged": result.debts_flagged,
+                    "unmatched": result.returned_unmatched,
+                }
+            ],
+            ["returned", "debts_flagged", "unmatched"],
+        ),
+    )
+
+
+def read_upload_report(path: Path) -> list[tuple[int, str]]:
+    """(row number, notification id) pairs from Notify's upload report for one print file: a
+    CSV with ``Row number`` and ``Notification ID`` columns (any case)."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    if not rows:
+        return []
+    header = [h.strip().lower().replace("_", " ") for h in rows[0]]
+    if "row number" not in header or "notification id" not in header:
+        raise InputError(f"{path}: an upload report needs Row number and Notification ID columns")
+    at_row, at_id = header.index("row number"), header.index("notification id")
+    pairs = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            pairs.append((int(row[at_row]), row[at_id].strip()))
+        except (ValueError, IndexError):
+            raise InputError(f"{path} line {line}: Row number must be a whole number") from None
+    return pairs
+
+
+@notify.command()
+@click.argument("batch_directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file", "file_name", required=True, help="The print file the report is for.")
+@format_option
+@pass_state
+def uploaded(
+    state: CliState, batch_directory: Path, report: Path, file_name: str, fmt: str
+) -> None:
+    """Record Notify's upload report REPORT for one print file of BATCH_DIRECTORY.
+
+    A letter uploaded to Notify as a print file has no reference at Notify, so its return can
+    only be matched by its Notify id: after uploading a file, download Notify's report for it
+    (Row number, Notification ID) and import it here. Safe to re-run. JSON keys: run_id, file,
+    rows, recorded, already.
+    """
+    result = record_upload_report(
+        state.context(), batch_directory, file_name, read_upload_report(report)
+    )
+    emit(
+        fmt,
+        result,
+        table=lambda c: c.print(
+            f"{result.file}: {result.rows:,} rows; {result.recorded:,} letters given their"
+            f" Notify id, {result.already:,} had it already."
         ),
     )
 

@@ -29,19 +29,22 @@ The whole sync runs under the ``stage:notify-sync`` lease.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.channels import ChannelUnavailable, LetterChannel, NotificationInfo
+from csa_closure.channels.printfile import MANIFEST_NAME, file_sha256
 from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
-from csa_closure.errors import LeaseHeld, UsageError
+from csa_closure.errors import InputError, LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
@@ -105,6 +108,8 @@ class SyncResult:
     beyond_retention: int = 0  # accepted letters too old to ask about
     changed: dict[str, int] = field(default_factory=dict)  # new status -> letters
     returned_from_report: int = 0
+    returned_unmatched: int = 0  # report rows that match no letter: a caseworker looks
+    unmatched_notify_ids: list[str] = field(default_factory=list)  # ids only, no personal data
     debts_flagged: int = 0
     debts_moved: int = 0
     technical_failures: int = 0  # letters waiting for an operator (`notify settle`)
@@ -283,6 +288,24 @@ def _returns(
         by_ref = read_in(
             conn, f"SELECT {_COLUMNS} FROM letters WHERE reference IN ({{marks}})", refs, _SCHEMA
         )
+    known_ids = set(by_id["notify_id"].to_list())
+    known_refs = set(by_ref["reference"].to_list())
+    unmatched = sorted(
+        {i or f"reference:{r}" for i, r in report if i not in known_ids and r not in known_refs}
+    )
+    if unmatched:
+        # a return we cannot tie to a letter (an uploaded file's row whose upload report was
+        # never imported): recorded for a caseworker, by Notify id only
+        with run.chunk() as conn:
+            events.record(
+                conn,
+                run,
+                "letter.return_unmatched",
+                entity=f"channel:{channel_name}",
+                detail={"notify_ids": unmatched[:1000], "count": len(unmatched)},
+            )
+        result.returned_unmatched += len(unmatched)
+        result.unmatched_notify_ids.extend(unmatched)
     rows = (
         pl.concat([by_id, by_ref])
         .unique("letter_id", keep="first")
@@ -296,6 +319,83 @@ def _returns(
     _record(run, rows, config, source, result)
     result.returned_from_report += rows.height
     return rows.height
+
+
+@dataclass
+class UploadResult:
+    """What importing Notify's upload report for one print file did. JSON keys are these."""
+
+    run_id: int | None
+    file: str
+    rows: int
+    recorded: int = 0  # letters given their Notify id now
+    already: int = 0  # letters that had this id already
+
+
+def record_upload_report(
+    ctx: Context, batch_directory: Path, file_name: str, report: Iterable[tuple[int, str]]
+) -> UploadResult:
+    """Give the letters of print file ``file_name`` (in ``batch_directory``, checked against its
+    manifest) the Notify ids of Notify's upload report for it: (row number from 1, notification
+    id). A return of an uploaded letter carries no reference; its Notify id then finds it.
+    Safe to re-run; a row that already has another Notify id is refused."""
+    manifest = json.loads((batch_directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    entry = next((f for f in manifest.get("files", []) if f["file"] == file_name), None)
+    if entry is None:
+        raise InputError(f"{file_name} is not in {batch_directory / MANIFEST_NAME}")
+    if file_sha256(batch_directory / file_name) != entry["sha256"]:
+        raise InputError(f"{batch_directory / file_name} does not match its manifest (SHA-256)")
+    references: list[str] = entry["references"]
+    pairs = list(report)
+    for number, notify_id in pairs:
+        if not 1 <= number <= len(references):
+            raise InputError(
+                f"upload report row {number}: {file_name} has rows 1 to {len(references)}"
+            )
+        if not notify_id:
+            raise InputError(f"upload report row {number}: no notification id")
+    result = UploadResult(None, file_name, len(pairs))
+    by_reference = {references[n - 1]: i for n, i in pairs}
+    with stage_run(ctx, SYNC_STAGE, {"upload_report": file_name}, claims=[SYNC_LEASE]) as run:
+        result.run_id = run.run_id
+        with ctx.engine.connect() as conn:
+            found = read_in(
+                conn,
+                "SELECT letter_id, reference, notify_id FROM letters WHERE reference IN ({marks})",
+                sorted(by_reference),
+                {"letter_id": pl.Int64(), "reference": pl.String(), "notify_id": pl.String()},
+            )
+        missing = set(by_reference) - set(found["reference"].to_list())
+        if missing:
+            raise InputError(f"{file_name}: {len(missing)} of its letters are not in the store")
+        clash = found.filter(
+            pl.col("notify_id").is_not_null()
+            & (pl.col("notify_id") != pl.col("reference").replace_strict(by_reference))
+        )
+        if clash.height:
+            raise InputError(
+                f"letter {clash['reference'][0]} already has another Notify id: is this the"
+                f" upload report of {file_name}?"
+            )
+        todo = found.filter(pl.col("notify_id").is_null())
+        result.already = found.height - todo.height
+        with run.chunk() as conn:
+            for letter_id, reference in todo.select("letter_id", "reference").iter_rows():
+                conn.execute(
+                    update(letters)
+                    .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
+                    .values(notify_id=by_reference[reference])
+                )
+            events.record(
+                conn,
+                run,
+                "letters.upload_report",
+                entity=f"file:{file_name}",
+                detail={"rows": len(pairs), "recorded": todo.height, "already": result.already},
+            )
+        result.recorded = todo.height
+        run.counts.update({"recorded": result.recorded, "already": result.already})
+    return result
 
 
 def record_returned(
@@ -525,7 +625,9 @@ __all__ = [
     "SettleAction",
     "SettleResult",
     "SyncResult",
+    "UploadResult",
     "record_returned",
+    "record_upload_report",
     "settle_letter",
     "sync_letters",
 ]
