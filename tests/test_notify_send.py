@@ -520,3 +520,48 @@ def test_a_print_batch_in_flight_is_finished_in_the_same_directory(
         _print(ctx, batch_id, tmp_path / "second")
     assert not (tmp_path / "second").exists()
     assert _print(ctx, batch_id, tmp_path / "first").batch_status == "sent"
+
+
+def _representation_template() -> Any:
+    from csa_closure.letters.kinds import letter_kind
+
+    return CONFIG.template(letter_kind("representation", "PWC"))
+
+
+@pytest.mark.parametrize("change", ["placeholders", "type"])
+def test_templates_that_differ_at_notify_refuse_the_batch_before_any_letter(
+    ctx: Context, tmp_path: Path, change: str
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    refs = _pending_refs(ctx, batch_id)
+    template = _representation_template()
+    kept = [name for name in template.placeholder_names[1:]]
+    body = "\n".join(f"(({name}))" for name in [*kept, "reply_phone"])
+    override = ("letter", body) if change == "placeholders" else ("email", body)
+    channel = fake(tmp_path, clock, template_overrides={template.template_id: override})
+    with pytest.raises(BatchStopped) as stopped:
+        send_batch(ctx, batch_id, channel, CONFIG)
+    message = stopped.value.result.stop_message or ""
+    assert stopped.value.result.stop_code == "TEMPLATE_MISMATCH"
+    assert "representation.PWC" in message and template.template_id in message
+    if change == "placeholders":
+        assert "does not send: reply_phone" in message  # the one the template needs
+        assert f"does not have: {template.placeholder_names[0]}" in message  # the one we send
+    else:
+        assert "is of type email, not letter" in message
+    assert channel.service.count() == 0  # not one letter
+    assert {r[1] for r in channel.service.request_log()} == {"template"}
+    assert stopped.value.result.by_status == {"pending": len(refs)}
+    fixed = fake(tmp_path, clock)
+    send_batch(ctx, batch_id, fixed, CONFIG)
+    _exactly_once(fixed, refs)
+
+
+def test_the_template_check_names_a_template_notify_does_not_have() -> None:
+    from csa_closure.letters.kinds import letter_kind
+    from csa_closure.stages.letters_outbox.templates import template_problem
+
+    problem = template_problem(letter_kind("representation", "PWC"), CONFIG, None)
+    assert problem is not None and "Notify has no such template" in problem

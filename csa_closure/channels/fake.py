@@ -43,7 +43,7 @@ import requests
 from notifications_python_client import NotificationsAPIClient
 from requests.adapters import BaseAdapter
 
-from csa_closure.channels.notify import NotifyChannel, RetryPolicy
+from csa_closure.channels.notify import NotifyChannel, RetryPolicy, fold_placeholder
 from csa_closure.channels.ratelimit import TokenBucket
 from csa_closure.channels.status import RETENTION_DAYS
 from csa_closure.letters.address import AddressProblemCode, check_lines
@@ -208,8 +208,11 @@ class FakeNotify:
         retention_days: float = RETENTION_DAYS,
         templates: LettersConfig | None = None,
         page_size: int = PAGE_SIZE,
+        template_overrides: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.faults = faults or Faults()
+        # template id -> (type, body) served instead of the configured letter template
+        self._template_overrides = dict(template_overrides or {})
         self.fates = fates or Fates()
         self.seed = seed
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -281,6 +284,8 @@ class FakeNotify:
             reply = self._get_one(path.rsplit("/", 1)[-1], now)
         elif kind == "list":
             reply = self._list(query, now)
+        elif kind == "template":
+            reply = self._template(path.rsplit("/", 1)[-1])
         else:
             reply = _error(404, "NotFound", "The requested URL was not found on the server.")
         return reply
@@ -469,6 +474,28 @@ class FakeNotify:
         return "received", fates.received_after_days
 
     # --- looking up ------------------------------------------------------------------------
+
+    def _template(self, template_id: str) -> FakeReply:
+        """A template as Notify's API shows it: a letter template using the configured
+        placeholders (or, from ``template_overrides``, another type or body)."""
+        override = self._template_overrides.get(template_id)
+        if override is None:
+            names = (self._templates or {}).get(template_id)
+            if names is None:
+                return _error(404, "NoResultFound", "No result found")
+            override = ("letter", "\n".join("((" + name + "))" for name in names))
+        kind, body = override
+        return FakeReply(
+            200,
+            {
+                "id": template_id,
+                "type": kind,
+                "version": 1,
+                "name": "Letter",
+                "subject": "Letter" if kind != "sms" else None,
+                "body": body,
+            },
+        )
 
     def _get_one(self, notify_id: str, now: datetime) -> FakeReply:
         try:
@@ -719,11 +746,12 @@ def _request_kind(method: str, path: str) -> str:
         return "list"
     if method == "GET" and path.startswith("/v2/notifications/"):
         return "get"
+    if method == "GET" and path.startswith("/v2/template/"):
+        return "template"
     return "other"
 
 
-def _fold(name: str) -> str:
-    return name.replace(" ", "").replace("_", "").replace("-", "").lower()
+_fold = fold_placeholder
 
 
 def _template_placeholders(config: LettersConfig) -> dict[str, tuple[str, ...]]:
@@ -799,6 +827,7 @@ class FakeNotifyChannel(NotifyChannel):
         sleep: Callable[[float], None] | None = None,
         api_key: str = FAKE_API_KEY,
         max_pages: int = 1_000,
+        template_overrides: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.service = FakeNotify(
             path,
@@ -809,6 +838,7 @@ class FakeNotifyChannel(NotifyChannel):
             retention_days=retention_days,
             templates=templates,
             page_size=page_size,
+            template_overrides=template_overrides,
         )
         client = NotificationsAPIClient(api_key, base_url=FAKE_BASE_URL)
         client.request_session.mount(FAKE_BASE_URL, FakeNotifyAdapter(self.service))

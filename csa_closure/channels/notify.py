@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -229,6 +230,21 @@ class NotifyChannel:
     def get_statuses(self, notify_ids: Iterable[str]) -> dict[str, NotificationInfo | None]:
         return {notify_id: self.get_status(notify_id) for notify_id in notify_ids}
 
+    def get_template(self, template_id: str) -> TemplateInfo | None:
+        """The template as Notify has it (``get_template`` in the official client: GET
+        /v2/template/{id}), or ``None`` if this service has no such template."""
+        try:
+            item = self._lookup(lambda: self._client.get_template(template_id))
+        except _NotFound:
+            return None
+        version = item.get("version")
+        return TemplateInfo(
+            template_id=str(item.get("id") or template_id),
+            template_type=str(item.get("type") or ""),
+            version=version if isinstance(version, int) else None,
+            placeholders=template_placeholders(item.get("subject"), item.get("body")),
+        )
+
     # --- plumbing --------------------------------------------------------------------------
 
     def _throttle(self) -> None:
@@ -271,6 +287,36 @@ class NotifyChannel:
     def _backoff_sleep(self, seconds: float) -> None:
         self.slept += seconds
         self._sleep(seconds)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What we read of a Notify template: its type and the placeholders it uses."""
+
+    template_id: str
+    template_type: str  # "letter", "email" or "sms"
+    version: int | None
+    placeholders: tuple[str, ...]  # as the template writes them, each once, in order
+
+
+_PLACEHOLDER = re.compile(r"\(\(([^()]+?)\)\)")
+
+
+def template_placeholders(*texts: Any) -> tuple[str, ...]:
+    """The placeholders of a template's subject and body: ``((name))``, and the name of a
+    conditional ``((name??text))``."""
+    names: list[str] = []
+    for text in texts:
+        for match in _PLACEHOLDER.finditer(str(text or "")):
+            name = match.group(1).split("??")[0].strip()
+            if name and fold_placeholder(name) not in {fold_placeholder(n) for n in names}:
+                names.append(name)
+    return tuple(names)
+
+
+def fold_placeholder(name: str) -> str:
+    """A placeholder name as Notify matches it: case, spaces, ``_`` and ``-`` ignored."""
+    return name.replace(" ", "").replace("_", "").replace("-", "").lower()
 
 
 # --- error mapping -------------------------------------------------------------------------

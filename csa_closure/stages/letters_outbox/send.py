@@ -81,6 +81,7 @@ from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
 from csa_closure.errors import ConcurrentChange, CsaClosureError, UsageError
 from csa_closure.letters import LettersConfig
+from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox import quota
 from csa_closure.stages.letters_outbox.common import (
@@ -119,6 +120,7 @@ from csa_closure.stages.letters_outbox.outgoing import (
     unsendable_frame,
     without_address,
 )
+from csa_closure.stages.letters_outbox.templates import check_templates
 from csa_closure.states import LetterStatus
 from csa_closure.store import events, failpoints
 from csa_closure.store.runs import Run, stage_run
@@ -147,6 +149,7 @@ class StopCode:
     UNAVAILABLE = "UNAVAILABLE"
     OUTAGE = "OUTAGE"  # several ambiguous sends in a row
     BATCH_REJECTED = "BATCH_REJECTED"  # a 400 every letter would get
+    TEMPLATE_MISMATCH = "TEMPLATE_MISMATCH"  # Notify's templates and the configuration differ
     RECONCILE_WAIT = "RECONCILE_WAIT"  # not a stop: letters wait to be reconciled
 
 
@@ -262,13 +265,62 @@ def send_batch(
             if isinstance(channel, PrintFileChannel):
                 stop = sender.print_files(channel.out_dir)
             else:
-                stop = sender.reconcile_in_flight() or sender.send_pending()
+                stop = (
+                    _template_stop(ctx, batch_id, channel, config, options)
+                    or sender.reconcile_in_flight()
+                    or sender.send_pending()
+                )
         with run.chunk() as conn:
             _finish(conn, run, batch_id, stop, result, options)
         run.counts.update(_counts(result))
         if stop is not None and stop.needs_person:
             raise BatchStopped(stop.message, result)
     return result
+
+
+def _template_stop(
+    ctx: Context,
+    batch_id: int,
+    channel: LetterChannel,
+    config: LettersConfig,
+    options: SendOptions,
+) -> Stop | None:
+    """Each template the batch's letters still to send use, checked at Notify before the first
+    letter (:mod:`.templates`); a stop naming every problem, or None. Not asked when the day's
+    quota is used up: no letter goes today, and the next run checks again."""
+    get_template = getattr(channel, "get_template", None)
+    if get_template is None:
+        return None
+    with ctx.engine.connect() as conn:
+        today = quota.quota_state(conn, channel.name, ctx.as_of, options.daily_limit)
+        if today.remaining == 0:
+            return None
+        rows = conn.execute(
+            select(letters.c.purpose, letters.c.recipient)
+            .where(
+                letters.c.batch_id == batch_id,
+                letters.c.status.in_(
+                    [
+                        LetterStatus.PENDING.value,
+                        LetterStatus.SENDING.value,
+                        LetterStatus.UNKNOWN.value,
+                    ]
+                ),
+            )
+            .distinct()
+        ).all()
+    kinds = [LetterKind(LetterPurpose(p), Recipient(r)) for p, r in rows]
+    try:
+        problems = check_templates(get_template, kinds, config)
+    except ChannelError as exc:
+        return Stop(exc.code, f"checking the batch's templates at Notify: {exc}")
+    if not problems:
+        return None
+    return Stop(
+        StopCode.TEMPLATE_MISMATCH,
+        f"batch {batch_id} refused before any letter was sent, its templates at Notify do not"
+        " match the letters configuration: " + " | ".join(problems),
+    )
 
 
 def refuse_example_config(channel: str, config: LettersConfig) -> None:
