@@ -411,25 +411,44 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
     col = [pl.col(f) for f in fields]
     # BFPO: the first BFPO line with a number makes a BFPO address; then every BFPO line goes
     number = f"{_T}bfpo"
-    work = work.with_columns(pl.coalesce(c.str.extract(_BFPO_FRAME, 1) for c in col).alias(number))
+    is_bfpo_line = [f"{_T}bfpo_at{i}" for i in range(7)]
+    work = work.with_columns(
+        c.str.contains(_BFPO_FRAME).alias(is_bfpo_line[i]) for i, c in enumerate(col)
+    )
+    work = work.with_columns(
+        pl.coalesce(
+            pl.when(pl.col(is_bfpo_line[i])).then(c.str.extract(_BFPO_FRAME, 1))
+            for i, c in enumerate(col)
+        ).alias(number)
+    )
     bfpo = pl.col(number).is_not_null()
     present = [f"{_T}present{i}" for i in range(7)]
+    uk = [f"{_T}uk{i}" for i in range(7)]
     work = work.with_columns(
-        ((c != "") & ~(bfpo & c.str.contains(_BFPO_FRAME))).alias(present[i])
-        for i, c in enumerate(col)
+        *(
+            ((c != "") & ~(bfpo & pl.col(is_bfpo_line[i]))).alias(present[i])
+            for i, c in enumerate(col)
+        ),
+        *(
+            (
+                ~c.str.contains(_NON_ASCII) & c.str.to_lowercase().is_in(sorted(UK_COUNTRY_NAMES))
+            ).alias(uk[i])
+            for i, c in enumerate(col)
+        ),
     )
-    # UK country names at the end are dropped, never the first line left
-    uk = [
-        ~c.str.contains(_NON_ASCII) & c.str.to_lowercase().is_in(sorted(UK_COUNTRY_NAMES))
-        for c in col
-    ]
-    kept: list[pl.Expr] = [pl.lit(False)] * 7
-    tail = pl.lit(True)
+    # UK country names at the end are dropped, never the first line left: right to left, a
+    # line is dropped when it is a UK name, a line is left before it, and every present line
+    # after it was dropped too
+    dropped = [f"{_T}dropped{i}" for i in range(7)]
+    tail = f"{_T}tail"
+    work = work.with_columns(pl.lit(True).alias(tail))
     for i in reversed(range(7)):
         before = pl.any_horizontal(pl.col(present[j]) for j in range(i)) if i else pl.lit(False)
-        dropped = pl.col(present[i]) & uk[i] & before & tail
-        kept[i] = pl.col(present[i]) & ~dropped
-        tail = tail & (~pl.col(present[i]) | dropped)
+        here = pl.col(present[i]) & pl.col(uk[i]) & before & pl.col(tail)
+        work = work.with_columns(here.alias(dropped[i])).with_columns(
+            (pl.col(tail) & (~pl.col(present[i]) | pl.col(dropped[i]))).alias(tail)
+        )
+    kept = [pl.col(present[i]) & ~pl.col(dropped[i]) for i in range(7)]
     keep = [f"{_T}kept{i}" for i in range(7)]
     work = work.with_columns(k.alias(keep[i]) for i, k in enumerate(kept))
     # the number each kept line is printed as
@@ -439,7 +458,11 @@ def address_frame(parties: pl.DataFrame, *, max_line_length: int = MAX_LINE_LENG
         for i in range(7)
     )
     kept_count = pl.col(at[-1])
-    is_last = [pl.col(keep[i]) & (pl.col(at[i]) == kept_count) for i in range(7)]
+    last_at = [f"{_T}last_at{i}" for i in range(7)]
+    work = work.with_columns(
+        (pl.col(keep[i]) & (pl.col(at[i]) == kept_count)).alias(last_at[i]) for i in range(7)
+    )
+    is_last = [pl.col(c) for c in last_at]
     last, formatted = f"{_T}last", f"{_T}formatted"
     work = work.with_columns(
         pl.coalesce(pl.when(is_last[i]).then(c) for i, c in enumerate(col)).alias(last)
