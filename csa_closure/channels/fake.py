@@ -6,8 +6,15 @@
 it accepted for each reference. It simulates, all seeded and deterministic:
 
 - acceptance, and status progression over (simulated) days: ``accepted``, then ``received``;
-  at configured rates ``returned-letter`` (weeks later), ``permanent-failure`` and
-  ``technical-failure``; status data disappears after the retention period (7 days);
+  at configured rates ``permanent-failure`` and ``technical-failure``, and returns (weeks
+  later) which, as at Notify, the API never shows (a returned letter stays ``received``): they
+  are in the returned-letters report only (:meth:`FakeNotify.returned_letters`), with an empty
+  reference for letters uploaded as a print file (:meth:`FakeNotify.upload_print_file`, which
+  also gives the upload report); status data disappears after the retention period (7 days);
+- templates (GET /v2/template/{id}) as the letters configuration has them, or as a test
+  overrides them (another type or body);
+- refusals of every letter (``Faults.service_refusal``): the service may not send letters, a
+  template deleted or of the wrong type, a team key, trial mode;
 - 429 ``RateLimitError`` (at a rate, or a real per-minute cap on the fake clock), the daily
   limit (429 ``TooManyRequestsError``), 5xx errors and dropped connections before acceptance,
   and the worst cases: a timeout or a 5xx *after* the letter was accepted;

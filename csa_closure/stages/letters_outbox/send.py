@@ -7,11 +7,16 @@ configuration: once a letter of it has been tried, another channel or configurat
 
 **Notify, one letter at a time, exactly once.** Notify has no idempotency key, so:
 
+0. *Templates first.* Before the first letter, every template the batch's letters use is
+   fetched from Notify and compared with the letters configuration
+   (:mod:`.templates`): a difference refuses the batch before anything is sent.
 1. *Reconcile first.* Every letter left ``sending`` or ``unknown`` by an earlier run is looked
    up by its reference (:func:`~csa_closure.channels.reconcile`) before anything new is sent:
    found -> recorded as Notify has it (never sent again); found twice -> recorded and flagged for
-   a person; not found -> back to ``pending`` (safe to send again); too soon to tell -> left for
-   the next run; too old to tell (past Notify's retention) -> flagged for a person.
+   a person; found only as a technical failure -> recorded as that (never resent: Notify's
+   guidance; ``notify settle`` decides); not found -> back to ``pending`` (safe to send
+   again); too soon to tell -> left for the next run; too old to tell (past Notify's
+   retention) -> flagged for a person.
 2. *Intent before the call.* Letters go in small groups (``intent_group``, default 20). For
    each group one transaction reserves the group in the day's quota and marks its letters
    ``sending`` with the attempt time and the letter date; only then is Notify called, once per
@@ -28,7 +33,9 @@ configuration: once a letter of it has been tried, another channel or configurat
 The batch **stops** (status ``stopped``, with the reason; run ``notify send`` again to resume)
 when the day's quota is used (checked before every group; Notify's own daily limit, 429
 ``TooManyRequestsError``, marks the day used up), or Notify refuses the key (403), or a
-rejection says every letter would fail (e.g. a template not found), or Notify stays
+rejection says every letter would fail (the service may not send letters, a template deleted
+or of the wrong type, a team key or trial mode: stopped after that one letter, with the cause
+named), or Notify stays
 unavailable, or ``max_ambiguous_in_a_row`` sends in a row were ambiguous (an outage). Stops that
 need a person raise :class:`BatchStopped` after everything is recorded; the daily quota does
 not (resume with the next day's ``--as-of``).

@@ -68,6 +68,7 @@ from csa_closure.stages.letters_outbox.send import (
     SendResult,
     _finish,
     _Sender,
+    _template_stop,
 )
 from csa_closure.states import LetterStatus
 from csa_closure.store import events
@@ -568,6 +569,9 @@ def _settle_resend(
             " settle it with --undeliverable"
         )
     batch_id = int(row["batch_id"][0])
+    refused = _template_stop(run.ctx, batch_id, channel, config, options)
+    if refused is not None:
+        raise UsageError(f"letter {reference} not sent again: {refused.message}")
     try:
         run.claim(batch_lease(batch_id))
     except LeaseHeld:
