@@ -274,3 +274,36 @@ def test_returns_of_an_uploaded_print_file_need_its_upload_report(
     matched = _json(_run(store, "caseworker", "returned", str(returned), "--format", "json"))
     assert (matched["returned_from_report"], matched["returned_unmatched"]) == (1, 0)
     assert matched["debts_flagged"] == 1
+
+
+def test_returns_of_an_uploaded_file_match_by_spreadsheet_file_and_row(
+    store: str, tmp_path: Path
+) -> None:
+    from csa_closure.channels import Fates
+    from csa_closure.channels.fake import RETURNED_REPORT_COLUMNS
+
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    out = tmp_path / "print"
+    sent = _json(
+        _run(store, "sender", "send", batch, "--channel", "print-file", "--out", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    directory = Path(sent["print_files"]["directory"])
+    service = FakeNotify(tmp_path / "fake.db", fates=Fates(returned=1.0, returned_after_days=21))
+    for file in sent["print_files"]["files"]:
+        service.upload_print_file(directory / file["file"], file["template_id"])
+    service.advance(days=22)
+    report = tmp_path / "returned letters.csv"
+    assert service.write_returned_letters_report(report) == sent["sent"]
+    header, first = report.read_text(encoding="utf-8").splitlines()[:2]
+    assert header == ",".join(RETURNED_REPORT_COLUMNS)
+    assert first.split(",")[1] == "" and first.split(",")[8] == "1"  # no reference; row 1
+    without = _json(_run(store, "caseworker", "returned", str(report), "--format", "json"))
+    assert (without["returned_from_report"], without["returned_unmatched"]) == (0, sent["sent"])
+    matched = _json(
+        _run(store, "caseworker", "returned", str(report), "--print-dir", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    assert (matched["returned_from_report"], matched["returned_unmatched"]) == (sent["sent"], 0)
+    assert 0 < matched["debts_flagged"] <= sent["sent"]  # a debt may have two letters

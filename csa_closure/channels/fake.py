@@ -184,6 +184,11 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE TABLE IF NOT EXISTS minute_counts (minute TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS day_counts (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reference_faults (reference TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    row_number INTEGER NOT NULL
+);
 """
 
 
@@ -664,6 +669,10 @@ class FakeNotify:
                         _iso(now + timedelta(days=fate_after)),
                     ),
                 )
+                self._db.execute(
+                    "INSERT INTO uploads (id, file_name, row_number) VALUES (?, ?, ?)",
+                    (notify_id, Path(path).name, number),
+                )
                 report.append((number, notify_id))
         return report
 
@@ -677,6 +686,27 @@ class FakeNotify:
             " WHERE fate = 'returned-letter' ORDER BY fate_at, seq"
         )
         return [(i, ref, _parse(at)) for i, ref, at in rows if _parse(at) <= now]
+
+    def write_returned_letters_report(self, path: str | os.PathLike[str]) -> int:
+        """Write the returned-letters report as Notify's dashboard gives it (its columns, in its
+        order: ``Spreadsheet row number`` counts the file's letter rows from 1; the reference
+        is empty for an uploaded file's letters). Returns the rows written."""
+        uploads = {
+            i: (name, n)
+            for i, name, n in self._db.execute("SELECT id, file_name, row_number FROM uploads")
+        }
+        templates = dict(self._db.execute("SELECT id, template_id FROM notifications"))
+        rows = self.returned_letters()
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(RETURNED_REPORT_COLUMNS)
+            for notify_id, reference, at in rows:
+                name, number = uploads.get(notify_id, ("", ""))
+                writer.writerow(
+                    [notify_id, reference or "", at.strftime("%Y-%m-%d %H:%M"), "", "Letter",
+                     templates.get(notify_id, ""), 1, name, number, ""]
+                )  # fmt: skip
+        return len(rows)
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -708,6 +738,20 @@ class FakeNotify:
             (key, value),
         )
 
+
+# Notify's returned-letters report, as its dashboard downloads it
+RETURNED_REPORT_COLUMNS = (
+    "Notification ID",
+    "Reference",
+    "Date sent",
+    "Sent by",
+    "Template name",
+    "Template ID",
+    "Template version",
+    "Spreadsheet file name",
+    "Spreadsheet row number",
+    "Uploaded letter file name",
+)
 
 _SELECT = (
     "SELECT seq, id, reference, template_id, personalisation, created_at, day, fate,"

@@ -54,7 +54,10 @@ from csa_closure.stages.letters_outbox import (
     sync_letters,
 )
 from csa_closure.stages.letters_outbox.send import refuse_example_config
-from csa_closure.stages.letters_outbox.sync import record_upload_report
+from csa_closure.stages.letters_outbox.sync import (
+    record_upload_report,
+    references_in_print_files,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 FAKE_STATE_ENV = "CSA_CLOSURE_FAKE_NOTIFY"
@@ -688,43 +691,83 @@ def settle(
 def read_returned_report(path: Path) -> list[tuple[str | None, str | None]]:
     """(Notify id, reference) pairs from Notify's returned-letters report: a CSV with a
     ``Reference`` and/or ``Notification ID`` column (any case), or one reference a line."""
+    return [(notify_id, ref) for notify_id, ref, _, _ in read_returned_rows(path)]
+
+
+def read_returned_rows(
+    path: Path,
+) -> list[tuple[str | None, str | None, str | None, int | None]]:
+    """(Notify id, reference, spreadsheet file name, spreadsheet row number) for each row of
+    Notify's returned-letters report (the last two for letters of an uploaded file: Notify
+    counts the file's letter rows from 1)."""
     text = path.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         return []
     header = [h.strip().lower() for h in rows[0]]
-    names = {"reference": "reference", "notification id": "id", "notification_id": "id", "id": "id"}
+    names = {
+        "reference": "reference",
+        "notification id": "id",
+        "notification_id": "id",
+        "id": "id",
+        "spreadsheet file name": "file",
+        "spreadsheet row number": "row",
+    }
     where = {names[h]: i for i, h in enumerate(header) if h in names}
-    if not where:
-        return [(None, r[0].strip()) for r in rows if r and r[0].strip()]
-    pairs = []
-    for row in rows[1:]:
-        notify_id = row[where["id"]].strip() if "id" in where and len(row) > where["id"] else ""
-        ref = (
-            row[where["reference"]].strip()
-            if "reference" in where and len(row) > where["reference"]
-            else ""
+    if "id" not in where and "reference" not in where:
+        return [(None, r[0].strip(), None, None) for r in rows if r and r[0].strip()]
+
+    def cell(row: list[str], name: str) -> str:
+        return row[where[name]].strip() if name in where and len(row) > where[name] else ""
+
+    found: list[tuple[str | None, str | None, str | None, int | None]] = []
+    for line, row in enumerate(rows[1:], start=2):
+        notify_id, ref, file_name, number = (
+            cell(row, n) for n in ("id", "reference", "file", "row")
         )
-        if notify_id or ref:
-            pairs.append((notify_id or None, ref or None))
-    return pairs
+        if not (notify_id or ref):
+            continue
+        if number and not number.isdigit():
+            raise InputError(f"{path} line {line}: Spreadsheet row number must be a whole number")
+        found.append(
+            (notify_id or None, ref or None, file_name or None, int(number) if number else None)
+        )
+    return found
 
 
 @notify.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--print-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The --out directory of print-file sends: a return of an uploaded print file (no"
+    " reference) is matched by its spreadsheet file name and row number through the batch"
+    " manifests there.",
+)
 @_letters_config_option
 @format_option
 @pass_state
-def returned(state: CliState, report: Path, letters_config: Path | None, fmt: str) -> None:
+def returned(
+    state: CliState, report: Path, print_dir: Path | None, letters_config: Path | None, fmt: str
+) -> None:
     """Record the letters in Notify's returned-letters report REPORT as returned.
 
-    Letters come back weeks after posting, after Notify's status retention: download the
-    report from Notify (a CSV with a Reference and/or Notification ID column; or a file of
-    references, one a line). Each returned letter's debt is flagged for tracing and a
-    caseworker; letters already recorded as returned are left alone. JSON keys as for sync.
+    Letters come back weeks after posting, after Notify's status retention, and only in this
+    report (Notify's API keeps showing them as received): download it from Notify (a CSV with a
+    Reference and/or Notification ID column; or a file of references, one a line). A letter of
+    an uploaded print file has no reference: it is matched by its Notify id (see `notify
+    uploaded`) or, with --print-dir, by its spreadsheet file name and row number. Each returned
+    letter's debt is flagged for tracing and a caseworker; letters already recorded as returned
+    are left alone; returns matching no letter are listed. JSON keys as for sync.
     """
     config = _config(letters_config)
-    result = record_returned(state.context(), read_returned_report(report), config)
+    rows = read_returned_rows(report)
+    in_files = references_in_print_files(print_dir) if print_dir is not None else {}
+    pairs = [
+        (notify_id, ref or (in_files.get((name, number)) if name and number else None))
+        for notify_id, ref, name, number in rows
+    ]
+    result = record_returned(state.context(), pairs, config)
     emit(
         fmt,
         result,

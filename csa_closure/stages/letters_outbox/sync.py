@@ -399,6 +399,19 @@ def record_upload_report(
     return result
 
 
+def references_in_print_files(print_dir: Path) -> dict[tuple[str, int], str]:
+    """(print file name, row number from 1) -> the letter's reference, from every batch manifest
+    under ``print_dir`` (the ``--out`` of print-file sends): how a return of an uploaded file,
+    which Notify reports by spreadsheet file name and row with no reference, finds its letter."""
+    found: dict[tuple[str, int], str] = {}
+    for path in sorted(Path(print_dir).glob(f"batch-*/{MANIFEST_NAME}")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        for entry in manifest.get("files", []):
+            for number, reference in enumerate(entry.get("references", []), start=1):
+                found[(str(entry["file"]), number)] = str(reference)
+    return found
+
+
 def record_returned(
     ctx: Context,
     report: Iterable[tuple[str | None, str | None]],
@@ -632,6 +645,7 @@ __all__ = [
     "UploadResult",
     "record_returned",
     "record_upload_report",
+    "references_in_print_files",
     "settle_letter",
     "sync_letters",
 ]
