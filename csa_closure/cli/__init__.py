@@ -22,7 +22,7 @@ from csa_closure.context import (
     DEFAULT_DB_URL,
     default_actor,
 )
-from csa_closure.errors import CsaClosureError
+from csa_closure.errors import CsaClosureError, ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class CsaGroup(click.Group):
 
 
 class DatabaseUnavailable(click.ClickException):
-    exit_code = 75  # EX_TEMPFAIL: try again later
+    exit_code = ExitCode.CONNECTION_LOST
 
     def __init__(self) -> None:
         super().__init__(
@@ -65,7 +65,7 @@ class DatabaseUnavailable(click.ClickException):
 
 
 class UnexpectedError(click.ClickException):
-    exit_code = 70
+    exit_code = ExitCode.UNEXPECTED
 
     def __init__(self, exc: Exception) -> None:
         super().__init__(

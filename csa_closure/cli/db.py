@@ -6,6 +6,7 @@ import click
 
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, rich_table
+from csa_closure.errors import ExitCode
 from csa_closure.store import migrate
 from csa_closure.store.engine import redacted
 
@@ -70,4 +71,4 @@ def status(state: CliState, fmt: str) -> None:
         csv_rows=lambda: ([result], list(result)),
     )
     if not st.is_current:
-        raise SystemExit(3)
+        raise SystemExit(ExitCode.SCHEMA_NOT_CURRENT)

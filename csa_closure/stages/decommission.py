@@ -39,7 +39,6 @@ from csa_closure.states import CLOSED_STATES, FINAL_LETTER_STATUSES
 from csa_closure.store.schema import archives, debts, letters, quarantine
 
 DEFAULT_EXAMPLES = 10
-NOT_READY_EXIT_CODE = 7
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ from csa_closure.channels import (
 from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, file_sha256
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
-from csa_closure.errors import ConcurrentChange, CsaClosureError, UsageError
+from csa_closure.errors import ConcurrentChange, CsaClosureError, ExitCode, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox import quota
@@ -218,7 +218,7 @@ class BatchStopped(CsaClosureError):
     """The send stopped and needs a person (the message says why and what to do); everything
     done before the stop is recorded. ``result`` has the figures."""
 
-    exit_code = 6
+    exit_code = ExitCode.VERIFY_FAILED
 
     def __init__(self, message: str, result: SendResult) -> None:
         super().__init__(message)
