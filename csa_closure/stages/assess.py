@@ -71,6 +71,12 @@ def require_balanced_pull(conn: Connection) -> int:
     ).first()
     if latest is None:
         raise UsageError("nothing has been pulled yet. Run: csa-closure pull --source …")
+    if latest.status == "failed":
+        raise UsageError(
+            f"the latest pull (run {latest.run_id}) failed before it finished, so the store "
+            "may hold only part of the legacy book and no debt may be decided on it. See "
+            "`csa-closure report runs` for why, then pull again."
+        )
     if latest.status != "completed":
         raise UsageError(
             f"the latest pull (run {latest.run_id}) is {latest.status}: its money does not "

@@ -2,7 +2,8 @@
 
 ``stage_run`` records the run, takes its claims (leases), hands out chunk transactions that
 renew those leases, and records the outcome however the run ends: completed, unbalanced,
-failed (with an error that names the problem but never personal data) or interrupted.
+failed (with an error that names the problem but never personal data), interrupted, or
+refused (it never started its work: another run held what it needed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import CsaClosureError, Unbalanced
+from csa_closure.errors import CsaClosureError, LeaseHeld, Unbalanced
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
 from csa_closure.store.leases import Lease
@@ -25,6 +26,9 @@ from csa_closure.store.migrate import require_current
 from csa_closure.store.schema import stage_runs
 
 log = logging.getLogger(__name__)
+
+# The status of a run that was refused before it did anything (a lease held by another run).
+REFUSED = "refused"
 
 
 @dataclass
@@ -110,14 +114,22 @@ def stage_run(
     *,
     claims: Sequence[str] = (),
 ) -> Iterator[Run]:
-    """Record a run of ``stage`` around the body, holding the leases named in ``claims``."""
+    """Record a run of ``stage`` around the body, holding the leases named in ``claims``.
+
+    A run refused one of its ``claims`` (another run holds it) did nothing: it is recorded as
+    ``refused``, which no stage reads as a result, so the stage's history stays as it was
+    (a refused pull is not "the latest pull, failed")."""
     run = start_run(ctx, stage, parameters)
+    claiming = True
     try:
         for name in claims:
             run.claim(name)
+        claiming = False
         yield run
     except BaseException as exc:
-        if isinstance(exc, Unbalanced):
+        if claiming and isinstance(exc, LeaseHeld):
+            status = REFUSED
+        elif isinstance(exc, Unbalanced):
             status = "unbalanced"
         elif isinstance(exc, KeyboardInterrupt):
             status = "interrupted"

@@ -91,7 +91,8 @@ stage_runs = Table(
     _ts("started_at", nullable=False),
     _ts("finished_at"),
     Column("as_of", Date, nullable=False),
-    Column("status", String(16), nullable=False),  # running|completed|failed|unbalanced
+    # running|completed|failed|unbalanced|interrupted|abandoned|refused (see store/runs.py)
+    Column("status", String(16), nullable=False),
     Column("parameters", JSON, nullable=False),
     Column("counts", JSON),
     Column("control_totals", JSON),
