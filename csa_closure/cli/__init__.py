@@ -97,10 +97,23 @@ class UnexpectedError(click.ClickException):
     help=f"Who is running this, recorded on every run and decision (env {ACTOR_ENV}; "
     "default the OS user).",
 )
+@click.option(
+    "--allow-as-of",
+    is_flag=True,
+    help="Let a writing command run at an --as-of date after today or before the newest "
+    "as-of already recorded (refused otherwise, exit 2); the run records that it was meant.",
+)
 @click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug detail (-vv).")
 @click.version_option(__version__, prog_name="csa-closure")
 @click.pass_context
-def cli(ctx: click.Context, db: str, as_of: date | None, actor: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    db: str,
+    as_of: date | None,
+    actor: str | None,
+    allow_as_of: bool,
+    verbose: int,
+) -> None:
     """Close the legacy CSA arrears book: pull, assess, write to parents, resolve, transfer.
 
     Every command works on the working store given by --db and makes its decisions for the
@@ -111,6 +124,7 @@ def cli(ctx: click.Context, db: str, as_of: date | None, actor: str | None, verb
         db_url=db,
         as_of=as_of or date.today(),
         actor=actor or default_actor(),
+        allow_as_of=allow_as_of,
     )
 
 

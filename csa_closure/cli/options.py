@@ -46,6 +46,7 @@ class CliState:
     db_url: str
     as_of: date
     actor: str
+    allow_as_of: bool = False
     settings: Settings = field(default_factory=Settings.from_environment)
     _context: Context | None = None
 
@@ -57,6 +58,8 @@ class CliState:
                 as_of=self.as_of,
                 actor=self.actor,
                 settings=self.settings,
+                guard_as_of=True,
+                allow_as_of=self.allow_as_of,
             )
         if require_schema:
             require_current(self._context.engine)
