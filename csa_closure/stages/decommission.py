@@ -136,7 +136,12 @@ def _quarantine(conn: Connection, examples: int) -> Gate:
     row = conn.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(quarantine.c.pwc_pence + quarantine.c.sos_pence), 0),
+            func.coalesce(
+                func.sum(
+                    quarantine.c.pwc_pence + quarantine.c.sos_pence + quarantine.c.unreadable_pence
+                ),
+                0,
+            ),
         ).where(held)
     ).one()
     blocking, pence = int(row[0]), int(row[1])

@@ -248,6 +248,8 @@ quarantine = Table(
     Column("status", String(12), nullable=False),  # held|released
     Column("pwc_pence", Pence, nullable=False),  # pence of the held rows, per creditor
     Column("sos_pence", Pence, nullable=False),
+    # pence of held debt rows whose creditor cannot be read (reconciled as "UNREADABLE")
+    Column("unreadable_pence", Pence, nullable=False, server_default="0"),
     Column("row_count", Integer, nullable=False),  # source rows held in this item
     Column("reasons", JSON, nullable=False),  # [{"code", "table", "field", "detail"}], no PII
     Column("first_run_id", ForeignKey("stage_runs.run_id"), nullable=False),
