@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     UNBALANCED = 5  # money does not reconcile; the figures are still printed
     VERIFY_FAILED = 6  # an archive or package fails verification, or a letter batch stopped
     GATE_CLOSED = 7  # the decommission gate is closed
+    NOT_READY = 8  # a stage that needs an earlier one run first; the message names it
     ALL_REJECTED = 9  # a file import in which every row was rejected
     UNEXPECTED = 70  # an unexpected error (details with -vv)
     CONNECTION_LOST = 75  # a working database connection was lost; re-run when it is back
@@ -45,6 +46,13 @@ class SchemaNotCurrent(CsaClosureError):
     """The working store's schema is not at the revision this code needs."""
 
     exit_code = ExitCode.SCHEMA_NOT_CURRENT
+
+
+class NotReady(CsaClosureError):
+    """The stage could do nothing because an earlier stage has not run; the message names
+    the command to run first."""
+
+    exit_code = ExitCode.NOT_READY
 
 
 class LeaseHeld(CsaClosureError):

@@ -120,3 +120,17 @@ def exit_if_all_rejected(rows: int, rejected: int, rejects_file: str | None) -> 
             err=True,
         )
         raise SystemExit(ExitCode.ALL_REJECTED)
+
+
+def note_waiting(ctx: Any, command: str) -> None:
+    """Refuse ``command`` (``NotReady``) when it could do nothing because ``assess`` has not
+    run; otherwise say on stderr how many debts wait for it and are not in this run."""
+    from csa_closure.stages.readiness import waiting_for_assess
+
+    pulled = waiting_for_assess(ctx, command)
+    if pulled:
+        click.echo(
+            f"Note: {pulled:,} debt(s) are waiting to be assessed and are not in this "
+            f"{command}. Run csa-closure assess first to include them.",
+            err=True,
+        )

@@ -9,7 +9,13 @@ import click
 from rich.console import Console
 
 from csa_closure.cli.options import CliState, format_option, pass_state
-from csa_closure.cli.output import emit, exit_if_all_rejected, pounds, rich_table
+from csa_closure.cli.output import (
+    emit,
+    exit_if_all_rejected,
+    note_waiting,
+    pounds,
+    rich_table,
+)
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import ExitCode, Unbalanced
 from csa_closure.stages.transfer import (
@@ -86,6 +92,7 @@ def export_command(state: CliState, out_dir: Path, batch_size: int, fmt: str) ->
     book.
     """
     ctx = state.context()
+    note_waiting(ctx, "transfer export")
     try:
         with progress_bars(fmt == "table") as progress:
             result = export_transfers(ctx, out_dir, batch_size=batch_size, progress=progress)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
+from csa_closure.errors import NotReady, UsageError
 from csa_closure.policy import RuleSet, compute_features, decide, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.facts import debt_facts
@@ -70,7 +70,7 @@ def require_balanced_pull(conn: Connection) -> int:
         .limit(1)
     ).first()
     if latest is None:
-        raise UsageError("nothing has been pulled yet. Run: csa-closure pull --source …")
+        raise NotReady("nothing has been pulled yet. Run first: csa-closure pull --source …")
     if latest.status == "failed":
         raise UsageError(
             f"the latest pull (run {latest.run_id}) failed before it finished, so the store "
