@@ -28,6 +28,8 @@ class ExitCode(IntEnum):
     ALL_REJECTED = 9  # a file import in which every row was rejected
     UNEXPECTED = 70  # an unexpected error (details with -vv)
     CONNECTION_LOST = 75  # a working database connection was lost; re-run when it is back
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT): the open chunk rolled back; re-run
+    TERMINATED = 143  # stopped by SIGTERM: the open chunk rolled back; re-run
 
 
 class CsaClosureError(Exception):
@@ -94,3 +96,8 @@ class InputError(CsaClosureError):
     """An input file or rule set is malformed; nothing was written."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was sent SIGTERM. It unwinds like Ctrl-C (the open chunk rolls back, the
+    run is marked interrupted and its leases released) and exits ``ExitCode.TERMINATED``."""

@@ -7,6 +7,7 @@ the result. Command groups live one per module and are registered here.
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import date
 from typing import Any
 
@@ -22,7 +23,7 @@ from csa_closure.context import (
     DEFAULT_DB_URL,
     default_actor,
 )
-from csa_closure.errors import CsaClosureError, ExitCode
+from csa_closure.errors import CsaClosureError, ExitCode, Terminated
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,20 @@ class CsaGroup(click.Group):
             return super().invoke(ctx)
         except CsaClosureError as exc:
             raise OperatorError(exc) from exc
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt as exc:
+            # Ctrl-C or SIGTERM: the stage unwound (open chunk rolled back, run marked
+            # interrupted, leases released); one line, no traceback, the signal's exit code
+            terminated = isinstance(exc, Terminated)
+            click.echo(
+                f"Error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}. Work committed "
+                "before it stands and the open chunk was rolled back; run the command again "
+                "to continue.",
+                err=True,
+            )
+            raise click.exceptions.Exit(
+                ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+            ) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
             log.debug("database connection error", exc_info=True)
@@ -163,5 +177,13 @@ def _register() -> None:
 _register()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM ends a stage as cleanly as Ctrl-C does (see CsaGroup.invoke)
+    signal.signal(signal.SIGTERM, _terminate)
+    # and Ctrl-C always interrupts, even when started with SIGINT ignored (in the background)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="csa-closure")

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import CsaClosureError, LeaseHeld, Unbalanced, UsageError
+from csa_closure.errors import CsaClosureError, LeaseHeld, Terminated, Unbalanced, UsageError
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
 from csa_closure.store.leases import Lease
@@ -70,6 +70,10 @@ def _safe_error(exc: BaseException) -> str:
     # only our own messages are kept in full.
     if isinstance(exc, CsaClosureError):
         return str(exc)
+    if isinstance(exc, Terminated):
+        return "stopped by SIGTERM; the open chunk was rolled back"
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by Ctrl-C (SIGINT); the open chunk was rolled back"
     return f"{type(exc).__name__} (details in the operator's terminal output)"
 
 
