@@ -26,6 +26,8 @@ class ExitCode(IntEnum):
     GATE_CLOSED = 7  # the decommission gate is closed
     NOT_READY = 8  # a stage that needs an earlier one run first; the message names it
     ALL_REJECTED = 9  # a file import in which every row was rejected
+    DATABASE_UNAVAILABLE = 10  # the store could not be opened; the message says why
+    WRITE_FAILED = 11  # a file (or the store) could not be written: full disk, read-only
     UNEXPECTED = 70  # an unexpected error (details with -vv)
     CONNECTION_LOST = 75  # a working database connection was lost; re-run when it is back
     INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT): the open chunk rolled back; re-run
@@ -55,6 +57,12 @@ class NotReady(CsaClosureError):
     the command to run first."""
 
     exit_code = ExitCode.NOT_READY
+
+
+class DatabaseUnavailable(CsaClosureError):
+    """The store could not be opened (the message names the cause and the path or host)."""
+
+    exit_code = ExitCode.DATABASE_UNAVAILABLE
 
 
 class LeaseHeld(CsaClosureError):

@@ -15,6 +15,7 @@ import click
 import sqlalchemy.exc
 
 from csa_closure import __version__
+from csa_closure.cli.causes import database_cause, file_cause
 from csa_closure.cli.options import ISO_DATE, CliState, configure_logging
 from csa_closure.context import (
     ACTOR_ENV,
@@ -59,7 +60,22 @@ class CsaGroup(click.Group):
             raise
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
             log.debug("database connection error", exc_info=True)
-            raise DatabaseUnavailable() from exc
+            raise database_cause(exc, _db_url(ctx)) from exc
+        except sqlalchemy.exc.DatabaseError as exc:
+            # (not a connection error: only "not a SQLite file" is a cause we name)
+            log.debug("database error", exc_info=True)
+            cause = database_cause(exc, _db_url(ctx))
+            if cause.exit_code == ExitCode.DATABASE_UNAVAILABLE and "not a SQLite" in str(
+                cause.message
+            ):
+                raise cause from exc
+            raise UnexpectedError(exc) from exc
+        except OSError as exc:
+            log.debug("file error", exc_info=True)
+            known = file_cause(exc)
+            if known is None:
+                raise UnexpectedError(exc) from exc
+            raise known from exc
         except Exception as exc:
             # Database and driver messages can quote the row being written, so the details
             # (and the traceback) are only shown when asked for with -vv.
@@ -67,15 +83,9 @@ class CsaGroup(click.Group):
             raise UnexpectedError(exc) from exc
 
 
-class DatabaseUnavailable(click.ClickException):
-    exit_code = ExitCode.CONNECTION_LOST
-
-    def __init__(self) -> None:
-        super().__init__(
-            "lost the connection to the database (stopped, restarted or unreachable). Work "
-            "committed before it stands and re-running the command is safe once the database "
-            "is back (details with -vv)."
-        )
+def _db_url(ctx: click.Context) -> str:
+    state = ctx.obj
+    return state.db_url if isinstance(state, CliState) else DEFAULT_DB_URL
 
 
 class UnexpectedError(click.ClickException):

@@ -30,7 +30,7 @@ def _status_json(state: CliState, st: migrate.SchemaStatus) -> dict[str, object]
 @pass_state
 def upgrade(state: CliState, fmt: str) -> None:
     """Create the store or bring its schema up to date. Safe to run again."""
-    ctx = state.context(require_schema=False)
+    ctx = state.context(require_schema=False, create=True)
     st = migrate.upgrade(ctx.engine)
     result = _status_json(state, st)
     emit(
