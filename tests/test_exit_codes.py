@@ -29,6 +29,13 @@ def test_the_docs_table_is_the_enum() -> None:
     assert _documented() == {code.value: code.name for code in ExitCode}
 
 
+def test_the_runbook_says_what_to_do_about_every_exit_code() -> None:
+    text = (ROOT / "runbooks" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    listed = {int(m[1]): m[2] for line in section.splitlines() if (m := _ROW.match(line))}
+    assert listed == {code.value: code.name for code in ExitCode}
+
+
 def test_no_module_defines_an_exit_code_by_number() -> None:
     # the numbers live in csa_closure/errors.py only; everything else names an ExitCode
     literal = re.compile(r"(SystemExit|ctx\.exit|sys\.exit|Exit)\(\s*\d|exit_code\s*=\s*\d")
