@@ -23,6 +23,7 @@ from csa_closure.sample.legacy import generate_legacy
 from csa_closure.store import failpoints
 from csa_closure.store.runs import REFUSED, stage_run
 from csa_closure.store.schema import stage_runs
+from tests.builders import BookBuilder
 from tests.conftest import context_for
 from tests.test_resolve_support import seal_pull
 
@@ -135,7 +136,10 @@ def test_every_stage_refused_by_a_lease_leaves_its_history_as_it_was(
         "batch_id,case_ref,creditor,status,reason\n", encoding="utf-8"
     )
     argv = [a.format(legacy=legacy_file, tmp=tmp_path) for a in args]
-    seal_pull(ctx)  # (assess checks there is a balanced pull before it claims)
+    # a decided debt and a balanced pull: every command gets as far as its claim
+    book = BookBuilder(ctx)
+    book.debt(book.case("C000000001"), "PWC", 10_000, state="awaiting_letter")
+    seal_pull(ctx)
     before = _runs(store_url, stage)
     with stage_run(ctx, "holder", {}, claims=[lease]):
         refused = CliRunner().invoke(cli, ["--db", store_url, "--as-of", "2019-03-31", *argv])

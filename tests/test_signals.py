@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from csa_closure.cli import cli
 from csa_closure.errors import ExitCode
 from csa_closure.sample.legacy import generate_legacy
 from csa_closure.store import failpoints
@@ -78,6 +80,10 @@ def test_a_signal_mid_chunk_ends_the_pull_cleanly_and_a_re_run_continues(
     assert loaded == 40  # the first chunk only: the open one rolled back
     assert run.status == "interrupted" and "rolled back" in run.error
     assert token is None  # the lease was released: a re-run need not wait for it
+    # the half-loaded book is not decided: assess says to finish the pull first
+    early = CliRunner().invoke(cli, ["--db", url, "--as-of", "2019-03-31", "assess"])
+    assert early.exit_code == ExitCode.NOT_READY, early.output
+    assert "was interrupted before it finished" in early.output
 
     del env[failpoints.ENV]
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -87,3 +93,5 @@ def test_a_signal_mid_chunk_ends_the_pull_cleanly_and_a_re_run_continues(
         statuses = conn.execute(text("SELECT status FROM stage_runs ORDER BY run_id")).scalars()
         assert list(statuses) == ["interrupted", "completed"]
     ctx.engine.dispose()
+    assessed = CliRunner().invoke(cli, ["--db", url, "--as-of", "2019-03-31", "assess"])
+    assert assessed.exit_code == 0, assessed.output
