@@ -15,6 +15,7 @@ from rich.console import Console
 
 from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import console, emit, jsonable, pounds, rich_table
+from csa_closure.csvsafe import safe_row
 from csa_closure.stages.ledger import (
     LedgerEntry,
     LedgerTotals,
@@ -39,7 +40,7 @@ def _stream_csv(entries: Any) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(COLUMNS)
     for entry in entries:
-        writer.writerow([jsonable(getattr(entry, c)) for c in COLUMNS])
+        writer.writerow(safe_row([jsonable(getattr(entry, c)) for c in COLUMNS]))
 
 
 def _stream_json(totals: LedgerTotals, entries: Any) -> None:

@@ -22,6 +22,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from csa_closure.csvsafe import safe_cell
+
 
 def jsonable(value: Any) -> Any:
     """Plain JSON values for results built from dataclasses, dates, enums and decimals."""
@@ -53,7 +55,7 @@ def echo_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: jsonable(v) for k, v in row.items()})
+        writer.writerow({k: safe_cell(jsonable(v)) for k, v in row.items()})
     click.echo(buffer.getvalue(), nl=False)
 
 
