@@ -44,6 +44,10 @@ class Context:
     actor: str
     settings: Settings = field(default_factory=Settings)
     clock: Clock = utcnow
+    # The as-of guard (``store.runs.as_of_problem``): the CLI turns it on for every command;
+    # ``allow_as_of`` (``--allow-as-of``) lets a guarded date through, recorded on the run.
+    guard_as_of: bool = False
+    allow_as_of: bool = False
 
     @property
     def host(self) -> str:

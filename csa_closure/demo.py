@@ -193,6 +193,8 @@ class Demo:
             actor=actor,
             settings=Settings(chunk_size=self.settings.chunk_size),
             clock=self.now,
+            # every day's as-of is set explicitly and only moves forward: the guard holds
+            guard_as_of=True,
         )
 
     def step(

@@ -13,6 +13,7 @@ from csa_closure.cli.output import emit, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.context import Context
 from csa_closure.demo import DemoResult, DemoSettings, run_demo
+from csa_closure.errors import ExitCode
 from csa_closure.reports.progress import progress_report
 from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.reports.render import (
@@ -22,8 +23,6 @@ from csa_closure.reports.render import (
 )
 from csa_closure.stages.letters_outbox import FAKE_NOTIFY, PRINT_FILE
 from csa_closure.store.engine import make_engine
-
-DECOMMISSION_FAILED = 7
 
 
 def _timeline(result: DemoResult) -> list[list[str]]:
@@ -153,4 +152,4 @@ def demo(
         ),
     )
     if not result.passed:
-        raise SystemExit(DECOMMISSION_FAILED)
+        raise SystemExit(ExitCode.GATE_CLOSED)

@@ -155,6 +155,7 @@ def quarantine_list(
         "reason_codes",
         "pwc_pence",
         "sos_pence",
+        "unreadable_pence",
         "row_count",
     ]
     emit(
@@ -163,7 +164,7 @@ def quarantine_list(
         table=lambda c: c.print(
             rich_table(
                 f"Quarantine ({len(items):,} items)",
-                ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "rows"],
+                ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "unreadable", "rows"],
                 [
                     [
                         i.source_system,
@@ -173,11 +174,12 @@ def quarantine_list(
                         ", ".join(i.reason_codes),
                         pounds(i.pwc_pence),
                         pounds(i.sos_pence),
+                        pounds(i.unreadable_pence),
                         i.row_count,
                     ]
                     for i in items
                 ],
-                right=["PWC", "SOS", "rows"],
+                right=["PWC", "SOS", "unreadable", "rows"],
             )
         ),
         csv_rows=lambda: (

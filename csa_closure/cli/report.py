@@ -13,6 +13,7 @@ from rich.live import Live
 
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import console, emit
+from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.reports.progress import (
     DEFAULT_CHART_DAYS,
@@ -21,7 +22,7 @@ from csa_closure.reports.progress import (
     ProgressReport,
     progress_report,
 )
-from csa_closure.reports.reconcile_report import UNBALANCED_EXIT_CODE, reconcile_report
+from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.reports.rules import rules_report
 from csa_closure.reports.runs import DEFAULT_LIMIT, list_runs
 
@@ -202,7 +203,7 @@ def reconcile(state: CliState, fmt: str) -> None:
         csv_rows=lambda: (result.rows(), columns),
     )
     if not result.balanced:
-        raise SystemExit(UNBALANCED_EXIT_CODE)
+        raise SystemExit(ExitCode.UNBALANCED)
 
 
 @report.command()
