@@ -37,6 +37,21 @@ def test_a_wrong_url_is_bad_input() -> None:
     assert "unsupported database 'mysql'" in _one_line(result)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://bob:s3cret-pw@db.example:54x32/book",  # does not parse
+        "postgresql+psycopg2://bob:s3cret-pw@db.example/book",  # parses, wrong driver
+    ],
+)
+def test_a_wrong_url_never_shows_its_password(url: str) -> None:
+    result = _run(url, "report", "runs")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    line = _one_line(result)
+    assert "s3cret-pw" not in line
+    assert "bob:***@db.example" in line
+
+
 def test_a_sqlite_path_in_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
     store = tmp_path / "no-such-folder" / "store.db"
     for args in (["report", "runs"], ["db", "upgrade"], ["db", "status"]):

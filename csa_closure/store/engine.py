@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -77,7 +78,10 @@ def make_engine(url: str, *, echo: bool = False, create: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError
-        raise UsageError(f"not a database URL: {url!r} ({exc})") from None
+        # a URL that does not parse cannot be redacted by SQLAlchemy: mask what looks like
+        # user:password@ so a mistyped URL never puts a password in a message
+        shown = re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+        raise UsageError(f"not a database URL: {shown!r} ({exc})") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
@@ -105,7 +109,8 @@ def make_engine(url: str, *, echo: bool = False, create: bool = True) -> Engine:
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             raise UsageError(
-                f"use the psycopg driver for PostgreSQL: postgresql+psycopg://… (got {url!r})"
+                f"use the psycopg driver for PostgreSQL: postgresql+psycopg://… "
+                f"(got {redacted(url)!r})"
             )
         return _noting_connections(create_engine(parsed, echo=echo, pool_pre_ping=True))
     raise UsageError(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
