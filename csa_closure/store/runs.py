@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -101,7 +100,9 @@ def as_of_problem(conn: Connection, ctx: Context) -> str | None:
     newest as-of of any run already recorded (time does not go backwards for the book).
     Runs that were themselves let through with ``--allow-as-of``, and refused runs, do not
     move that line."""
-    today = max(date.today(), ctx.clock().date())
+    # the run's own clock (tests pass theirs), read in UTC and in the machine's local zone
+    now = ctx.clock()
+    today = max(now.astimezone().date(), now.date())
     if ctx.as_of > today:
         return f"the as-of date {ctx.as_of} is after today ({today})"
     later = conn.execute(
