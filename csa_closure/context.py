@@ -1,14 +1,17 @@
 """The explicit context every operation runs in: store, as-of date, actor, settings.
 
-No module reads the clock, the environment or a global engine: the CLI builds a ``Context``
-once and passes it down, so every run is reproducible from its recorded parameters.
+No module reads the clock, the OS random source, the environment or a global engine: the CLI
+builds a ``Context`` once and passes it down, so every run is reproducible from its recorded
+parameters.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -44,6 +47,8 @@ class Context:
     actor: str
     settings: Settings = field(default_factory=Settings)
     clock: Clock = utcnow
+    # where random tokens (letter references) come from; the demo passes a seeded one
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes
 
     @property
     def host(self) -> str:

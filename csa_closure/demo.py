@@ -20,6 +20,7 @@ evidence is archived and verified and the decommission gate is checked.
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -150,13 +151,15 @@ class Demo:
         self.legacy = directory / "legacy.db"
         self.corrected_legacy = directory / "legacy-corrected.db"
         self.today = settings.start
-        self._day_started = (self.today, time.monotonic())
+        self._ticks = (self.today, 0)
         self.engine = make_engine(self.store_url)
         self.config = load_letters_config()
         self.channel = self._channel()
         self.result = DemoResult(str(directory), self.store_url, settings)
         self.response_day: date | None = None
         self.quarantine_fixed = False
+        # letter references and the like: drawn from the seed, not the OS
+        self._random = random.Random(f"{settings.seed}:demo-random-bytes")
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -178,13 +181,21 @@ class Demo:
         )
 
     def now(self) -> datetime:
-        """The demo's instant: noon of the simulated day, plus the real time spent on it.
-        Everything (the store's timestamps and leases, the fake Notify) keeps this calendar,
-        so Notify's seven-day retention is counted in the demo's days."""
-        if self._day_started[0] != self.today:
-            self._day_started = (self.today, time.monotonic())
-        noon = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=12)
-        return noon + timedelta(seconds=time.monotonic() - self._day_started[1])
+        """The demo's instant: noon of the simulated day, plus one microsecond for every
+        earlier reading of the clock that day. Everything (the store's timestamps and leases,
+        the fake Notify) keeps this calendar, so Notify's seven-day retention is counted in
+        the demo's days; and as the clock is logical (it counts readings, not the real time
+        spent), the same seed gives the same store whatever the machine's load."""
+        day, ticks = self._ticks
+        if day != self.today:
+            day, ticks = self.today, 0
+        self._ticks = (day, ticks + 1)
+        noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+        return noon + timedelta(microseconds=ticks)
+
+    def random_bytes(self, n: int) -> bytes:
+        """``n`` bytes from the demo's seeded generator (in place of ``secrets``)."""
+        return self._random.randbytes(n)
 
     def ctx(self, actor: str = OPERATOR) -> Context:
         return Context(
@@ -193,6 +204,7 @@ class Demo:
             actor=actor,
             settings=Settings(chunk_size=self.settings.chunk_size),
             clock=self.now,
+            random_bytes=self.random_bytes,
         )
 
     def step(
