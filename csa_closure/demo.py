@@ -36,7 +36,8 @@ from csa_closure.context import Context, Settings
 from csa_closure.errors import UsageError
 from csa_closure.letters.config import load_letters_config
 from csa_closure.progress import NO_PROGRESS, Progress
-from csa_closure.sample.acknowledgements import write_ack_file
+from csa_closure.sample.acknowledgements import rejections_for, write_ack_file
+from csa_closure.sample.decisions import caseworker_decisions
 from csa_closure.sample.legacy import generate_legacy
 from csa_closure.sample.responses import write_response_file
 from csa_closure.stages.archive import archive, verify
@@ -54,7 +55,7 @@ from csa_closure.stages.letters_outbox import (
 from csa_closure.stages.pull import pull
 from csa_closure.stages.resolve import resolve
 from csa_closure.stages.responses import import_responses
-from csa_closure.stages.review import CaseworkerDecision, decide_many, list_review
+from csa_closure.stages.review import decide_many
 from csa_closure.stages.transfer import export_transfers
 from csa_closure.stages.transfer_ack import import_ack
 from csa_closure.states import CLOSED_STATES
@@ -67,16 +68,6 @@ CLOSED_STATE_NAMES = frozenset(s.value for s in CLOSED_STATES)
 OPERATOR = "demo-operator"
 APPROVER = "demo-approver"
 CASEWORKER = "demo-caseworker"
-
-# What the demo's caseworkers decide, by why the debt is in front of them. Real caseworkers
-# look at each case; the demo needs a fixed, visible choice so it can finish.
-CASEWORKER_CHOICES: dict[str, tuple[str, str]] = {
-    "NRP_DECEASED": ("write_off_notice", "ESTATE_NOT_PURSUED"),
-    "NRP_DISPUTE": ("transfer", "DISPUTE_REVIEWED"),
-    "CMS_REJECTED": ("write_off_notice", "CMS_REJECTED_NOT_PURSUED"),
-    "*": ("write_off_notice", "PWC_UNTRACEABLE"),  # letters that could not reach the PWC
-}
-
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -299,23 +290,13 @@ class Demo:
         )
 
     def caseworkers(self) -> None:
-        # written-off debts whose notice came back are listed for a person to see; they are
-        # closed and block nothing, so the demo's caseworkers settle the open ones only
-        items = [i for i in list_review(self.ctx(CASEWORKER)) if i.state not in CLOSED_STATE_NAMES]
-        if not items:
+        # the simulated caseworkers' fixed choices (csa_closure.sample.decisions)
+        decisions = caseworker_decisions(self.ctx(CASEWORKER))
+        if not decisions:
             return
-
-        decisions = []
-        for item in items:
-            why = item.review_reason or item.reason or ""
-            outcome, reason = next(
-                (choice for key, choice in CASEWORKER_CHOICES.items() if key in why),
-                CASEWORKER_CHOICES["*"],
-            )
-            decisions.append(CaseworkerDecision(item.case_ref, item.creditor, outcome, reason))
         self.step(
             "caseworkers settle their queue",
-            "review list; review decide-file DECISIONS.csv",
+            f"--actor {CASEWORKER} review decide-file DECISIONS.csv",
             lambda: decide_many(self.ctx(CASEWORKER), decisions),
             lambda r: {"decided": r.decided, "refused": len(r.refused or [])},
         )
@@ -344,7 +325,7 @@ class Demo:
     def _acknowledge(self, package: Path) -> None:
         """The CMS answers for a package, a few rows rejected; the operator imports it."""
         ack = self.directory / "transfers" / f"{package.name}-ack.csv"
-        rejected = _rows_in(package) * self.settings.cms_rejections_per_thousand // 1000
+        rejected = rejections_for(package, self.settings.cms_rejections_per_thousand)
         self.step(
             "the CMS acknowledges the package",
             "(the CMS's acknowledgement file)",
@@ -588,9 +569,3 @@ def _counts(result: Any, *names: str) -> dict[str, Any]:
 def _package_dirs(exported: Any) -> list[Path]:
     data = exported.to_json() if hasattr(exported, "to_json") else vars(exported)
     return [Path(b["path"]) for b in data.get("batches", []) if b.get("path")]
-
-
-def _rows_in(package: Path) -> int:
-    import json
-
-    return int(json.loads((package / "manifest.json").read_text())["row_count"])

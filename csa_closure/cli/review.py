@@ -14,6 +14,7 @@ from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.errors import UsageError
 from csa_closure.stages.review import (
     DECIDABLE_OUTCOMES,
+    DECISIONS_FILE_COLUMNS,
     CaseworkerDecision,
     DecisionResult,
     DecisionsResult,
@@ -199,7 +200,6 @@ def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fm
     _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
 
 
-DECISIONS_FILE_COLUMNS: tuple[str, ...] = ("case_ref", "creditor", "outcome", "reason")
 
 
 def _read_decisions(path: Path) -> list[CaseworkerDecision]:

@@ -403,8 +403,14 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
         )
 
 
+# the header of a decisions file (``review decide-file``)
+DECISIONS_FILE_COLUMNS: tuple[str, ...] = ("case_ref", "creditor", "outcome", "reason")
+
+
 @dataclass(frozen=True)
 class CaseworkerDecision:
+    """One row of a decisions file (``DECISIONS_FILE_COLUMNS``)."""
+
     case_ref: str
     creditor: str
     outcome: str
