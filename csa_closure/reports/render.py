@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from csa_closure.cli.output import pounds, rich_table
+from csa_closure.cli.output import FitTable, pounds, rich_table
 from csa_closure.reconcile import CREDITORS
 from csa_closure.reports.progress import DayClosures, ProgressReport, Tally, phase
 from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
@@ -54,17 +54,16 @@ def _count(n: int) -> str:
 # --- progress ---------------------------------------------------------------------------
 
 
-def lossless(table: Table) -> Table:
-    """Never cut a figure short: a cell too wide for the terminal folds onto a second line."""
-    for column in table.columns:
-        column.overflow = "fold"
-    return table
-
-
 def _table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    right: Iterable[str] = (),
+    drop: Sequence[str] = (),
 ) -> Table:
-    return lossless(rich_table(title, columns, rows, right=right))
+    """A table that never cuts a figure short (:class:`FitTable`): too narrow a terminal
+    drops the ``drop`` columns, then stacks each row."""
+    return rich_table(title, columns, rows, right=right, drop=drop)
 
 
 def _funnel(report: ProgressReport) -> Table:
@@ -118,6 +117,7 @@ def _by_system(report: ProgressReport) -> Table:
             for g in report.by_system_creditor()
         ],
         right=["debts", "loaded", "decided", "closed", "closed £", "open £", "% £"],
+        drop=["decided", "closed £", "% £"],
     )
 
 
@@ -187,12 +187,13 @@ def closures_chart(report: ProgressReport, days: int) -> Table:
     window = [report.as_of - timedelta(days=n) for n in range(days - 1, -1, -1)]
     shown = [by_day.get(d) or DayClosures(d, 0, 0, 0) for d in window]
     peak = max((c.debts for c in shown), default=0)
-    table = Table(
+    table = FitTable(
         title=f"Debts closed per day, last {days} days",
         title_justify="left",
         box=None,
         show_header=True,
         pad_edge=False,
+        drop=("closed", "reopened"),
     )
     for name, justify in (("day", "left"), ("closed", "left"), ("debts", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -325,6 +326,7 @@ def rules_renderable(report: RulesReport) -> Group:
             for r in report.current
         ],
         right=["debts", "pounds", "closed", "closed £"],
+        drop=["rule set", "closed £", "closed"],
     )
     parts: list[RenderableType] = [current]
     if report.history:
@@ -355,6 +357,7 @@ def rules_renderable(report: RulesReport) -> Group:
                     for h in report.history
                 ],
                 right=["decisions", "current", "superseded", "pounds"],
+                drop=["superseded", "current"],
             )
         )
     else:
@@ -413,6 +416,7 @@ def runs_renderable(runs: list[RunRow]) -> Group:
             for r in runs
         ],
         right=["run", "duration"],
+        drop=["who", "duration", "started (UTC)"],
     )
     return Group(table)
 
@@ -491,6 +495,7 @@ def decommission_renderable(check: DecommissionCheck) -> Group:
             for g in check.gates
         ],
         right=["blocking"],
+        drop=["examples"],
     )
     verdict = (
         "[green]every gate passes: the legacy systems may be switched off[/]"
