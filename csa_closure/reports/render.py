@@ -12,7 +12,7 @@ side may be imported first.)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
@@ -22,7 +22,15 @@ from rich.text import Text
 
 from csa_closure.cli.output import FitTable, pounds, rich_table
 from csa_closure.reconcile import CREDITORS
-from csa_closure.reports.progress import DayClosures, ProgressReport, Tally, phase
+from csa_closure.reports.progress import (
+    DayClosures,
+    ProgressReport,
+    Tally,
+    burndown,
+    headline,
+    pace_needed,
+    phase,
+)
 from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
 from csa_closure.reports.rules import RulesReport
 from csa_closure.reports.runs import RunRow
@@ -45,6 +53,10 @@ def per_mille(part: int, whole: int) -> str:
 
 def _verdict(ok: bool, yes: str = "yes", no: str = "NO") -> str:
     return f"[green]{yes}[/]" if ok else f"[bold red]{no}[/]"
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _count(n: int) -> str:
@@ -234,9 +246,94 @@ def _finish(report: ProgressReport) -> Group:
     return Group(*(Text.from_markup(line) for line in lines))
 
 
-def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Group:
+def headline_renderable(report: ProgressReport, target: date | None = None) -> Text:
+    """The line a manager reads first: closed %, pounds still open, the expected finish
+    (and, with a target date, the pace it needs)."""
+    h = headline(report)
+    finish = (
+        f"every debt closed ({h.expected_finish.isoformat()})"
+        if h.finished
+        else f"expected finish [bold]{h.expected_finish.isoformat()}[/]"
+    )
+    line = (
+        f"[bold]{per_mille(h.closed_debts, h.loaded_debts)}[/] of debts closed "
+        f"({_count(h.closed_debts)} of {_count(h.loaded_debts)}); "
+        f"[bold]{pounds(h.open_pence)}[/] still open; {finish}"
+    )
+    if target is not None:
+        pace = pace_needed(report, target)
+        verdict = "[green]on track[/]" if pace.on_track else "[bold red]behind[/]"
+        line += (
+            f"; target {target.isoformat()}: {verdict}, needs {_count(pace.debts_per_day)} "
+            f"debts and {pounds(pace.pence_per_day)} a day"
+        )
+    return Text.from_markup(line + ".")
+
+
+class BurndownChart:
+    """Debts or pounds still open per day, as block columns sized to the terminal, with the
+    straight line to zero at a target date drawn in dots after the as-of date."""
+
+    HEIGHT = 8
+
+    def __init__(self, report: ProgressReport, *, pence: bool, target: date | None) -> None:
+        self.points = burndown(report)
+        self.pence = pence
+        self.target = target if target is not None and target > report.as_of else None
+        self.as_of = report.as_of
+
+    def _label(self, value: int) -> str:
+        return pounds(value) if self.pence else _count(value)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        values = [p.open_pence if self.pence else p.open_debts for p in self.points]
+        days = [p.as_of for p in self.points]
+        future = (self.target - self.as_of).days if self.target else 0
+        peak = max([*values, 1])
+        label_width = max(len(self._label(peak)), len(self._label(0))) + 1
+        columns = max(options.max_width - label_width - 1, 10)
+        total = len(values) + future
+        step = _ceil_div(total, columns)  # days per column
+        # the last value of each bucket of ``step`` days; then the pace line to the target
+        shown: list[tuple[int | None, int | None]] = []
+        for start in range(0, total, step):
+            end = min(start + step, total) - 1
+            if end < len(values):
+                shown.append((values[end], None))
+            else:
+                left = future - (end - len(values) + 1)
+                shown.append((None, values[-1] * left // future if future else 0))
+        what = "pounds" if self.pence else "debts"
+        title = f"Burndown: {what} still open per day to {self.as_of.isoformat()}"
+        if self.target:
+            title += f"; dots: the pace to finish by {self.target.isoformat()}"
+        if step > 1:
+            title += f" ({step} days a column)"
+        yield Text(title, style="italic")
+        for row in range(self.HEIGHT, 0, -1):
+            floor = peak * (row - 1) / self.HEIGHT
+            label = self._label(peak) if row == self.HEIGHT else ""
+            if row == 1:
+                label = self._label(0)
+            cells = []
+            for actual, pace in shown:
+                if actual is not None:
+                    cells.append(BLOCK if actual > floor else " ")
+                else:
+                    cells.append("·" if pace is not None and pace > floor else " ")
+            yield Text(f"{label:>{label_width - 1}} │" + "".join(cells))
+        first = days[0].isoformat()
+        last = (self.target or self.as_of).isoformat()
+        gap = max(1, len(shown) - len(first) - len(last))
+        yield Text(" " * label_width + first + " " * gap + last)
+
+
+def progress_renderable(
+    report: ProgressReport, *, chart_days: int = 14, target: date | None = None
+) -> Group:
     quarantined = report.quarantined
     return Group(
+        headline_renderable(report, target),
         _funnel(report),
         Text(
             f"Quarantined (held, not loaded): {_count(quarantined.debts)} item(s), "
@@ -246,6 +343,8 @@ def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Grou
         *_letters_and_responses(report),
         _deadlines(report),
         closures_chart(report, chart_days),
+        BurndownChart(report, pence=False, target=target),
+        BurndownChart(report, pence=True, target=target),
         _finish(report),
     )
 

@@ -500,7 +500,7 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
     still = items.join(stored, on=key, how="inner")
     released = stored.filter(pl.col("status") == "held").join(items, on=key, how="anti")
     # what a held item records, whether new this pull or still held from an earlier one
-    held = [
+    held: list[pl.Expr | str] = [
         pl.lit("held").alias("status"),
         "pwc_pence",
         "sos_pence",
