@@ -77,6 +77,24 @@ def format_option(func: F) -> F:
     )(func)
 
 
+# how many rows a list prints as a table unless --limit says otherwise (csv and json: all)
+TABLE_LIMIT = 50
+
+
+def limit_option(what: str) -> Callable[[F], F]:
+    """``--limit N``: at most N ``what`` listed (table default TABLE_LIMIT; csv, json: all)."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help=f"At most this many {what} (table default {TABLE_LIMIT}; csv and json: all).",
+    )
+
+
+def list_limit(limit: int | None, fmt: str) -> int | None:
+    """The rows to fetch for a list: ``--limit``, else TABLE_LIMIT for a table, else all."""
+    return limit if limit is not None else TABLE_LIMIT if fmt == "table" else None
+
+
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(
