@@ -109,7 +109,8 @@ def test_statuses_progress_over_simulated_days_and_expire_after_retention(tmp_pa
 @pytest.mark.parametrize(
     ("fates", "final", "days"),
     [
-        (Fates(returned=1.0, returned_after_days=3), NotifyStatus.RETURNED_LETTER, 3),
+        # a return stays "received" in the API, as at Notify: it is in the report only
+        (Fates(returned=1.0, returned_after_days=3), NotifyStatus.RECEIVED, 3),
         (Fates(permanent_failure=1.0), NotifyStatus.PERMANENT_FAILURE, 1),
         (Fates(technical_failure=1.0, failed_after_days=0), NotifyStatus.TECHNICAL_FAILURE, 0),
     ],
@@ -144,7 +145,13 @@ def test_fate_rates_are_seeded(tmp_path: Path) -> None:
         for _ in range(200):
             channel.send(make_letter())
         channel.service.advance(days=30)
-        outcomes.append([n.status for n in channel.service.notifications()])
+        returned = {i for i, _, _ in channel.service.returned_letters()}
+        outcomes.append(
+            [
+                "returned-letter" if n.notify_id in returned else n.status
+                for n in channel.service.notifications()
+            ]
+        )
     assert outcomes[0] == outcomes[1]
     assert 20 <= outcomes[0].count("returned-letter") <= 60
     assert 5 <= outcomes[0].count("permanent-failure") <= 40
@@ -234,6 +241,24 @@ def test_a_failure_before_acceptance_reconciles_to_a_safe_resend(
     result = reconcile(channel, letter.reference, attempted_at=T0, now=T0 + timedelta(minutes=10))
     assert result.decision is ReconcileDecision.RESEND
     channel.send(letter)  # the fault applies to the first send only
+    assert channel.service.count(letter.reference) == 1
+
+
+def test_a_reference_whose_only_letter_failed_technically_is_never_resent(
+    tmp_path: Path,
+) -> None:
+    letter = make_letter()
+    channel = fake(
+        tmp_path,
+        faults=Faults(on_reference={letter.reference: FaultKind.TIMEOUT_AFTER_ACCEPT}),
+        fates=Fates(technical_failure=1.0, failed_after_days=0),
+    )
+    with pytest.raises(AmbiguousSend):
+        channel.send(letter)
+    result = reconcile(channel, letter.reference, attempted_at=T0, now=T0 + timedelta(minutes=10))
+    assert result.decision is ReconcileDecision.TECHNICAL_FAILURE
+    assert result.adopted is not None
+    assert result.adopted.status is NotifyStatus.TECHNICAL_FAILURE
     assert channel.service.count(letter.reference) == 1
 
 

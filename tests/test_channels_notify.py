@@ -220,8 +220,11 @@ def test_a_400_fails_the_letter_with_a_reason_and_no_personal_data(
 @pytest.mark.parametrize(
     ("message", "code"),
     [
-        ("Cannot send letters with a team api key", "NOTIFY_KEY_CANNOT_SEND_LETTERS"),
-        ("Cannot send letters when service is in trial mode", "NOTIFY_KEY_CANNOT_SEND_LETTERS"),
+        ("Cannot send letters with a team api key", "NOTIFY_TEAM_KEY"),
+        ("Cannot send letters when service is in trial mode", "NOTIFY_TRIAL_MODE"),
+        ("Service is not allowed to send letters", "NOTIFY_SERVICE_CANNOT_SEND_LETTERS"),
+        ("Template has been deleted", "NOTIFY_TEMPLATE_DELETED"),
+        ("email template is not suitable for letter notification", "NOTIFY_WRONG_TEMPLATE_TYPE"),
         ("Missing personalisation: reply_by", "NOTIFY_MISSING_PERSONALISATION"),
         ("Template not found", "NOTIFY_TEMPLATE_NOT_FOUND"),
     ],
@@ -233,6 +236,23 @@ def test_a_400_that_will_fail_every_letter_says_to_stop_the_batch(
     with pytest.raises(LetterRejected) as caught:
         channel.send(letter)
     assert caught.value.code == code and caught.value.stops_batch
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "cause"),
+    [
+        ("Cannot send letters with a team api key", "NOTIFY_TEAM_KEY", "is a team key"),
+        ("Cannot send letters when service is in trial mode", "NOTIFY_TRIAL_MODE", "trial mode"),
+    ],
+)
+def test_a_403_for_a_team_key_or_trial_mode_names_the_real_cause(
+    channel: NotifyChannel, letter: Any, requests_mock: Any, message: str, code: str, cause: str
+) -> None:
+    requests_mock.post(SEND_URL, status_code=403, json=error_body(403, "BadRequestError", message))
+    with pytest.raises(ChannelForbidden, match=cause) as caught:
+        channel.send(letter)
+    assert caught.value.code == code and caught.value.stops_batch
+    assert "system clock" not in str(caught.value)
 
 
 def test_a_403_stops_the_batch_and_says_to_check_the_key(
@@ -492,7 +512,8 @@ def test_what_each_final_status_means() -> None:
         NotifyStatus.RETURNED_LETTER,
         NotifyStatus.PERMANENT_FAILURE,
     }
-    assert {s for s in NotifyStatus if s.can_resend} == {NotifyStatus.TECHNICAL_FAILURE}
+    # a technical failure is never printed, and nothing here sends it again by itself
+    assert NotifyStatus.TECHNICAL_FAILURE.voided and not NotifyStatus.TECHNICAL_FAILURE.dispatched
     assert {s for s in NotifyStatus if s.dispatched} == {
         NotifyStatus.RECEIVED,
         NotifyStatus.RETURNED_LETTER,

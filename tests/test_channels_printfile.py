@@ -182,3 +182,49 @@ def test_an_empty_batch_writes_just_a_manifest(tmp_path: Path) -> None:
     batch = write_print_batch(tmp_path, 3, [], CONFIG)
     assert batch.files == () and batch.row_count == 0
     assert json.loads((batch.directory / "manifest.json").read_text())["files"] == []
+
+
+HOSTILE = "-2+3 HYPERLINK(evil)"  # a spreadsheet would run this: Notify accepts it as a name
+
+
+def test_a_hostile_name_is_read_back_as_text_not_a_formula(tmp_path: Path) -> None:
+    facts = LetterFacts("C000000001", 250_000, date(2019, 4, 1), decision_date=date(2019, 3, 1))
+    hostile = RecipientParty(
+        "CS2:9",
+        given_names=HOSTILE,
+        family_name=None,
+        address_line_1="+44 Formula Road",
+        postcode="M1 1AE",
+        address_line_2="Testtown",
+    )
+    letter = prepare_letter(new_reference(), "write_off_notice", "PWC", hostile, facts, CONFIG)
+    batch = write_print_batch(tmp_path, 5, [letter], CONFIG)
+    (row,) = read_csv(batch.directory / batch.files[0].name)[1:]
+    assert row[0] == "'" + HOSTILE and row[1] == "'+44 Formula Road"
+    assert row[7] == "'" + HOSTILE  # the name placeholder too
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
+    assert row[6] == "M1 1AE" and row[9] == "£2,500.00"  # ordinary values are untouched
+
+
+def test_a_template_over_the_row_limit_is_split_into_numbered_files(tmp_path: Path) -> None:
+    facts = LetterFacts("C000000001", 250_000, date(2019, 4, 1), decision_date=date(2019, 3, 1))
+    made = [
+        prepare_letter(new_reference(), "write_off_notice", "PWC", party(n), facts, CONFIG)
+        for n in range(7)
+    ]
+    made.append(prepare_letter(new_reference(), "representation", "PWC", party(8), facts, CONFIG))
+    batch = PrintFileChannel(tmp_path, CONFIG, max_rows=3).write_batch(6, made)
+    assert [(f.name, f.row_count) for f in batch.files] == [
+        ("batch-6-representation.PWC.csv", 1),
+        ("batch-6-write_off_notice.PWC-1.csv", 3),
+        ("batch-6-write_off_notice.PWC-2.csv", 3),
+        ("batch-6-write_off_notice.PWC-3.csv", 1),
+    ]
+    assert batch.references[1:] == tuple(letter.reference for letter in made[:7])
+    manifest = json.loads((batch.directory / "manifest.json").read_text())
+    assert [f["file"] for f in manifest["files"]] == [f.name for f in batch.files]
+    assert manifest["row_count"] == 8
+    for file in batch.files:
+        rows = read_csv(batch.directory / file.name)
+        assert rows[0][0] == "address line 1" and len(rows) - 1 == file.row_count
+        assert hashlib.sha256((batch.directory / file.name).read_bytes()).hexdigest() == file.sha256

@@ -60,17 +60,19 @@ def _contents(directory: Path) -> dict[str, bytes]:
     st.lists(letters, min_size=1, max_size=40),
     st.sampled_from([BUNDLED, OTHER]),
     st.lists(st.integers(0, 40), max_size=5),
+    st.sampled_from([100_000, 1, 4]),
 )
 def test_the_streamed_files_are_write_print_batchs_byte_for_byte(
     tmp_path_factory: pytest.TempPathFactory,
     generated: list[dict[str, Any]],
     config: LettersConfig,
     cuts: list[int],
+    max_rows: int,
 ) -> None:
     prepared, frame = _composed(generated, config)
     base = tmp_path_factory.mktemp("print")
-    expected = write_print_batch(base / "letters", 9, prepared, config)
-    found = write_print_frames(base / "frames", 9, _chunks(frame, cuts), config)
+    expected = write_print_batch(base / "letters", 9, prepared, config, max_rows=max_rows)
+    found = write_print_frames(base / "frames", 9, _chunks(frame, cuts), config, max_rows=max_rows)
     assert _contents(found.directory) == _contents(expected.directory)
     assert found.files == expected.files and found.manifest_sha256 == expected.manifest_sha256
     assert found.written and found.references == expected.references

@@ -56,7 +56,7 @@ CONTROL = "\n\r\x0b\x0c\x1c\x1f\x85\u2028\u2029\x00\x07\x7f\x9f"
 ODD = (
     '@()=[]"\\/<>~'  # not at the start of a line
     "\xdf\u0131\u017f\ufb00\ufb05\u0130\u212a\u0149"  # upper/lower-casing oddities
-    "\u200b\ufeff\xe9\u00c9\u0301\U0001f600-'.&#"
+    "\u200b\ufeff\u200c\u200d\u2060\u180e\u202a\u202e\u2066\u2069\xe9\u00c9\u0301\U0001f600-'.&#"
 )
 NAMES = ("Alex", "Mary Jane", "O'Brien", "Zo\u00eb", "  Ann  ", "SIÂN", "~Alex", "(Dr) Ann")
 WORDS = (
@@ -64,6 +64,10 @@ WORDS = (
     "no fixed\taddress", "no f\u0130xed abode", "no fixed addre\u017fs", "n\u00f6 fixed abode",
     "nfa.", "Flat 2", "1 Test Street", "Testtown", "France", "SW1A 1AA", ",", "x" * 80, "y" * 81,
     "=1", "@home", "\"Rose\" Cottage", "1, High St,", "  2  Low   Road , ,",
+    "BFPO 123", "bfpo c/o 0042", "BFPO", "BFPO 1", "Bfpo123", "BF1 4FB", "United Kingdom",
+    "UK", "england", "WALES", "Cymru", "northern  ireland", "-", "!!!",
+    "\u0391\u03b8\u03ae\u03bd\u03b1",
+    "\u200bNFA", "\u200b[Smith", "\u200b", "\u202eSmith\u202c", "\u2066x\u2069", "\u180e\u2060",
 )  # fmt: skip
 
 
@@ -101,7 +105,9 @@ def _postcode() -> st.SearchStrategy[str | None]:
     inward = st.sampled_from(["1AA", "8TH", "0aa", "9ZZ", "1CA", "1ﬀ", "1ﬅ", "1ß", "", "1A"])
     spacing = st.sampled_from(["", " ", "  ", "\t", "\u3000", "\xa0", ",", " ,", "-", "\n"])
     built = st.tuples(spacing, outward, spacing, inward, spacing).map("".join)
-    plain = st.sampled_from(["SW1A 1AA", "sw1a1aa", "M1 1AE", "B33 8TH", "JE2 3AB", "BF1 4FB"])
+    plain = st.sampled_from(
+        ["SW1A 1AA", "sw1a1aa", "M1 1AE", "B33 8TH", "JE2 3AB", "BF1 4FB", "BFPO 77", "UK"]
+    )
     return _weighted((6, plain), (6, built), (1, st.sampled_from([None, " , "])), (1, _odd_text(2)))
 
 

@@ -90,7 +90,7 @@ def _weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy
     return st.integers(0, len(table) - 1).flatmap(lambda n: table[n])
 
 
-_TEXT = st.text(alphabet="ABCabc019 ,'-&\"\u00e9\u00df\u3000", min_size=1, max_size=30)
+_TEXT = st.text(alphabet="ABCabc019 ,'-+=@&\"\u00e9\u00df\u3000", min_size=1, max_size=30)
 usable_parties = st.fixed_dictionaries(
     {
         "given_names": st.one_of(st.none(), _TEXT.map(lambda t: "G" + t)),

@@ -205,3 +205,105 @@ def test_the_returned_report_reader_takes_notifys_csv_or_plain_references(tmp_pa
     plain = tmp_path / "b.txt"
     plain.write_text("csa-1\ncsa-2\n", encoding="utf-8")
     assert read_returned_report(plain) == [(None, "csa-1"), (None, "csa-2")]
+
+
+def test_sync_never_resends_a_technical_failure_and_settle_does_once(
+    store: str, tmp_path: Path
+) -> None:
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    state = tmp_path / "fake.db"
+    fake = ["--channel", "fake-notify", "--fake-state", str(state)]
+    failing = [*fake, "--fake-fate", "technical_failure=1"]
+    assert _json(_run(store, "sender", "send", batch, *failing, "--format", "json"))["accepted"]
+    service = FakeNotify(state)
+    service.advance(days=2)
+    for _ in range(2):
+        synced = _json(_run(store, "sender", "sync", *fake, "--format", "json"))
+        assert synced["technical_failures"] == 8
+    assert service.count() == 8  # nothing resent
+    first, second = sorted({n.reference or "" for n in service.notifications()})[:2]
+    table = _run(store, "sender", "sync", *fake)
+    assert "never resent" in table.output and "notify settle" in table.output
+    unsaid = _run(store, "sender", "settle", first, *fake)
+    assert unsaid.exit_code == 2 and "--resend or --undeliverable" in unsaid.output
+    dropped = _json(
+        _run(store, "sender", "settle", first, "--undeliverable", *fake, "--format", "json")
+    )
+    assert (dropped["outcome"], dropped["status"]) == ("undeliverable", "cancelled")
+    resent = _json(_run(store, "sender", "settle", second, "--resend", *fake, "--format", "json"))
+    assert (resent["outcome"], resent["found_at_notify"]) == ("resent", 1)
+    assert service.count(second) == 2 and service.count(first) == 1 and service.count() == 9
+    again = _run(store, "sender", "settle", second, "--resend", *fake)
+    assert again.exit_code == 2 and "not technical-failure" in again.output
+    assert (
+        _json(_run(store, "sender", "sync", *fake, "--format", "json"))["technical_failures"] == 6
+    )
+
+
+def test_returns_of_an_uploaded_print_file_need_its_upload_report(
+    store: str, tmp_path: Path
+) -> None:
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    out = tmp_path / "print"
+    sent = _json(
+        _run(store, "sender", "send", batch, "--channel", "print-file", "--out", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    file = sent["print_files"]["files"][0]
+    directory = Path(sent["print_files"]["directory"])
+    service = FakeNotify(tmp_path / "fake.db")
+    upload = service.upload_print_file(directory / file["file"], file["template_id"])
+    returned = tmp_path / "returned.csv"
+    returned.write_text(
+        "Notification ID,Reference,Date sent\n" + f"{upload[0][1]},,2019-04-20\n", encoding="utf-8"
+    )
+    unmatched = _run(store, "caseworker", "returned", str(returned))
+    assert unmatched.exit_code == 0 and "1 returns match no letter" in unmatched.output
+    assert upload[0][1] in unmatched.output and "notify uploaded" in unmatched.output
+    report = tmp_path / "upload.csv"
+    report.write_text(
+        "Row number,Recipient,Notification ID\n"
+        + "".join(f"{n},(withheld),{i}\n" for n, i in upload),
+        encoding="utf-8",
+    )
+    args = ["uploaded", str(directory), str(report), "--file", file["file"], "--format", "json"]
+    imported = _json(_run(store, "sender", *args))
+    assert (imported["recorded"], imported["rows"]) == (len(upload), file["row_count"])
+    matched = _json(_run(store, "caseworker", "returned", str(returned), "--format", "json"))
+    assert (matched["returned_from_report"], matched["returned_unmatched"]) == (1, 0)
+    assert matched["debts_flagged"] == 1
+
+
+def test_returns_of_an_uploaded_file_match_by_spreadsheet_file_and_row(
+    store: str, tmp_path: Path
+) -> None:
+    from csa_closure.channels import Fates
+    from csa_closure.channels.fake import RETURNED_REPORT_COLUMNS
+
+    batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
+    _json(_run(store, "checker", "approve", batch, "--format", "json"))
+    out = tmp_path / "print"
+    sent = _json(
+        _run(store, "sender", "send", batch, "--channel", "print-file", "--out", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    directory = Path(sent["print_files"]["directory"])
+    service = FakeNotify(tmp_path / "fake.db", fates=Fates(returned=1.0, returned_after_days=21))
+    for file in sent["print_files"]["files"]:
+        service.upload_print_file(directory / file["file"], file["template_id"])
+    service.advance(days=22)
+    report = tmp_path / "returned letters.csv"
+    assert service.write_returned_letters_report(report) == sent["sent"]
+    header, first = report.read_text(encoding="utf-8").splitlines()[:2]
+    assert header == ",".join(RETURNED_REPORT_COLUMNS)
+    assert first.split(",")[1] == "" and first.split(",")[8] == "1"  # no reference; row 1
+    without = _json(_run(store, "caseworker", "returned", str(report), "--format", "json"))
+    assert (without["returned_from_report"], without["returned_unmatched"]) == (0, sent["sent"])
+    matched = _json(
+        _run(store, "caseworker", "returned", str(report), "--print-dir", str(out),
+             "--format", "json")
+    )  # fmt: skip
+    assert (matched["returned_from_report"], matched["returned_unmatched"]) == (sent["sent"], 0)
+    assert 0 < matched["debts_flagged"] <= sent["sent"]  # a debt may have two letters

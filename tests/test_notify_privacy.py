@@ -112,7 +112,10 @@ def test_no_letter_carries_the_other_parent_and_nothing_else_carries_personal_da
     channel = fake(tmp_path, clock, fates=fates)
     send_batch(ctx, notified, channel, CONFIG)
     later(clock, days=3)
-    synced = sync_letters(ctx, channel, CONFIG, options=SendOptions(settle=timedelta(0)))
+    report = [(i, r) for i, r, _ in channel.service.returned_letters()]
+    synced = sync_letters(
+        ctx, channel, CONFIG, returned_report=report, options=SendOptions(settle=timedelta(0))
+    )
     assert synced.changed.get("returned-letter") and synced.debts_flagged
 
     parents, cases = _parents(ctx), _cases(ctx)

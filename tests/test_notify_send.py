@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from sqlalchemy import select, text, update
 
-from csa_closure.channels import FakeNotifyChannel, FaultKind, Faults, NotifyChannel
+from csa_closure.channels import FakeNotifyChannel, Fates, FaultKind, Faults, NotifyChannel
 from csa_closure.channels.fake import FAKE_SERVICE_ID
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
@@ -187,6 +187,41 @@ def test_403_stops_the_batch_with_a_clear_message_and_sends_nothing(
     _exactly_once(channel, refs)
 
 
+@pytest.mark.parametrize(
+    ("fault", "code", "cause"),
+    [
+        (FaultKind.SERVICE_CANNOT_SEND_LETTERS, "NOTIFY_SERVICE_CANNOT_SEND_LETTERS",
+         "turn on letters"),
+        (FaultKind.TEMPLATE_DELETED, "NOTIFY_TEMPLATE_DELETED", "deleted in Notify"),
+        (FaultKind.WRONG_TEMPLATE_TYPE, "NOTIFY_WRONG_TEMPLATE_TYPE", "not a letter template"),
+        (FaultKind.TEAM_KEY, "NOTIFY_TEAM_KEY", "is a team key"),
+        (FaultKind.TRIAL_MODE, "NOTIFY_TRIAL_MODE", "trial mode"),
+    ],
+)  # fmt: skip
+def test_a_service_wide_refusal_stops_the_batch_after_one_letter(
+    ctx: Context, tmp_path: Path, fault: FaultKind, code: str, cause: str
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    refs = _pending_refs(ctx, batch_id)
+    assert len(refs) > 1
+    refused = fake(tmp_path, clock, faults=Faults(service_refusal=fault))
+    with pytest.raises(BatchStopped, match=cause) as stopped:
+        send_batch(ctx, batch_id, refused, CONFIG)
+    assert stopped.value.exit_code == 6
+    assert code in (stopped.value.result.stop_message or "") or (
+        stopped.value.result.stop_code == code
+    )
+    assert stopped.value.result.by_status == {"pending": len(refs)}  # none failed one by one
+    sends = [r for r in refused.service.request_log() if r[1] == "send"]
+    assert len(sends) == 1  # one letter asked, not every letter in turn
+    assert code in _batch(ctx, batch_id).stop_reason or cause in _batch(ctx, batch_id).stop_reason
+    channel = fake(tmp_path, clock)
+    send_batch(ctx, batch_id, channel, CONFIG)
+    _exactly_once(channel, refs)
+
+
 def test_400_fails_that_letter_with_its_reason_and_the_rest_go(
     ctx: Context, tmp_path: Path
 ) -> None:
@@ -239,6 +274,34 @@ def test_an_ambiguous_send_is_unknown_until_reconciled_by_reference(
     assert letter["notify_id"][0] == channel.service.notifications(ref)[0].notify_id
     assert debt_row(ctx, book.debts["final"])["state"] == "awaiting_response"
     assert history(ctx, letter["letter_id"][0])[:3] == ["pending", "sending", "unknown"]
+
+
+def test_an_ambiguous_send_notify_failed_technically_is_recorded_never_resent(
+    ctx: Context, tmp_path: Path
+) -> None:
+    ctx, clock = clocked(ctx)
+    book = letters_book(ctx)
+    batch_id = built_batch(ctx)
+    frame = outbox(ctx).filter(pl.col("batch_id") == batch_id)
+    ref = frame.filter(pl.col("debt_id") == book.debts["final"])["reference"][0]
+    channel = fake(
+        tmp_path,
+        clock,
+        faults=Faults(on_reference={ref: FaultKind.TIMEOUT_AFTER_ACCEPT}),
+        fates=Fates(technical_failure=1.0, failed_after_days=0.001),
+    )
+    first = send_batch(ctx, batch_id, channel, CONFIG)
+    assert first.unknown == 1
+    later(clock, minutes=10)
+    settled = send_batch(ctx, batch_id, channel, CONFIG)
+    assert settled.reconciled == {"technical": 1} and settled.accepted == 0
+    assert channel.service.count(ref) == 1  # reconcile-before-resend did not resend it
+    letter = outbox(ctx).filter(pl.col("reference") == ref)
+    assert letter["status"].to_list() == ["technical-failure"]
+    assert letter["notify_id"][0] == channel.service.notifications(ref)[0].notify_id
+    assert debt_row(ctx, book.debts["final"])["review_reason"] == "LETTER_TECHNICAL_FAILURE"
+    send_batch(ctx, batch_id, channel, CONFIG)  # nothing left to send or reconcile
+    assert channel.service.count(ref) == 1
 
 
 def test_an_outage_stops_the_batch_and_the_rerun_sends_each_letter_once(
@@ -457,3 +520,48 @@ def test_a_print_batch_in_flight_is_finished_in_the_same_directory(
         _print(ctx, batch_id, tmp_path / "second")
     assert not (tmp_path / "second").exists()
     assert _print(ctx, batch_id, tmp_path / "first").batch_status == "sent"
+
+
+def _representation_template() -> Any:
+    from csa_closure.letters.kinds import letter_kind
+
+    return CONFIG.template(letter_kind("representation", "PWC"))
+
+
+@pytest.mark.parametrize("change", ["placeholders", "type"])
+def test_templates_that_differ_at_notify_refuse_the_batch_before_any_letter(
+    ctx: Context, tmp_path: Path, change: str
+) -> None:
+    ctx, clock = clocked(ctx)
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    refs = _pending_refs(ctx, batch_id)
+    template = _representation_template()
+    kept = [name for name in template.placeholder_names[1:]]
+    body = "\n".join(f"(({name}))" for name in [*kept, "reply_phone"])
+    override = ("letter", body) if change == "placeholders" else ("email", body)
+    channel = fake(tmp_path, clock, template_overrides={template.template_id: override})
+    with pytest.raises(BatchStopped) as stopped:
+        send_batch(ctx, batch_id, channel, CONFIG)
+    message = stopped.value.result.stop_message or ""
+    assert stopped.value.result.stop_code == "TEMPLATE_MISMATCH"
+    assert "representation.PWC" in message and template.template_id in message
+    if change == "placeholders":
+        assert "does not send: reply_phone" in message  # the one the template needs
+        assert f"does not have: {template.placeholder_names[0]}" in message  # the one we send
+    else:
+        assert "is of type email, not letter" in message
+    assert channel.service.count() == 0  # not one letter
+    assert {r[1] for r in channel.service.request_log()} == {"template"}
+    assert stopped.value.result.by_status == {"pending": len(refs)}
+    fixed = fake(tmp_path, clock)
+    send_batch(ctx, batch_id, fixed, CONFIG)
+    _exactly_once(fixed, refs)
+
+
+def test_the_template_check_names_a_template_notify_does_not_have() -> None:
+    from csa_closure.letters.kinds import letter_kind
+    from csa_closure.stages.letters_outbox.templates import template_problem
+
+    problem = template_problem(letter_kind("representation", "PWC"), CONFIG, None)
+    assert problem is not None and "Notify has no such template" in problem

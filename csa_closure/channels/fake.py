@@ -6,8 +6,15 @@
 it accepted for each reference. It simulates, all seeded and deterministic:
 
 - acceptance, and status progression over (simulated) days: ``accepted``, then ``received``;
-  at configured rates ``returned-letter`` (weeks later), ``permanent-failure`` and
-  ``technical-failure``; status data disappears after the retention period (7 days);
+  at configured rates ``permanent-failure`` and ``technical-failure``, and returns (weeks
+  later) which, as at Notify, the API never shows (a returned letter stays ``received``): they
+  are in the returned-letters report only (:meth:`FakeNotify.returned_letters`), with an empty
+  reference for letters uploaded as a print file (:meth:`FakeNotify.upload_print_file`, which
+  also gives the upload report); status data disappears after the retention period (7 days);
+- templates (GET /v2/template/{id}) as the letters configuration has them, or as a test
+  overrides them (another type or body);
+- refusals of every letter (``Faults.service_refusal``): the service may not send letters, a
+  template deleted or of the wrong type, a team key, trial mode;
 - 429 ``RateLimitError`` (at a rate, or a real per-minute cap on the fake clock), the daily
   limit (429 ``TooManyRequestsError``), 5xx errors and dropped connections before acceptance,
   and the worst cases: a timeout or a 5xx *after* the letter was accepted;
@@ -23,6 +30,7 @@ The file holds what was sent (personal data, as Notify would), so it is created 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -42,7 +50,7 @@ import requests
 from notifications_python_client import NotificationsAPIClient
 from requests.adapters import BaseAdapter
 
-from csa_closure.channels.notify import NotifyChannel, RetryPolicy
+from csa_closure.channels.notify import NotifyChannel, RetryPolicy, fold_placeholder
 from csa_closure.channels.ratelimit import TokenBucket
 from csa_closure.channels.status import RETENTION_DAYS
 from csa_closure.letters.address import AddressProblemCode, check_lines
@@ -66,6 +74,33 @@ class FaultKind(StrEnum):
     SERVER_ERROR_AFTER_ACCEPT = "server_error_after_accept"  # accepted; the caller sees a 502
     FORBIDDEN = "forbidden"  # 403 AuthError
     BAD_REQUEST = "bad_request"  # 400 ValidationError
+    # refusals every letter gets, as Notify words them (see SERVICE_REFUSALS)
+    SERVICE_CANNOT_SEND_LETTERS = "service_cannot_send_letters"
+    TEMPLATE_DELETED = "template_deleted"
+    WRONG_TEMPLATE_TYPE = "wrong_template_type"
+    TEAM_KEY = "team_key"
+    TRIAL_MODE = "trial_mode"
+
+
+SERVICE_REFUSALS = {
+    FaultKind.SERVICE_CANNOT_SEND_LETTERS: (
+        400,
+        "BadRequestError",
+        "Service is not allowed to send letters",
+    ),
+    FaultKind.TEMPLATE_DELETED: (400, "BadRequestError", "Template has been deleted"),
+    FaultKind.WRONG_TEMPLATE_TYPE: (
+        400,
+        "BadRequestError",
+        "email template is not suitable for letter notification",
+    ),
+    FaultKind.TEAM_KEY: (403, "BadRequestError", "Cannot send letters with a team api key"),
+    FaultKind.TRIAL_MODE: (
+        403,
+        "BadRequestError",
+        "Cannot send letters when service is in trial mode",
+    ),
+}
 
 
 _AFTER_ACCEPT = frozenset({FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.SERVER_ERROR_AFTER_ACCEPT})
@@ -86,6 +121,7 @@ class Faults:
     on_request: Mapping[int, FaultKind] = field(default_factory=dict)
     on_reference: Mapping[str, FaultKind] = field(default_factory=dict)
     per_minute_limit: int | None = None  # a real cap on the fake clock, like Notify's 3,000
+    service_refusal: FaultKind | None = None  # one of SERVICE_REFUSALS, for every send
     daily_limit: int = DAILY_LETTER_LIMIT
 
 
@@ -148,6 +184,11 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE TABLE IF NOT EXISTS minute_counts (minute TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS day_counts (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reference_faults (reference TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    row_number INTEGER NOT NULL
+);
 """
 
 
@@ -179,8 +220,11 @@ class FakeNotify:
         retention_days: float = RETENTION_DAYS,
         templates: LettersConfig | None = None,
         page_size: int = PAGE_SIZE,
+        template_overrides: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.faults = faults or Faults()
+        # template id -> (type, body) served instead of the configured letter template
+        self._template_overrides = dict(template_overrides or {})
         self.fates = fates or Fates()
         self.seed = seed
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -252,6 +296,8 @@ class FakeNotify:
             reply = self._get_one(path.rsplit("/", 1)[-1], now)
         elif kind == "list":
             reply = self._list(query, now)
+        elif kind == "template":
+            reply = self._template(path.rsplit("/", 1)[-1])
         else:
             reply = _error(404, "NotFound", "The requested URL was not found on the server.")
         return reply
@@ -275,6 +321,8 @@ class FakeNotify:
         faults = self.faults
         if n in faults.on_request:
             return FaultKind(faults.on_request[n])
+        if kind == "send" and faults.service_refusal is not None:
+            return FaultKind(faults.service_refusal)
         if kind == "send" and reference is not None and reference in faults.on_reference:
             first = self._db.execute(
                 "INSERT OR IGNORE INTO reference_faults (reference) VALUES (?)", (reference,)
@@ -311,6 +359,8 @@ class FakeNotify:
             return FakeReply(0, transport_error="connection")
         if fault is FaultKind.BAD_REQUEST:
             return _error(400, "ValidationError", "Must be a real UK postcode")
+        if fault in SERVICE_REFUSALS:
+            return _error(*SERVICE_REFUSALS[fault])
         return None
 
     def _over_minute_cap(self, now: datetime) -> bool:
@@ -437,6 +487,28 @@ class FakeNotify:
 
     # --- looking up ------------------------------------------------------------------------
 
+    def _template(self, template_id: str) -> FakeReply:
+        """A template as Notify's API shows it: a letter template using the configured
+        placeholders (or, from ``template_overrides``, another type or body)."""
+        override = self._template_overrides.get(template_id)
+        if override is None:
+            names = (self._templates or {}).get(template_id)
+            if names is None:
+                return _error(404, "NoResultFound", "No result found")
+            override = ("letter", "\n".join("((" + name + "))" for name in names))
+        kind, body = override
+        return FakeReply(
+            200,
+            {
+                "id": template_id,
+                "type": kind,
+                "version": 1,
+                "name": "Letter",
+                "subject": "Letter" if kind != "sms" else None,
+                "body": body,
+            },
+        )
+
     def _get_one(self, notify_id: str, now: datetime) -> FakeReply:
         try:
             uuid.UUID(notify_id)
@@ -488,8 +560,8 @@ class FakeNotify:
             return fate if now >= fate_at else "accepted"
         if now < received_at:
             return "accepted"
-        if fate == "returned-letter" and now >= fate_at:
-            return "returned-letter"
+        # a returned letter stays ``received`` in the API, as at Notify: the return is only in
+        # the returned-letters report (:meth:`returned_letters`)
         return "received"
 
     def _public(self, row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
@@ -556,15 +628,85 @@ class FakeNotify:
         rows = self._db.execute("SELECT n, kind, reference, outcome FROM requests ORDER BY n")
         return [(int(n), kind, ref, outcome) for n, kind, ref, outcome in rows]
 
+    def upload_print_file(
+        self, path: str | os.PathLike[str], template_id: str
+    ) -> list[tuple[int, str]]:
+        """Take a print file (Notify's bulk-upload CSV, as ``channels.printfile`` writes it) as
+        Notify takes an uploaded spreadsheet: one letter a row, with no reference (a letter
+        uploaded as a file has none). Returns Notify's upload report: (row number from 1,
+        notification id) for each row."""
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        report = []
+        with self._transaction():
+            now = self.now()
+            for number, row in enumerate(rows, start=1):
+                lines = [row.get(f"address line {n}") or "" for n in range(1, 7)]
+                lines.append(row.get("postcode") or "")
+                personalisation = {f"address_line_{n}": v for n, v in enumerate(lines, 1) if v}
+                (seq,) = self._db.execute(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM notifications"
+                ).fetchone()
+                notify_id = str(
+                    uuid.UUID(
+                        int=random.Random(f"{self.seed}:id:{seq}").getrandbits(128), version=4
+                    )
+                )
+                fate, fate_after = self._fate(seq)
+                self._db.execute(
+                    "INSERT INTO notifications (seq, id, reference, template_id, personalisation,"
+                    " created_at, day, fate, received_at, fate_at)"
+                    " VALUES (?,?,NULL,?,?,?,?,?,?,?)",
+                    (
+                        seq,
+                        notify_id,
+                        template_id,
+                        json.dumps(personalisation, sort_keys=True),
+                        _iso(now),
+                        now.date().isoformat(),
+                        fate,
+                        _iso(now + timedelta(days=self.fates.received_after_days)),
+                        _iso(now + timedelta(days=fate_after)),
+                    ),
+                )
+                self._db.execute(
+                    "INSERT INTO uploads (id, file_name, row_number) VALUES (?, ?, ?)",
+                    (notify_id, Path(path).name, number),
+                )
+                report.append((number, notify_id))
+        return report
+
     def returned_letters(self) -> list[tuple[str, str | None, datetime]]:
         """(notify id, reference, returned at) for letters returned by now, whatever the
-        retention: like Notify's returned-letters report."""
+        retention: like Notify's returned-letters report (the reference empty for letters
+        uploaded as a file)."""
         now = self.now()
         rows = self._db.execute(
             "SELECT id, reference, fate_at FROM notifications"
             " WHERE fate = 'returned-letter' ORDER BY fate_at, seq"
         )
         return [(i, ref, _parse(at)) for i, ref, at in rows if _parse(at) <= now]
+
+    def write_returned_letters_report(self, path: str | os.PathLike[str]) -> int:
+        """Write the returned-letters report as Notify's dashboard gives it (its columns, in its
+        order: ``Spreadsheet row number`` counts the file's letter rows from 1; the reference
+        is empty for an uploaded file's letters). Returns the rows written."""
+        uploads = {
+            i: (name, n)
+            for i, name, n in self._db.execute("SELECT id, file_name, row_number FROM uploads")
+        }
+        templates = dict(self._db.execute("SELECT id, template_id FROM notifications"))
+        rows = self.returned_letters()
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(RETURNED_REPORT_COLUMNS)
+            for notify_id, reference, at in rows:
+                name, number = uploads.get(notify_id, ("", ""))
+                writer.writerow(
+                    [notify_id, reference or "", at.strftime("%Y-%m-%d %H:%M"), "", "Letter",
+                     templates.get(notify_id, ""), 1, name, number, ""]
+                )  # fmt: skip
+        return len(rows)
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -597,6 +739,20 @@ class FakeNotify:
         )
 
 
+# Notify's returned-letters report, as its dashboard downloads it
+RETURNED_REPORT_COLUMNS = (
+    "Notification ID",
+    "Reference",
+    "Date sent",
+    "Sent by",
+    "Template name",
+    "Template ID",
+    "Template version",
+    "Spreadsheet file name",
+    "Spreadsheet row number",
+    "Uploaded letter file name",
+)
+
 _SELECT = (
     "SELECT seq, id, reference, template_id, personalisation, created_at, day, fate,"
     " received_at, fate_at FROM notifications"
@@ -611,6 +767,12 @@ _ADDRESS_MESSAGES = {
         " < > ~"
     ),
     AddressProblemCode.NO_FIXED_ABODE: "Must be a real address",
+    AddressProblemCode.NO_ALPHANUMERIC: (
+        "The first 2 lines of the address must both include at least one alphanumeric character"
+    ),
+    # Notify refuses a BFPO address naming a country; the fake, keeping no list of countries,
+    # refuses a BFPO address without a postcode whose last line before BFPO has no digit.
+    AddressProblemCode.BFPO_NO_UNIT: "The last line of a BFPO address must not be a country",
 }
 
 
@@ -620,8 +782,9 @@ def _address_reply(personalisation: Mapping[str, Any]) -> FakeReply | None:
         if "address_line_7" in personalisation
         else [*ADDRESS_KEYS[:6], "postcode"]
     )
-    lines = [str(personalisation.get(k) or "") for k in keys]
-    problem = check_lines(lines, max_line_length=10_000)
+    # Notify joins the lines and splits them again: a line break inside a value is a new line
+    lines = "\n".join(str(personalisation.get(k) or "") for k in keys).splitlines()
+    problem = check_lines(lines, max_line_length=10_000, control=False)
     if problem is None or problem.code not in _ADDRESS_MESSAGES:
         return None
     return _error(400, "ValidationError", _ADDRESS_MESSAGES[problem.code])
@@ -634,11 +797,12 @@ def _request_kind(method: str, path: str) -> str:
         return "list"
     if method == "GET" and path.startswith("/v2/notifications/"):
         return "get"
+    if method == "GET" and path.startswith("/v2/template/"):
+        return "template"
     return "other"
 
 
-def _fold(name: str) -> str:
-    return name.replace(" ", "").replace("_", "").replace("-", "").lower()
+_fold = fold_placeholder
 
 
 def _template_placeholders(config: LettersConfig) -> dict[str, tuple[str, ...]]:
@@ -714,6 +878,7 @@ class FakeNotifyChannel(NotifyChannel):
         sleep: Callable[[float], None] | None = None,
         api_key: str = FAKE_API_KEY,
         max_pages: int = 1_000,
+        template_overrides: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.service = FakeNotify(
             path,
@@ -724,6 +889,7 @@ class FakeNotifyChannel(NotifyChannel):
             retention_days=retention_days,
             templates=templates,
             page_size=page_size,
+            template_overrides=template_overrides,
         )
         client = NotificationsAPIClient(api_key, base_url=FAKE_BASE_URL)
         client.request_session.mount(FAKE_BASE_URL, FakeNotifyAdapter(self.service))

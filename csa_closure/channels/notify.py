@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -229,6 +230,21 @@ class NotifyChannel:
     def get_statuses(self, notify_ids: Iterable[str]) -> dict[str, NotificationInfo | None]:
         return {notify_id: self.get_status(notify_id) for notify_id in notify_ids}
 
+    def get_template(self, template_id: str) -> TemplateInfo | None:
+        """The template as Notify has it (``get_template`` in the official client: GET
+        /v2/template/{id}), or ``None`` if this service has no such template."""
+        try:
+            item = self._lookup(lambda: self._client.get_template(template_id))
+        except _NotFound:
+            return None
+        version = item.get("version")
+        return TemplateInfo(
+            template_id=str(item.get("id") or template_id),
+            template_type=str(item.get("type") or ""),
+            version=version if isinstance(version, int) else None,
+            placeholders=template_placeholders(item.get("subject"), item.get("body")),
+        )
+
     # --- plumbing --------------------------------------------------------------------------
 
     def _throttle(self) -> None:
@@ -271,6 +287,36 @@ class NotifyChannel:
     def _backoff_sleep(self, seconds: float) -> None:
         self.slept += seconds
         self._sleep(seconds)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What we read of a Notify template: its type and the placeholders it uses."""
+
+    template_id: str
+    template_type: str  # "letter", "email" or "sms"
+    version: int | None
+    placeholders: tuple[str, ...]  # as the template writes them, each once, in order
+
+
+_PLACEHOLDER = re.compile(r"\(\(([^()]+?)\)\)")
+
+
+def template_placeholders(*texts: Any) -> tuple[str, ...]:
+    """The placeholders of a template's subject and body: ``((name))``, and the name of a
+    conditional ``((name??text))``."""
+    names: list[str] = []
+    for text in texts:
+        for match in _PLACEHOLDER.finditer(str(text or "")):
+            name = match.group(1).split("??")[0].strip()
+            if name and fold_placeholder(name) not in {fold_placeholder(n) for n in names}:
+                names.append(name)
+    return tuple(names)
+
+
+def fold_placeholder(name: str) -> str:
+    """A placeholder name as Notify matches it: case, spaces, ``_`` and ``-`` ignored."""
+    return name.replace(" ", "").replace("_", "").replace("-", "").lower()
 
 
 # --- error mapping -------------------------------------------------------------------------
@@ -326,7 +372,7 @@ def _send_error(exc: APIError, letter: OutgoingLetter) -> Exception:
     if status == 400:
         return _rejection(reference, error, message, letter.personalisation.values())
     if status in (401, 403):
-        return _forbidden(status, error)
+        return _forbidden(status, error, message)
     return ChannelMisconfigured(
         f"letter {reference} not sent: Notify answered {status} {error or ''}".rstrip()
         + f"; nothing was sent: check {BASE_URL_ENV} and the client version",
@@ -349,14 +395,24 @@ def _lookup_error(exc: APIError) -> Exception:
     if status == 404:
         return _NotFound()
     if status in (401, 403):
-        return _forbidden(status, error)
+        return _forbidden(status, error, message)
     return ChannelMisconfigured(
         f"Notify refused a lookup: {status} {error or ''} {_truncate(message)}".strip(),
         status_code=status,
     )
 
 
-def _forbidden(status: int, error: str | None) -> ChannelForbidden:
+def _forbidden(status: int, error: str | None, message: str = "") -> ChannelForbidden:
+    lowered = message.lower()
+    for needle, code in _SERVICE_WIDE[:2]:  # a team key, trial mode: the key's own kind
+        if needle in lowered:
+            refused = ChannelForbidden(
+                f"Notify refused the send ({status} {error or 'AuthError'}): "
+                f"{SERVICE_WIDE_CAUSES[code]}; the batch is stopped",
+                status_code=status,
+            )
+            refused.code = code
+            return refused
     return ChannelForbidden(
         f"Notify refused the API key ({status} {error or 'AuthError'}): check that"
         f" {API_KEY_ENV} holds this service's live key and that the system clock is right;"
@@ -365,13 +421,47 @@ def _forbidden(status: int, error: str | None) -> ChannelForbidden:
     )
 
 
-_BATCH_WIDE = (
-    ("team api key", "NOTIFY_KEY_CANNOT_SEND_LETTERS"),
-    ("trial mode", "NOTIFY_KEY_CANNOT_SEND_LETTERS"),
+# Refusals every letter of the batch would get: Notify's words (lower case), our code. The send
+# stops after the first one, with the cause below (runbooks/03-letters.md).
+_SERVICE_WIDE = (
+    ("team api key", "NOTIFY_TEAM_KEY"),
+    ("trial mode", "NOTIFY_TRIAL_MODE"),
+    ("service is not allowed to send letters", "NOTIFY_SERVICE_CANNOT_SEND_LETTERS"),
+    ("template has been deleted", "NOTIFY_TEMPLATE_DELETED"),
+    ("template is not suitable for", "NOTIFY_WRONG_TEMPLATE_TYPE"),
     ("missing personalisation", "NOTIFY_MISSING_PERSONALISATION"),
     ("template not found", "NOTIFY_TEMPLATE_NOT_FOUND"),
     ("template_id", "NOTIFY_TEMPLATE_NOT_FOUND"),
 )
+SERVICE_WIDE_CAUSES = {
+    "NOTIFY_TEAM_KEY": (
+        f"{API_KEY_ENV} is a team key, which cannot send letters: use the service's live key"
+    ),
+    "NOTIFY_TRIAL_MODE": (
+        "the Notify service is in trial mode, which cannot send letters: ask Notify to make"
+        " the service live"
+    ),
+    "NOTIFY_SERVICE_CANNOT_SEND_LETTERS": (
+        "the Notify service is not allowed to send letters: a service manager must turn on"
+        " letters in the service's settings in Notify"
+    ),
+    "NOTIFY_TEMPLATE_DELETED": (
+        "a template in the letters configuration has been deleted in Notify: restore it in"
+        " Notify or configure the id of the template that replaces it"
+    ),
+    "NOTIFY_WRONG_TEMPLATE_TYPE": (
+        "a template id in the letters configuration is not a letter template (an email or text"
+        " message one): configure the letter template's id"
+    ),
+    "NOTIFY_MISSING_PERSONALISATION": (
+        "a template needs a placeholder the letters configuration does not send: add it to the"
+        " configuration's placeholders for that template"
+    ),
+    "NOTIFY_TEMPLATE_NOT_FOUND": (
+        "a template id in the letters configuration is not one of this service's templates:"
+        " check the ids against Notify"
+    ),
+}
 _PER_LETTER = (
     ("postcode", "NOTIFY_BAD_POSTCODE"),
     ("real address", "NOTIFY_BAD_ADDRESS"),
@@ -384,7 +474,7 @@ def _rejection(
 ) -> LetterRejected:
     lowered = message.lower()
     reason = _truncate(_withhold(f"{error or 'BadRequestError'}: {message}".strip(), values))
-    for needle, code in _BATCH_WIDE:
+    for needle, code in _SERVICE_WIDE:
         if needle in lowered:
             return LetterRejected(reference, code, reason, stops_batch=True)
     for needle, code in _PER_LETTER:

@@ -4,10 +4,15 @@ Layout, under the output directory::
 
     batch-<id>/                       0700
         batch-<id>-<letter>.csv       0600  one per template
+        batch-<id>-<letter>-<n>.csv   0600  ... or numbered from 1, when a template has more
+                                            than MAX_PRINT_FILE_ROWS letters
         manifest.json                 0600  written last: the batch is complete when it is there
 
 Each CSV has the columns ``address line 1`` ... ``address line 6``, ``postcode``, then the
-template's placeholders in the configured order; one row per letter, in the order given.
+template's placeholders in the configured order; one row per letter, in the order given. A file
+holds at most :data:`MAX_PRINT_FILE_ROWS` letters (Notify's limit for one upload); a template's
+letters beyond it go on in the next numbered file, each in the manifest. Every value is written
+so a spreadsheet shows it as text (:mod:`csa_closure.csvsafe`).
 The manifest names the batch, and for each file its template, letter kinds, row count,
 SHA-256 and the letters' references in row order (references carry no personal data; the
 CSV keeps Notify's format, so the references are not in it).
@@ -42,6 +47,7 @@ from typing import IO, Any
 
 import polars as pl
 
+from csa_closure.csvsafe import safe_row, safe_text
 from csa_closure.errors import CsaClosureError
 from csa_closure.letters.compose import OutgoingLetter
 from csa_closure.letters.config import LettersConfig, TemplateConfig
@@ -50,6 +56,7 @@ from csa_closure.letters.fields import ADDRESS_KEYS
 ADDRESS_COLUMNS = (*(f"address line {n}" for n in range(1, 7)), "postcode")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+MAX_PRINT_FILE_ROWS = 100_000  # Notify: at most 100,000 rows in one uploaded file
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -89,15 +96,26 @@ class PrintFileChannel:
 
     name = "print-file"
 
-    def __init__(self, out_dir: str | os.PathLike[str], config: LettersConfig) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        config: LettersConfig,
+        *,
+        max_rows: int = MAX_PRINT_FILE_ROWS,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.config = config
+        self.max_rows = max_rows
 
     def write_batch(self, batch_id: int | str, letters: Iterable[OutgoingLetter]) -> PrintBatch:
-        return write_print_batch(self.out_dir, batch_id, letters, self.config)
+        return write_print_batch(
+            self.out_dir, batch_id, letters, self.config, max_rows=self.max_rows
+        )
 
     def write_frames(self, batch_id: int | str, frames: Iterable[pl.DataFrame]) -> PrintBatch:
-        return write_print_frames(self.out_dir, batch_id, frames, self.config)
+        return write_print_frames(
+            self.out_dir, batch_id, frames, self.config, max_rows=self.max_rows
+        )
 
 
 def write_print_batch(
@@ -105,10 +123,12 @@ def write_print_batch(
     batch_id: int | str,
     letters: Iterable[OutgoingLetter],
     config: LettersConfig,
+    *,
+    max_rows: int = MAX_PRINT_FILE_ROWS,
 ) -> PrintBatch:
     """Write (or find already written) the files of batch ``batch_id``."""
     batch = _batch_name(batch_id)
-    rendered = _render(batch, letters, config)
+    rendered = _render(batch, letters, config, max_rows)
     directory = _batch_directory(Path(out_dir), batch)
     written = False
     for file, data in rendered:
@@ -133,12 +153,19 @@ def _batch_name(batch_id: int | str) -> str:
 class _Group:
     template: TemplateConfig
     kinds: set[str]
+    row_kinds: list[str]
     rows: list[list[str]]
     references: list[str]
 
 
+def _file_name(batch: str, kinds: Iterable[str], part: int | None) -> str:
+    """``batch-7-representation.PWC.csv``; ``...-2.csv`` for the second file of a template."""
+    number = "" if part is None else f"-{part}"
+    return f"batch-{batch}-{'+'.join(sorted(kinds))}{number}.csv"
+
+
 def _render(
-    batch: str, letters: Iterable[OutgoingLetter], config: LettersConfig
+    batch: str, letters: Iterable[OutgoingLetter], config: LettersConfig, max_rows: int
 ) -> list[tuple[PrintFile, bytes]]:
     groups: dict[str, _Group] = {}
     seen: set[str] = set()
@@ -149,27 +176,30 @@ def _render(
         template = config.template(letter.kind)
         if template.template_id != letter.template_id:
             raise ValueError(f"letter {letter.reference}: template differs from the configuration")
-        group = groups.setdefault(template.template_id, _Group(template, set(), [], []))
+        group = groups.setdefault(template.template_id, _Group(template, set(), [], [], []))
         group.kinds.add(letter.kind.key)
+        group.row_kinds.append(letter.kind.key)
         group.rows.append(_row(letter, template))
         group.references.append(letter.reference)
     rendered = []
     for group in sorted(groups.values(), key=lambda g: sorted(g.kinds)):
-        kinds = tuple(sorted(group.kinds))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow([*ADDRESS_COLUMNS, *group.template.placeholder_names])
-        writer.writerows(group.rows)
-        data = buffer.getvalue().encode("utf-8")
-        file = PrintFile(
-            name=f"batch-{batch}-{'+'.join(kinds)}.csv",
-            template_id=group.template.template_id,
-            kinds=kinds,
-            row_count=len(group.rows),
-            sha256=hashlib.sha256(data).hexdigest(),
-            references=tuple(group.references),
-        )
-        rendered.append((file, data))
+        starts = range(0, len(group.rows), max_rows)
+        for number, start in enumerate(starts, start=1):
+            rows = group.rows[start : start + max_rows]
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\r\n")
+            writer.writerow([*ADDRESS_COLUMNS, *group.template.placeholder_names])
+            writer.writerows(safe_row(row) for row in rows)
+            data = buffer.getvalue().encode("utf-8")
+            file = PrintFile(
+                name=_file_name(batch, group.kinds, number if len(starts) > 1 else None),
+                template_id=group.template.template_id,
+                kinds=tuple(sorted(set(group.row_kinds[start : start + max_rows]))),
+                row_count=len(rows),
+                sha256=hashlib.sha256(data).hexdigest(),
+                references=tuple(group.references[start : start + max_rows]),
+            )
+            rendered.append((file, data))
     return rendered
 
 
@@ -193,6 +223,8 @@ def write_print_frames(
     batch_id: int | str,
     frames: Iterable[pl.DataFrame],
     config: LettersConfig,
+    *,
+    max_rows: int = MAX_PRINT_FILE_ROWS,
 ) -> PrintBatch:
     """Write (or find already written) the files of batch ``batch_id`` from letters composed
     as frames: ``reference``, ``kind`` (``representation.PWC``), ``address_line_1`` ..
@@ -221,8 +253,8 @@ def write_print_frames(
             for template, part in _by_template(frame, templates):
                 stream = streams.get(template.template_id)
                 if stream is None:
-                    stream = streams[template.template_id] = _Stream.open(
-                        directory, batch, template
+                    stream = streams[template.template_id] = _Stream(
+                        template, directory, batch, max_rows
                     )
                 stream.write(part)
         _refuse_duplicates(streams.values())
@@ -231,9 +263,9 @@ def write_print_frames(
         written = False
         files = []
         for stream in sorted(streams.values(), key=lambda s: sorted(s.kinds)):
-            file = stream.finish(batch)
-            written |= _link_once(stream.temporary, directory / file.name, file.sha256)
-            files.append(file)
+            for temporary, file in stream.finish():
+                written |= _link_once(temporary, directory / file.name, file.sha256)
+                files.append(file)
         manifest = _manifest(batch, tuple(files))
         written |= _write_once(directory / MANIFEST_NAME, manifest)
         finished = True
@@ -249,10 +281,9 @@ def write_print_frames(
 
 
 @dataclass
-class _Stream:
-    """One template's file, being written to its temporary name."""
+class _Part:
+    """One file of a template's letters, being written to its temporary name."""
 
-    template: TemplateConfig
     temporary: Path
     handle: IO[bytes]
     digest: Any
@@ -260,16 +291,14 @@ class _Stream:
     references: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, directory: Path, batch: str, template: TemplateConfig) -> _Stream:
-        temporary = directory / f".batch-{batch}-{template.template_id}.{os.getpid()}.tmp"
+    def open(cls, temporary: Path) -> _Part:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return cls(template, temporary, os.fdopen(fd, "wb"), hashlib.sha256())
+        return cls(temporary, os.fdopen(fd, "wb"), hashlib.sha256())
 
-    def write(self, part: pl.DataFrame) -> None:
-        """Append ``part`` (letters of this template, with ``kind`` and ``reference``)."""
-        rows = _csv_rows(part, self.template)
+    def write(self, part: pl.DataFrame, template: TemplateConfig) -> None:
+        rows = _csv_rows(part, template)
         buffer = io.BytesIO()
         rows.write_csv(buffer, include_header=not self.references, line_terminator="\r\n")
         data = buffer.getvalue()
@@ -278,24 +307,64 @@ class _Stream:
         self.kinds.update(part.get_column("kind").unique().to_list())
         self.references.extend(part.get_column("reference").to_list())
 
-    def finish(self, batch: str) -> PrintFile:
+    def close(self) -> None:
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
-        kinds = tuple(sorted(self.kinds))
-        return PrintFile(
-            name=f"batch-{batch}-{'+'.join(kinds)}.csv",
-            template_id=self.template.template_id,
-            kinds=kinds,
-            row_count=len(self.references),
-            sha256=self.digest.hexdigest(),
-            references=tuple(self.references),
-        )
+
+
+@dataclass
+class _Stream:
+    """One template's files, being written to their temporary names, each at most
+    ``max_rows`` letters."""
+
+    template: TemplateConfig
+    directory: Path
+    batch: str
+    max_rows: int
+    parts: list[_Part] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> set[str]:
+        return {kind for part in self.parts for kind in part.kinds}
+
+    @property
+    def references(self) -> list[str]:
+        return [r for part in self.parts for r in part.references]
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame`` (letters of this template, with ``kind`` and ``reference``),
+        starting a new file whenever the current one is full."""
+        while frame.height:
+            if not self.parts or len(self.parts[-1].references) >= self.max_rows:
+                name = f".batch-{self.batch}-{self.template.template_id}-{len(self.parts) + 1}"
+                self.parts.append(_Part.open(self.directory / f"{name}.{os.getpid()}.tmp"))
+            current = self.parts[-1]
+            room = self.max_rows - len(current.references)
+            current.write(frame.head(room), self.template)
+            frame = frame.slice(room)
+
+    def finish(self) -> list[tuple[Path, PrintFile]]:
+        kinds = self.kinds
+        files = []
+        for number, part in enumerate(self.parts, start=1):
+            part.close()
+            file = PrintFile(
+                name=_file_name(self.batch, kinds, number if len(self.parts) > 1 else None),
+                template_id=self.template.template_id,
+                kinds=tuple(sorted(part.kinds)),
+                row_count=len(part.references),
+                sha256=part.digest.hexdigest(),
+                references=tuple(part.references),
+            )
+            files.append((part.temporary, file))
+        return files
 
     def discard(self) -> None:
-        self.handle.close()
-        with suppress(FileNotFoundError):
-            os.unlink(self.temporary)
+        for part in self.parts:
+            part.handle.close()
+            with suppress(FileNotFoundError):
+                os.unlink(part.temporary)
 
 
 def _by_template(
@@ -361,7 +430,8 @@ def _csv_rows(part: pl.DataFrame, template: TemplateConfig) -> pl.DataFrame:
         pl.when(pl.col(f"value {n}") != "").then(pl.col(f"value {n}")).alias(name)
         for n, (name, _) in enumerate(template.placeholders)
     ]
-    return work.lazy().select(*street, postcode, *values).collect()
+    columns = [*street, postcode, *values]
+    return work.lazy().select(safe_text(c).alias(c.meta.output_name()) for c in columns).collect()
 
 
 def _refuse_duplicates(streams: Iterable[_Stream]) -> None:

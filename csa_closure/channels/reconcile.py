@@ -9,8 +9,11 @@ decision        what the outbox does
 ``sent``        Notify has it: record the notify id and status; never resend
 ``duplicated``  Notify has it more than once (sent twice): record the oldest, flag it for a
                 person; never resend
-``resend``      Notify has no live letter with the reference (none, or only technical
-                failures) and would still show one: it is safe to send it again
+``technical``   Notify's only letters for the reference failed technically: record the
+                failure (a caseworker queue); never resend automatically, since Notify's
+                guidance is not to send it again (``notify settle`` decides)
+``resend``      Notify has no letter with the reference and would still show one: it is
+                safe to send it again
 ``wait``        too soon after the attempt (Notify may still be processing it): ask later
 ``cannot_tell`` the attempt is older than Notify's retention, so "not found" proves nothing:
                 hold the letter for a person
@@ -34,6 +37,7 @@ class ReconcileDecision(StrEnum):
     SENT = "sent"
     DUPLICATED = "duplicated"
     RESEND = "resend"
+    TECHNICAL_FAILURE = "technical"
     WAIT = "wait"
     CANNOT_TELL = "cannot_tell"
 
@@ -66,6 +70,8 @@ def reconcile(
         return Reconciliation(reference, ReconcileDecision.SENT, live[0], found)
     if live:
         return Reconciliation(reference, ReconcileDecision.DUPLICATED, live[0], found)
+    if found:
+        return Reconciliation(reference, ReconcileDecision.TECHNICAL_FAILURE, found[0], found)
     if age >= timedelta(days=retention_days) - RETENTION_MARGIN:
         return Reconciliation(reference, ReconcileDecision.CANNOT_TELL, None, found)
     return Reconciliation(reference, ReconcileDecision.RESEND, None, found)

@@ -8,7 +8,9 @@ Notify status          may change  dispatched  meaning
 ``received``           yes         yes         printed and posted; a return may follow
 ``returned-letter``    no          yes         came back undelivered: trace the address
 ``permanent-failure``  no          no          the printer cannot print it: a caseworker
-``technical-failure``  no          no          Notify failed; not printed: send again
+``technical-failure``  no          no          Notify failed: do not send it again
+                                               automatically (Notify's guidance); a
+                                               caseworker, and ``notify settle``
 ``cancelled``          no          no          cancelled in Notify; will not be printed
 =====================  ==========  ==========  ========================================
 
@@ -64,11 +66,6 @@ class NotifyStatus(StrEnum):
     def needs_tracing(self) -> bool:
         """The address (or the letter) needs a person: flag the debt for tracing."""
         return self in (NotifyStatus.RETURNED_LETTER, NotifyStatus.PERMANENT_FAILURE)
-
-    @property
-    def can_resend(self) -> bool:
-        """Notify's guidance for a technical failure is to send the letter again."""
-        return self is NotifyStatus.TECHNICAL_FAILURE
 
 
 _FROM_NOTIFY = {

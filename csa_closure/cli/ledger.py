@@ -22,6 +22,7 @@ from csa_closure.cli.options import (
     pass_state,
 )
 from csa_closure.cli.output import console, emit, jsonable, pounds, rich_table
+from csa_closure.csvsafe import safe_row
 from csa_closure.stages.ledger import (
     LedgerEntry,
     LedgerTotals,
@@ -45,7 +46,7 @@ def _stream_csv(entries: Any) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(COLUMNS)
     for entry in entries:
-        writer.writerow([jsonable(getattr(entry, c)) for c in COLUMNS])
+        writer.writerow(safe_row([jsonable(getattr(entry, c)) for c in COLUMNS]))
 
 
 def _stream_json(totals: LedgerTotals, entries: Any) -> None:

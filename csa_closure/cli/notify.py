@@ -28,7 +28,7 @@ from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUE
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, rich_table
 from csa_closure.cli.progress import progress_bars
-from csa_closure.errors import UsageError
+from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
 from csa_closure.stages.letters_outbox import (
     CHANNELS,
@@ -43,15 +43,21 @@ from csa_closure.stages.letters_outbox import (
     OutboxStatus,
     SendOptions,
     SendResult,
+    SettleAction,
     SyncResult,
     approve_batch,
     build_batch,
     outbox_status,
     record_returned,
     send_batch,
+    settle_letter,
     sync_letters,
 )
 from csa_closure.stages.letters_outbox.send import refuse_example_config
+from csa_closure.stages.letters_outbox.sync import (
+    record_upload_report,
+    references_in_print_files,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 FAKE_STATE_ENV = "CSA_CLOSURE_FAKE_NOTIFY"
@@ -515,16 +521,16 @@ def render_sync(console: Console, result: SyncResult) -> None:
         *[[f"now {k}", n] for k, n in sorted(result.changed.items())],
         ["returned (from the returned-letters report)", result.returned_from_report],
         ["debts flagged for tracing / a caseworker", result.debts_flagged],
-        ["technical failures sent again", result.resent],
-        ["technical failures left for the next sync (batch being sent)", result.resend_deferred],
-        ["technical failures no longer due", result.not_resent],
+        ["technical failures waiting for an operator (`notify settle`)", result.technical_failures],
     ]
     console.print(
         rich_table(None, ["", "letters"], [[k, f"{n:,}"] for k, n in rows if n], right=["letters"])
     )
-    if result.resend_stop_message:
+    if result.technical_failures:
         console.print(
-            f"[bold]Resending stopped ({result.resend_stop_code}):[/] {result.resend_stop_message}"
+            f"[bold]{result.technical_failures:,} technical failures are never resent by sync[/]"
+            " (Notify: do not send them again): settle each one with `notify settle REFERENCE"
+            " --resend` (after checking with Notify) or `--undeliverable`."
         )
 
 
@@ -558,11 +564,11 @@ def sync(
 
     Asks about letters accepted within Notify's 7-day retention and records each change in
     the letter's history; flags the debts of returned and permanently failed letters for
-    tracing and a caseworker; sends technical failures again (within the daily quota). With
-    fake-notify it also reads the fake's returned-letters report. JSON keys: run_id, channel,
-    as_of, polled, not_found, not_polled, poll_stopped, beyond_retention, changed,
-    returned_from_report, debts_flagged,
-    debts_moved, resent, resend_deferred, not_resent, resend_stop_code, resend_stop_message.
+    tracing and a caseworker; flags technical failures for a caseworker and never sends them
+    again (`notify settle` does, for one letter, after checking with Notify). With fake-notify
+    it also reads the fake's returned-letters report. JSON keys: run_id, channel, as_of,
+    polled, not_found, not_polled, poll_stopped, beyond_retention, changed,
+    returned_from_report, debts_flagged, debts_moved, technical_failures.
     """
     config = _config(letters_config)
     ctx = state.context()
@@ -595,59 +601,247 @@ def sync(
     )
 
 
+# --- settle --------------------------------------------------------------------------------------
+
+
+@notify.command()
+@click.argument("reference")
+@click.option(
+    "--resend",
+    "action",
+    flag_value=SettleAction.RESEND.value,
+    help="Ask Notify for the reference first; send the letter again only if Notify holds no"
+    " live letter for it.",
+)
+@click.option(
+    "--undeliverable",
+    "action",
+    flag_value=SettleAction.UNDELIVERABLE.value,
+    help="Never send it: cancel the letter and flag its debt for tracing and a caseworker.",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(NOTIFY_CHANNELS),
+    default=GOVUK_NOTIFY,
+    show_default=True,
+    help="The Notify service the letter went through.",
+)
+@_letters_config_option
+@_limit_options
+@_fake_options
+@format_option
+@pass_state
+def settle(
+    state: CliState,
+    reference: str,
+    action: str | None,
+    channel: str,
+    letters_config: Path | None,
+    daily_limit: int | None,
+    rate_per_minute: int,
+    fake_state: Path,
+    fake_faults: dict[str, float],
+    fake_fates: dict[str, float],
+    fake_seed: int,
+    fmt: str,
+) -> None:
+    """Settle one technical-failure letter REFERENCE: --resend or --undeliverable.
+
+    Notify's guidance for a technical failure is not to send the letter again, so `notify sync`
+    never does. --resend looks the reference up at Notify first: a live letter found there is
+    recorded instead (never sent twice); only when Notify holds none is it sent again, if still
+    due, within the daily quota. --undeliverable cancels it and flags its debt for tracing and a
+    caseworker. JSON keys: run_id, reference, action, outcome (resent, found_at_notify,
+    undeliverable, not_resent), status, notify_id, found_at_notify, stop_code, stop_message.
+    """
+    if action is None:
+        raise UsageError("say what to do with the letter: --resend or --undeliverable")
+    config = _config(letters_config)
+    ctx = state.context()
+    target = _channel(
+        channel,
+        config,
+        rate_per_minute=rate_per_minute,
+        fake_state=fake_state,
+        fake_faults=fake_faults,
+        fake_fates=fake_fates,
+        fake_seed=fake_seed,
+    )
+    options = _settle(channel)
+    options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
+    result = settle_letter(ctx, target, config, reference, SettleAction(action), options=options)
+    emit(
+        fmt,
+        result,
+        table=lambda c: c.print(
+            f"Letter {result.reference}: {result.outcome} (now {result.status};"
+            f" {result.found_at_notify} letters at Notify for the reference)"
+            + (
+                f"\n[bold]Stopped ({result.stop_code}):[/] {result.stop_message}"
+                if result.stop_message
+                else ""
+            )
+        ),
+    )
+
+
 # --- returned ------------------------------------------------------------------------------------
 
 
 def read_returned_report(path: Path) -> list[tuple[str | None, str | None]]:
     """(Notify id, reference) pairs from Notify's returned-letters report: a CSV with a
     ``Reference`` and/or ``Notification ID`` column (any case), or one reference a line."""
+    return [(notify_id, ref) for notify_id, ref, _, _ in read_returned_rows(path)]
+
+
+def read_returned_rows(
+    path: Path,
+) -> list[tuple[str | None, str | None, str | None, int | None]]:
+    """(Notify id, reference, spreadsheet file name, spreadsheet row number) for each row of
+    Notify's returned-letters report (the last two for letters of an uploaded file: Notify
+    counts the file's letter rows from 1)."""
     text = path.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         return []
     header = [h.strip().lower() for h in rows[0]]
-    names = {"reference": "reference", "notification id": "id", "notification_id": "id", "id": "id"}
+    names = {
+        "reference": "reference",
+        "notification id": "id",
+        "notification_id": "id",
+        "id": "id",
+        "spreadsheet file name": "file",
+        "spreadsheet row number": "row",
+    }
     where = {names[h]: i for i, h in enumerate(header) if h in names}
-    if not where:
-        return [(None, r[0].strip()) for r in rows if r and r[0].strip()]
-    pairs = []
-    for row in rows[1:]:
-        notify_id = row[where["id"]].strip() if "id" in where and len(row) > where["id"] else ""
-        ref = (
-            row[where["reference"]].strip()
-            if "reference" in where and len(row) > where["reference"]
-            else ""
+    if "id" not in where and "reference" not in where:
+        return [(None, r[0].strip(), None, None) for r in rows if r and r[0].strip()]
+
+    def cell(row: list[str], name: str) -> str:
+        return row[where[name]].strip() if name in where and len(row) > where[name] else ""
+
+    found: list[tuple[str | None, str | None, str | None, int | None]] = []
+    for line, row in enumerate(rows[1:], start=2):
+        notify_id, ref, file_name, number = (
+            cell(row, n) for n in ("id", "reference", "file", "row")
         )
-        if notify_id or ref:
-            pairs.append((notify_id or None, ref or None))
-    return pairs
+        if not (notify_id or ref):
+            continue
+        if number and not number.isdigit():
+            raise InputError(f"{path} line {line}: Spreadsheet row number must be a whole number")
+        found.append(
+            (notify_id or None, ref or None, file_name or None, int(number) if number else None)
+        )
+    return found
 
 
 @notify.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--print-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The --out directory of print-file sends: a return of an uploaded print file (no"
+    " reference) is matched by its spreadsheet file name and row number through the batch"
+    " manifests there.",
+)
 @_letters_config_option
 @format_option
 @pass_state
-def returned(state: CliState, report: Path, letters_config: Path | None, fmt: str) -> None:
+def returned(
+    state: CliState, report: Path, print_dir: Path | None, letters_config: Path | None, fmt: str
+) -> None:
     """Record the letters in Notify's returned-letters report REPORT as returned.
 
-    Letters come back weeks after posting, after Notify's status retention: download the
-    report from Notify (a CSV with a Reference and/or Notification ID column; or a file of
-    references, one a line). Each returned letter's debt is flagged for tracing and a
-    caseworker; letters already recorded as returned are left alone. JSON keys as for sync.
+    Letters come back weeks after posting, after Notify's status retention, and only in this
+    report (Notify's API keeps showing them as received): download it from Notify (a CSV with a
+    Reference and/or Notification ID column; or a file of references, one a line). A letter of
+    an uploaded print file has no reference: it is matched by its Notify id (see `notify
+    uploaded`) or, with --print-dir, by its spreadsheet file name and row number. Each returned
+    letter's debt is flagged for tracing and a caseworker; letters already recorded as returned
+    are left alone; returns matching no letter are listed. JSON keys as for sync.
     """
     config = _config(letters_config)
-    result = record_returned(state.context(), read_returned_report(report), config)
+    rows = read_returned_rows(report)
+    in_files = references_in_print_files(print_dir) if print_dir is not None else {}
+    pairs = [
+        (notify_id, ref or (in_files.get((name, number)) if name and number else None))
+        for notify_id, ref, name, number in rows
+    ]
+    result = record_returned(state.context(), pairs, config)
     emit(
         fmt,
         result,
         table=lambda c: c.print(
             f"{result.returned_from_report:,} letters recorded as returned; "
             f"{result.debts_flagged:,} debts flagged for tracing and a caseworker."
+            + (
+                f"\n[bold]{result.returned_unmatched:,} returns match no letter[/] (Notify ids:"
+                f" {', '.join(result.unmatched_notify_ids[:10])}): an uploaded print file's"
+                " returns carry no reference; import its upload report with `notify uploaded`"
+                " and run this again, or give them to a caseworker."
+                if result.returned_unmatched
+                else ""
+            )
         ),
         csv_rows=lambda: (
-            [{"returned": result.returned_from_report, "debts_flagged": result.debts_flagged}],
-            ["returned", "debts_flagged"],
+            [
+                {
+                    "returned": result.returned_from_report,
+                    "debts_flagged": result.debts_flagged,
+                    "unmatched": result.returned_unmatched,
+                }
+            ],
+            ["returned", "debts_flagged", "unmatched"],
+        ),
+    )
+
+
+def read_upload_report(path: Path) -> list[tuple[int, str]]:
+    """(row number, notification id) pairs from Notify's upload report for one print file: a
+    CSV with ``Row number`` and ``Notification ID`` columns (any case)."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    if not rows:
+        return []
+    header = [h.strip().lower().replace("_", " ") for h in rows[0]]
+    if "row number" not in header or "notification id" not in header:
+        raise InputError(f"{path}: an upload report needs Row number and Notification ID columns")
+    at_row, at_id = header.index("row number"), header.index("notification id")
+    pairs = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            pairs.append((int(row[at_row]), row[at_id].strip()))
+        except (ValueError, IndexError):
+            raise InputError(f"{path} line {line}: Row number must be a whole number") from None
+    return pairs
+
+
+@notify.command()
+@click.argument("batch_directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file", "file_name", required=True, help="The print file the report is for.")
+@format_option
+@pass_state
+def uploaded(
+    state: CliState, batch_directory: Path, report: Path, file_name: str, fmt: str
+) -> None:
+    """Record Notify's upload report REPORT for one print file of BATCH_DIRECTORY.
+
+    A letter uploaded to Notify as a print file has no reference at Notify, so its return can
+    only be matched by its Notify id: after uploading a file, download Notify's report for it
+    (Row number, Notification ID) and import it here. Safe to re-run. JSON keys: run_id, file,
+    rows, recorded, already.
+    """
+    result = record_upload_report(
+        state.context(), batch_directory, file_name, read_upload_report(report)
+    )
+    emit(
+        fmt,
+        result,
+        table=lambda c: c.print(
+            f"{result.file}: {result.rows:,} rows; {result.recorded:,} letters given their"
+            f" Notify id, {result.already:,} had it already."
         ),
     )
 

@@ -23,6 +23,8 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from csa_closure.csvsafe import safe_cell
+
 
 def jsonable(value: Any) -> Any:
     """Plain JSON values for results built from dataclasses, dates, enums and decimals."""
@@ -54,7 +56,7 @@ def echo_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: jsonable(v) for k, v in row.items()})
+        writer.writerow({k: safe_cell(jsonable(v)) for k, v in row.items()})
     click.echo(buffer.getvalue(), nl=False)
 
 

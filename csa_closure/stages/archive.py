@@ -62,7 +62,7 @@ from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.reports.rules import DETAIL_KEYS, is_decision_event
-from csa_closure.store.dialect import fetched_type, from_fetched, is_sqlite
+from csa_closure.store.dialect import consistent_read, fetched_type, from_fetched
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
     UtcDateTime,
@@ -321,16 +321,8 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
     PostgreSQL: a REPEATABLE READ transaction. SQLite: one read transaction (WAL keeps its
     snapshot while writers carry on).
     """
-    with engine.connect() as conn:
-        if is_sqlite(conn):
-            conn.exec_driver_sql("BEGIN")
-            reader = conn
-        else:
-            reader = conn.execution_options(isolation_level="REPEATABLE READ")
-        try:
-            yield reader
-        finally:
-            reader.rollback()
+    with engine.connect() as conn, consistent_read(conn) as reader:
+        yield reader
 
 
 def _marks(conn: Connection, run_id: int) -> Marks:

@@ -12,7 +12,7 @@ from datetime import date
 import polars as pl
 from sqlalchemy.engine import Connection
 
-from csa_closure.store.dialect import read_frame
+from csa_closure.store.dialect import driver_value, read_frame
 
 FACT_SCHEMA: dict[str, pl.DataType] = {
     "debt_id": pl.Int64(),
@@ -81,8 +81,7 @@ def debt_facts(
         f"AND case_ref IN (SELECT d.case_ref FROM debts d WHERE {where})" if where else ""
     )
     sql = _FACTS_SQL.format(payments_filter=payments_filter)
-    as_of_param = as_of.isoformat() if conn.dialect.name == "sqlite" else as_of
-    params: list[object] = [as_of_param, *(selection if where else [])]
+    params: list[object] = [driver_value(conn, as_of), *(selection if where else [])]
     if where:
         sql += " WHERE " + where
         params.extend(selection)

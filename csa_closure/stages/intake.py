@@ -31,6 +31,7 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from csa_closure.csvsafe import safe_frame
 from csa_closure.errors import InputError
 from csa_closure.store.schema import import_rejections, response_imports
 
@@ -175,7 +176,7 @@ def default_rejects_path(input_path: Path) -> Path:
 
 def rejects_csv(rejections: pl.DataFrame) -> bytes:
     """The rejects file's bytes: one row per rejected row, in row order."""
-    frame = rejections.select(REJECTS_COLUMNS).sort("row_number")
+    frame = safe_frame(rejections.select(REJECTS_COLUMNS).sort("row_number"))
     buffer = io.StringIO()
     frame.write_csv(buffer)
     return buffer.getvalue().encode("utf-8")

@@ -52,7 +52,7 @@ from csa_closure.states import (
     DebtState,
     Outcome,
 )
-from csa_closure.store.dialect import insert_ignoring_conflicts, is_sqlite, read_frame
+from csa_closure.store.dialect import driver_value, insert_ignoring_conflicts, read_frame
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import rule_sets
@@ -120,10 +120,6 @@ _EXPIRY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _param(conn: Connection, value: date) -> Any:
-    return value.isoformat() if is_sqlite(conn) else value
-
-
 def expiry_candidates(conn: Connection, as_of: date) -> pl.DataFrame:
     """Debts awaiting a response whose deadline is before ``as_of``, none received."""
     sql = (
@@ -133,7 +129,7 @@ def expiry_candidates(conn: Connection, as_of: date) -> pl.DataFrame:
         "ORDER BY debt_id"
     )
     frame = read_frame(
-        conn, (sql, [DebtState.AWAITING_RESPONSE.value, _param(conn, as_of)]), _EXPIRY_SCHEMA
+        conn, (sql, [DebtState.AWAITING_RESPONSE.value, driver_value(conn, as_of)]), _EXPIRY_SCHEMA
     )
     return frame.with_columns(pl.col("flagged").cast(pl.Boolean))
 
@@ -274,7 +270,7 @@ def write_off_candidates(
         conn,
         (
             _NOTICES_SQL.format(states=_marks(states), statuses=_marks(statuses)),
-            [*states, WRITE_OFF_NOTICE_PURPOSE, *statuses, _param(conn, as_of)],
+            [*states, WRITE_OFF_NOTICE_PURPOSE, *statuses, driver_value(conn, as_of)],
         ),
         {"debt_id": pl.Int64(), "recipient": pl.String()},
     )

@@ -70,7 +70,7 @@ from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.stages.debt_updates import decision_stamp, update_debts
 from csa_closure.states import DebtState, Outcome
 from csa_closure.store import events
-from csa_closure.store.dialect import insert_frame, read_frame
+from csa_closure.store.dialect import driver_sql, insert_frame, read_frame
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import import_rejections, response_imports, responses
@@ -354,7 +354,7 @@ def _case_debts(conn: Connection, case_refs: list[str]) -> tuple[set[str], pl.Da
         known.update(
             r[0]
             for r in conn.exec_driver_sql(
-                _driver_sql(conn, f"SELECT case_ref FROM cases WHERE case_ref IN ({marks})"),
+                driver_sql(conn, f"SELECT case_ref FROM cases WHERE case_ref IN ({marks})"),
                 tuple(part),
             )
         )
@@ -364,10 +364,6 @@ def _case_debts(conn: Connection, case_refs: list[str]) -> tuple[set[str], pl.Da
         )
         frames.append(read_frame(conn, (sql, part), DEBT_SCHEMA))
     return known, pl.concat(frames)
-
-
-def _driver_sql(conn: Connection, sql: str) -> str:
-    return sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s")
 
 
 def _window_checks() -> list[tuple[pl.Expr, Any, pl.Expr]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,8 +38,9 @@ def insert_ignoring_conflicts(conn: Connection, table: Table) -> Insert:
     return insert(conn, table).on_conflict_do_nothing()  # type: ignore[attr-defined,no-any-return]
 
 
-def _sql_for(conn: Connection, sql: str) -> str:
-    """Write driver SQL with ``?`` placeholders; PostgreSQL's driver wants ``%s``."""
+def driver_sql(conn: Connection, sql: str) -> str:
+    """Write driver SQL with ``?`` placeholders; PostgreSQL's driver wants ``%s`` (and a
+    literal ``%`` doubled, or psycopg reads it as a placeholder)."""
     if is_sqlite(conn):
         return sql
     return sql.replace("%", "%%").replace("?", "%s")
@@ -52,11 +54,12 @@ def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> i
     """
     if not rows:
         return 0
-    result = conn.exec_driver_sql(_sql_for(conn, sql), list(rows))
+    result = conn.exec_driver_sql(driver_sql(conn, sql), list(rows))
     return int(result.rowcount)
 
 
-def _driver_value(value: Any, conn: Connection) -> Any:
+def driver_value(conn: Connection, value: Any) -> Any:
+    """One parameter as the driver stores it (SQLite: ISO text for dates and instants)."""
     if isinstance(value, datetime):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None).isoformat(" ") if is_sqlite(conn) else value
@@ -139,7 +142,36 @@ def insert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
 
 
 def values_for_driver(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(_driver_value(v, conn) for v in values)
+    return tuple(driver_value(conn, v) for v in values)
+
+
+@contextmanager
+def consistent_read(conn: Connection) -> Iterator[Connection]:
+    """``conn`` in one read transaction that sees a single state of the whole database.
+
+    PostgreSQL: REPEATABLE READ. SQLite: an explicit BEGIN, whose read snapshot WAL keeps
+    while writers carry on. Rolled back at the end: a consistent read never writes.
+    """
+    if is_sqlite(conn):
+        conn.exec_driver_sql("BEGIN")
+        reader = conn
+    else:
+        reader = conn.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        yield reader
+    finally:
+        reader.rollback()
+
+
+def refresh_statistics(conn: Connection, table: str) -> None:
+    """Let the planner see a table that just grew by millions of rows.
+
+    PostgreSQL plans from statistics autovacuum refreshes only later; a bulk load followed by
+    joins on the same transaction would otherwise be planned for an empty table. SQLite's
+    planner needs nothing here.
+    """
+    if not is_sqlite(conn):
+        conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 def fetched_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
@@ -191,7 +223,7 @@ def driver_batches(
     else:
         cursor = raw.cursor()
     try:
-        cursor.execute(_sql_for(conn, sql), tuple(params))
+        cursor.execute(driver_sql(conn, sql), tuple(params))
         while batch := cursor.fetchmany(batch_size):
             yield batch
     finally:

@@ -6,7 +6,8 @@ One module per step:
 - :mod:`.build`: ``build_batch`` (``notify build``);
 - :mod:`.approve`: ``approve_batch`` (``notify approve``, maker-checker);
 - :mod:`.send`: ``send_batch`` (``notify send``: the send protocol, print files);
-- :mod:`.sync`: ``sync_letters`` and ``record_returned`` (``notify sync``, ``notify returned``);
+- :mod:`.sync`: ``sync_letters``, ``record_returned`` and ``settle_letter`` (``notify sync``,
+  ``notify returned``, ``notify settle``);
 - :mod:`.status`: ``outbox_status`` (``notify status``);
 - :mod:`.quota`: the persisted daily quota per channel;
 - :mod:`.outgoing`, :mod:`.outcomes`, :mod:`.common`: reading, composing and recording.
@@ -37,7 +38,16 @@ from csa_closure.stages.letters_outbox.send import (
     send_batch,
 )
 from csa_closure.stages.letters_outbox.status import OutboxStatus, outbox_status
-from csa_closure.stages.letters_outbox.sync import SyncResult, record_returned, sync_letters
+from csa_closure.stages.letters_outbox.sync import (
+    SettleAction,
+    SettleResult,
+    SyncResult,
+    UploadResult,
+    record_returned,
+    record_upload_report,
+    settle_letter,
+    sync_letters,
+)
 
 __all__ = [
     "CHANNELS",
@@ -54,12 +64,17 @@ __all__ = [
     "OutboxStatus",
     "SendOptions",
     "SendResult",
+    "SettleAction",
+    "SettleResult",
     "SyncResult",
+    "UploadResult",
     "approve_batch",
     "batch_lease",
     "build_batch",
     "outbox_status",
     "record_returned",
+    "record_upload_report",
     "send_batch",
+    "settle_letter",
     "sync_letters",
 ]

@@ -11,6 +11,8 @@
 - **Returned** or **permanently failed**: the debt is flagged for tracing and a caseworker
   (``LETTER_RETURNED``, ``LETTER_PERMANENT_FAILURE``); resolve holds a flagged debt back.
 - **Cancelled in Notify** (by someone in Notify's dashboard): flagged for a caseworker.
+- **Technical failure** at Notify: flagged for a caseworker (``LETTER_TECHNICAL_FAILURE``);
+  never resent automatically (``notify settle`` decides, runbooks/03-letters.md).
 - **Held** (unusable address, a fact missing): flagged for tracing (an address) or a caseworker.
 - **Failed** (Notify refused it, 400): flagged for tracing when Notify refused the address,
   otherwise for a caseworker (``LETTER_FAILED:<code>``).
@@ -31,6 +33,7 @@ from csa_closure.stages.letters_outbox.common import (
     REASON_PERMANENT_FAILURE,
     REASON_RETURNED,
     REASON_SENT_AFTER_MOVE,
+    REASON_TECHNICAL_FAILURE,
     change_letters,
     flag_debts,
     letter_changes,
@@ -49,6 +52,8 @@ _NOTIFY_FLAGS = {
     LetterStatus.RETURNED.value: (REASON_RETURNED, True, True),
     LetterStatus.PERMANENT_FAILURE.value: (REASON_PERMANENT_FAILURE, True, True),
     LetterStatus.CANCELLED.value: ("LETTER_CANCELLED_AT_NOTIFY", False, True),
+    # Notify: "Do not try to send the letter again": a caseworker queue, settled by an operator
+    LetterStatus.TECHNICAL_FAILURE.value: (REASON_TECHNICAL_FAILURE, False, True),
 }
 
 

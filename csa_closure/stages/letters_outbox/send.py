@@ -7,11 +7,16 @@ configuration: once a letter of it has been tried, another channel or configurat
 
 **Notify, one letter at a time, exactly once.** Notify has no idempotency key, so:
 
+0. *Templates first.* Before the first letter, every template the batch's letters use is
+   fetched from Notify and compared with the letters configuration
+   (:mod:`.templates`): a difference refuses the batch before anything is sent.
 1. *Reconcile first.* Every letter left ``sending`` or ``unknown`` by an earlier run is looked
    up by its reference (:func:`~csa_closure.channels.reconcile`) before anything new is sent:
    found -> recorded as Notify has it (never sent again); found twice -> recorded and flagged for
-   a person; not found -> back to ``pending`` (safe to send again); too soon to tell -> left for
-   the next run; too old to tell (past Notify's retention) -> flagged for a person.
+   a person; found only as a technical failure -> recorded as that (never resent: Notify's
+   guidance; ``notify settle`` decides); not found -> back to ``pending`` (safe to send
+   again); too soon to tell -> left for the next run; too old to tell (past Notify's
+   retention) -> flagged for a person.
 2. *Intent before the call.* Letters go in small groups (``intent_group``, default 20). For
    each group one transaction reserves the group in the day's quota and marks its letters
    ``sending`` with the attempt time and the letter date; only then is Notify called, once per
@@ -28,7 +33,9 @@ configuration: once a letter of it has been tried, another channel or configurat
 The batch **stops** (status ``stopped``, with the reason; run ``notify send`` again to resume)
 when the day's quota is used (checked before every group; Notify's own daily limit, 429
 ``TooManyRequestsError``, marks the day used up), or Notify refuses the key (403), or a
-rejection says every letter would fail (e.g. a template not found), or Notify stays
+rejection says every letter would fail (the service may not send letters, a template deleted
+or of the wrong type, a team key or trial mode: stopped after that one letter, with the cause
+named), or Notify stays
 unavailable, or ``max_ambiguous_in_a_row`` sends in a row were ambiguous (an outage). Stops that
 need a person raise :class:`BatchStopped` after everything is recorded; the daily quota does
 not (resume with the next day's ``--as-of``).
@@ -75,11 +82,13 @@ from csa_closure.channels import (
     reconcile,
     write_print_frames,
 )
+from csa_closure.channels.notify import SERVICE_WIDE_CAUSES
 from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, file_sha256
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
 from csa_closure.errors import ConcurrentChange, CsaClosureError, UsageError
 from csa_closure.letters import LettersConfig
+from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox import quota
 from csa_closure.stages.letters_outbox.common import (
@@ -118,6 +127,7 @@ from csa_closure.stages.letters_outbox.outgoing import (
     unsendable_frame,
     without_address,
 )
+from csa_closure.stages.letters_outbox.templates import check_templates
 from csa_closure.states import LetterStatus
 from csa_closure.store import events, failpoints
 from csa_closure.store.runs import Run, stage_run
@@ -146,6 +156,7 @@ class StopCode:
     UNAVAILABLE = "UNAVAILABLE"
     OUTAGE = "OUTAGE"  # several ambiguous sends in a row
     BATCH_REJECTED = "BATCH_REJECTED"  # a 400 every letter would get
+    TEMPLATE_MISMATCH = "TEMPLATE_MISMATCH"  # Notify's templates and the configuration differ
     RECONCILE_WAIT = "RECONCILE_WAIT"  # not a stop: letters wait to be reconciled
 
 
@@ -261,13 +272,62 @@ def send_batch(
             if isinstance(channel, PrintFileChannel):
                 stop = sender.print_files(channel.out_dir)
             else:
-                stop = sender.reconcile_in_flight() or sender.send_pending()
+                stop = (
+                    _template_stop(ctx, batch_id, channel, config, options)
+                    or sender.reconcile_in_flight()
+                    or sender.send_pending()
+                )
         with run.chunk() as conn:
             _finish(conn, run, batch_id, stop, result, options)
         run.counts.update(_counts(result))
         if stop is not None and stop.needs_person:
             raise BatchStopped(stop.message, result)
     return result
+
+
+def _template_stop(
+    ctx: Context,
+    batch_id: int,
+    channel: LetterChannel,
+    config: LettersConfig,
+    options: SendOptions,
+) -> Stop | None:
+    """Each template the batch's letters still to send use, checked at Notify before the first
+    letter (:mod:`.templates`); a stop naming every problem, or None. Not asked when the day's
+    quota is used up: no letter goes today, and the next run checks again."""
+    get_template = getattr(channel, "get_template", None)
+    if get_template is None:
+        return None
+    with ctx.engine.connect() as conn:
+        today = quota.quota_state(conn, channel.name, ctx.as_of, options.daily_limit)
+        if today.remaining == 0:
+            return None
+        rows = conn.execute(
+            select(letters.c.purpose, letters.c.recipient)
+            .where(
+                letters.c.batch_id == batch_id,
+                letters.c.status.in_(
+                    [
+                        LetterStatus.PENDING.value,
+                        LetterStatus.SENDING.value,
+                        LetterStatus.UNKNOWN.value,
+                    ]
+                ),
+            )
+            .distinct()
+        ).all()
+    kinds = [LetterKind(LetterPurpose(p), Recipient(r)) for p, r in rows]
+    try:
+        problems = check_templates(get_template, kinds, config)
+    except ChannelError as exc:
+        return Stop(exc.code, f"checking the batch's templates at Notify: {exc}")
+    if not problems:
+        return None
+    return Stop(
+        StopCode.TEMPLATE_MISMATCH,
+        f"batch {batch_id} refused before any letter was sent, its templates at Notify do not"
+        " match the letters configuration: " + " | ".join(problems),
+    )
 
 
 def refuse_example_config(channel: str, config: LettersConfig) -> None:
@@ -549,7 +609,13 @@ class _Sender:
     def _record_reconciled(self, decided: pl.DataFrame) -> None:
         decision = pl.col("decision")
         found = decided.filter(
-            decision.is_in([ReconcileDecision.SENT.value, ReconcileDecision.DUPLICATED.value])
+            decision.is_in(
+                [
+                    ReconcileDecision.SENT.value,
+                    ReconcileDecision.DUPLICATED.value,
+                    ReconcileDecision.TECHNICAL_FAILURE.value,
+                ]
+            )
         ).with_columns(
             pl.col("found_id").alias("notify_id"),
             pl.lit(self.ctx.clock()).alias("sent_at"),
@@ -757,11 +823,15 @@ class _Sender:
                 continue
             except LetterRejected as exc:
                 if exc.stops_batch:
+                    cause = SERVICE_WIDE_CAUSES.get(
+                        exc.code, "fix the service or the letters configuration"
+                    )
                     return Stop(
                         StopCode.BATCH_REJECTED,
                         f"{self.channel.name} refused a letter for a reason every letter would"
-                        f" share ({exc.code}: {exc.reason}); fix the service or the letters"
-                        " configuration, then run `notify send` again",
+                        f" share ({exc.code}: {exc.reason}): {cause}; the batch is stopped"
+                        " after that one letter, which stays pending. Run `notify send` again"
+                        " once it is fixed",
                     )
                 self.ambiguous_in_a_row = 0
                 done.append(

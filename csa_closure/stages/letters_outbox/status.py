@@ -24,7 +24,10 @@ ATTENTION = {
     LetterStatus.FAILED.value: "refused by the channel: the debt is flagged; `review list`",
     LetterStatus.RETURNED.value: "came back: the debt is flagged for tracing; `review list`",
     LetterStatus.PERMANENT_FAILURE.value: "not printable: the debt is flagged; `review list`",
-    LetterStatus.TECHNICAL_FAILURE.value: "Notify failed: `notify sync` sends it again",
+    LetterStatus.TECHNICAL_FAILURE.value: (
+        "Notify failed; never resent automatically: `notify settle REF --resend` (after"
+        " checking with Notify) or `--undeliverable`"
+    ),
 }
 
 

@@ -13,32 +13,43 @@
 3. **Flags.** A returned or permanently failed letter flags its debt for address tracing and a
    caseworker (``LETTER_RETURNED``, ``LETTER_PERMANENT_FAILURE``); resolve holds such a debt
    back for the caseworker instead of expiring its window.
-4. **Technical failures** are sent again (Notify's guidance), through the same send protocol,
-   under the batch's lease (a batch being sent right now is left for the next sync), within
-   the day's quota, when the letter is still due (``outgoing.still_due``; a final-chance letter
-   while its own window is open and no answer has come). The letter keeps its reference and
-   its date, so it says what it said the first time.
+4. **Technical failures are never sent again automatically.** Notify's letter guidance for
+   ``technical-failure`` is "Do not try to send the letter again": Notify may still print it.
+   The letter's debt goes to a caseworker (``LETTER_TECHNICAL_FAILURE``) and sync counts the
+   letters waiting (``technical_failures``). An operator settles each one with
+   :func:`settle_letter` (``notify settle``): ``resend`` first asks Notify for the reference
+   and records a live letter it finds instead of sending (never twice); only when Notify has
+   none does it send again, through the same send protocol, under the batch's lease, within the
+   day's quota, when the letter is still due (``outgoing.still_due``), with its reference and
+   date, so it says what it said the first time. ``undeliverable`` cancels the letter and flags
+   its debt for tracing and a caseworker (``LETTER_UNDELIVERABLE``).
 
 The whole sync runs under the ``stage:notify-sync`` lease.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
 
 import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.channels import ChannelUnavailable, LetterChannel, NotificationInfo
-from csa_closure.channels.status import RETENTION_DAYS
+from csa_closure.channels.printfile import MANIFEST_NAME, file_sha256
+from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
-from csa_closure.errors import LeaseHeld
+from csa_closure.errors import InputError, LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
+    REASON_DUPLICATED,
+    REASON_UNDELIVERABLE,
     SOURCE_FOR_CHANNEL,
     SYNC_LEASE,
     SYNC_STAGE,
@@ -46,6 +57,7 @@ from csa_closure.stages.letters_outbox.common import (
     BatchStatus,
     batch_lease,
     change_letters,
+    flag_debts,
     letter_changes,
     read_in,
 )
@@ -56,6 +68,7 @@ from csa_closure.stages.letters_outbox.send import (
     SendResult,
     _finish,
     _Sender,
+    _template_stop,
 )
 from csa_closure.states import LetterStatus
 from csa_closure.store import events
@@ -96,13 +109,11 @@ class SyncResult:
     beyond_retention: int = 0  # accepted letters too old to ask about
     changed: dict[str, int] = field(default_factory=dict)  # new status -> letters
     returned_from_report: int = 0
+    returned_unmatched: int = 0  # report rows that match no letter: a caseworker looks
+    unmatched_notify_ids: list[str] = field(default_factory=list)  # ids only, no personal data
     debts_flagged: int = 0
     debts_moved: int = 0
-    resent: int = 0  # technical failures sent again and accepted
-    resend_deferred: int = 0  # their batch is being sent right now: next sync
-    not_resent: int = 0  # technical failures no longer due
-    resend_stop_code: str | None = None
-    resend_stop_message: str | None = None
+    technical_failures: int = 0  # letters waiting for an operator (`notify settle`)
 
 
 def sync_letters(
@@ -115,7 +126,8 @@ def sync_letters(
     retention_days: float = RETENTION_DAYS,
     progress: Progress = NO_PROGRESS,
 ) -> SyncResult:
-    """Poll, record returns, flag, and resend technical failures (see the module doc).
+    """Poll, record returns and flag (see the module doc); technical failures are counted,
+    never resent.
     ``returned_report`` holds (notify id, reference) pairs from Notify's returned-letters
     report."""
     options = options or SendOptions()
@@ -127,14 +139,13 @@ def sync_letters(
         _poll(run, channel, config, source, retention_days, result, progress)
         if returned_report is not None:
             _returns(run, channel.name, list(returned_report), config, source, result)
-        _resend(run, channel, config, options, result, progress)
+        result.technical_failures = _technical_failures(run.ctx, channel.name)
         run.counts.update(
             {
                 "polled": result.polled,
                 "changed": dict(result.changed),
                 "returned_from_report": result.returned_from_report,
-                "resent": result.resent,
-                "resend_deferred": result.resend_deferred,
+                "technical_failures": result.technical_failures,
             }
         )
     return result
@@ -278,6 +289,24 @@ def _returns(
         by_ref = read_in(
             conn, f"SELECT {_COLUMNS} FROM letters WHERE reference IN ({{marks}})", refs, _SCHEMA
         )
+    known_ids = set(by_id["notify_id"].to_list())
+    known_refs = set(by_ref["reference"].to_list())
+    unmatched = sorted(
+        {i or f"reference:{r}" for i, r in report if i not in known_ids and r not in known_refs}
+    )
+    if unmatched:
+        # a return we cannot tie to a letter (an uploaded file's row whose upload report was
+        # never imported): recorded for a caseworker, by Notify id only
+        with run.chunk() as conn:
+            events.record(
+                conn,
+                run,
+                "letter.return_unmatched",
+                entity=f"channel:{channel_name}",
+                detail={"notify_ids": unmatched[:1000], "count": len(unmatched)},
+            )
+        result.returned_unmatched += len(unmatched)
+        result.unmatched_notify_ids.extend(unmatched)
     rows = (
         pl.concat([by_id, by_ref])
         .unique("letter_id", keep="first")
@@ -291,6 +320,96 @@ def _returns(
     _record(run, rows, config, source, result)
     result.returned_from_report += rows.height
     return rows.height
+
+
+@dataclass
+class UploadResult:
+    """What importing Notify's upload report for one print file did. JSON keys are these."""
+
+    run_id: int | None
+    file: str
+    rows: int
+    recorded: int = 0  # letters given their Notify id now
+    already: int = 0  # letters that had this id already
+
+
+def record_upload_report(
+    ctx: Context, batch_directory: Path, file_name: str, report: Iterable[tuple[int, str]]
+) -> UploadResult:
+    """Give the letters of print file ``file_name`` (in ``batch_directory``, checked against its
+    manifest) the Notify ids of Notify's upload report for it: (row number from 1, notification
+    id). A return of an uploaded letter carries no reference; its Notify id then finds it.
+    Safe to re-run; a row that already has another Notify id is refused."""
+    manifest = json.loads((batch_directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    entry = next((f for f in manifest.get("files", []) if f["file"] == file_name), None)
+    if entry is None:
+        raise InputError(f"{file_name} is not in {batch_directory / MANIFEST_NAME}")
+    if file_sha256(batch_directory / file_name) != entry["sha256"]:
+        raise InputError(f"{batch_directory / file_name} does not match its manifest (SHA-256)")
+    references: list[str] = entry["references"]
+    pairs = list(report)
+    for number, notify_id in pairs:
+        if not 1 <= number <= len(references):
+            raise InputError(
+                f"upload report row {number}: {file_name} has rows 1 to {len(references)}"
+            )
+        if not notify_id:
+            raise InputError(f"upload report row {number}: no notification id")
+    result = UploadResult(None, file_name, len(pairs))
+    by_reference = {references[n - 1]: i for n, i in pairs}
+    with stage_run(ctx, SYNC_STAGE, {"upload_report": file_name}, claims=[SYNC_LEASE]) as run:
+        result.run_id = run.run_id
+        with ctx.engine.connect() as conn:
+            found = read_in(
+                conn,
+                "SELECT letter_id, reference, notify_id FROM letters WHERE reference IN ({marks})",
+                sorted(by_reference),
+                {"letter_id": pl.Int64(), "reference": pl.String(), "notify_id": pl.String()},
+            )
+        missing = set(by_reference) - set(found["reference"].to_list())
+        if missing:
+            raise InputError(f"{file_name}: {len(missing)} of its letters are not in the store")
+        clash = found.filter(
+            pl.col("notify_id").is_not_null()
+            & (pl.col("notify_id") != pl.col("reference").replace_strict(by_reference))
+        )
+        if clash.height:
+            raise InputError(
+                f"letter {clash['reference'][0]} already has another Notify id: is this the"
+                f" upload report of {file_name}?"
+            )
+        todo = found.filter(pl.col("notify_id").is_null())
+        result.already = found.height - todo.height
+        with run.chunk() as conn:
+            for letter_id, reference in todo.select("letter_id", "reference").iter_rows():
+                conn.execute(
+                    update(letters)
+                    .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
+                    .values(notify_id=by_reference[reference])
+                )
+            events.record(
+                conn,
+                run,
+                "letters.upload_report",
+                entity=f"file:{file_name}",
+                detail={"rows": len(pairs), "recorded": todo.height, "already": result.already},
+            )
+        result.recorded = todo.height
+        run.counts.update({"recorded": result.recorded, "already": result.already})
+    return result
+
+
+def references_in_print_files(print_dir: Path) -> dict[tuple[str, int], str]:
+    """(print file name, row number from 1) -> the letter's reference, from every batch manifest
+    under ``print_dir`` (the ``--out`` of print-file sends): how a return of an uploaded file,
+    which Notify reports by spreadsheet file name and row with no reference, finds its letter."""
+    found: dict[tuple[str, int], str] = {}
+    for path in sorted(Path(print_dir).glob(f"batch-*/{MANIFEST_NAME}")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        for entry in manifest.get("files", []):
+            for number, reference in enumerate(entry.get("references", []), start=1):
+                found[(str(entry["file"]), number)] = str(reference)
+    return found
 
 
 def record_returned(
@@ -313,56 +432,187 @@ def record_returned(
 # --- technical failures -----------------------------------------------------------------------
 
 
-def _resend(
+def _technical_failures(ctx: Context, channel_name: str) -> int:
+    with ctx.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(letters)
+                .where(
+                    letters.c.status == LetterStatus.TECHNICAL_FAILURE.value,
+                    letters.c.channel == channel_name,
+                )
+            ).scalar_one()
+        )
+
+
+class SettleAction(StrEnum):
+    RESEND = "resend"  # after checking with Notify
+    UNDELIVERABLE = "undeliverable"
+
+
+@dataclass
+class SettleResult:
+    """What settling one technical failure did. JSON keys are these names."""
+
+    run_id: int | None
+    reference: str
+    action: str
+    outcome: str  # resent | found_at_notify | undeliverable | not_resent
+    status: str  # the letter's status now
+    notify_id: str | None = None
+    found_at_notify: int = 0  # letters Notify holds for the reference
+    stop_code: str | None = None
+    stop_message: str | None = None
+
+
+def settle_letter(
+    ctx: Context,
+    channel: LetterChannel,
+    config: LettersConfig,
+    reference: str,
+    action: SettleAction,
+    *,
+    options: SendOptions | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> SettleResult:
+    """An operator's decision on one ``technical-failure`` letter (see the module doc).
+    Refused (``UsageError``) for a letter that is not a technical failure on ``channel``."""
+    options = options or SendOptions()
+    parameters = {"reference": reference, "action": action.value, "channel": channel.name}
+    with stage_run(ctx, SYNC_STAGE, parameters, claims=[SYNC_LEASE]) as run:
+        with ctx.engine.connect() as conn:
+            found_id = conn.execute(
+                select(letters.c.letter_id, letters.c.status, letters.c.channel).where(
+                    letters.c.reference == reference
+                )
+            ).one_or_none()
+        if found_id is None:
+            raise UsageError(f"no letter has the reference {reference}")
+        if found_id.status != LetterStatus.TECHNICAL_FAILURE.value:
+            raise UsageError(
+                f"letter {reference} is {found_id.status}, not technical-failure: there is"
+                " nothing to settle"
+            )
+        if found_id.channel != channel.name:
+            raise UsageError(
+                f"letter {reference} was sent through {found_id.channel}: settle it with"
+                f" --channel {found_id.channel}"
+            )
+        with ctx.engine.connect() as conn:
+            row = read_letters_by_id(conn, [int(found_id.letter_id)]).with_columns(
+                still_due(ctx.as_of)
+            )
+        result = SettleResult(
+            run.run_id, reference, action.value, "", LetterStatus.TECHNICAL_FAILURE.value
+        )
+        if action is SettleAction.UNDELIVERABLE:
+            _undeliverable(run, row)
+            result.outcome, result.status = "undeliverable", LetterStatus.CANCELLED.value
+        else:
+            _settle_resend(run, channel, config, options, row, result, progress)
+        run.counts.update({"outcome": result.outcome, "status": result.status})
+    return result
+
+
+def _undeliverable(run: Run, row: pl.DataFrame) -> None:
+    with run.chunk() as conn:
+        change_letters(
+            conn,
+            run,
+            letter_changes(row, LetterStatus.CANCELLED.value, "SETTLED:UNDELIVERABLE").with_columns(
+                pl.lit("SETTLED:UNDELIVERABLE").alias("failure_reason")
+            ),
+            source=TOOLKIT,
+            set_columns=["failure_reason"],
+        )
+        flag_debts(
+            conn,
+            run,
+            row.select("debt_id", pl.lit(REASON_UNDELIVERABLE).alias("reason")),
+            tracing=True,
+            caseworker=True,
+        )
+
+
+def _settle_resend(
     run: Run,
     channel: LetterChannel,
     config: LettersConfig,
     options: SendOptions,
-    result: SyncResult,
+    row: pl.DataFrame,
+    result: SettleResult,
     progress: Progress,
 ) -> None:
-    ctx = run.ctx
-    with ctx.engine.connect() as conn:
-        ids = [
-            int(i)
-            for i in conn.execute(
-                select(letters.c.letter_id)
-                .where(
-                    letters.c.status == LetterStatus.TECHNICAL_FAILURE.value,
-                    letters.c.channel == channel.name,
-                )
-                .order_by(letters.c.letter_id)
-            ).scalars()
-        ]
-        failures = read_letters_by_id(conn, ids).with_columns(still_due(ctx.as_of))
-    due = failures.filter(pl.col("not_due").is_null())
-    result.not_resent = failures.height - due.height
-    for (batch_id,), letters_of_batch in due.group_by(["batch_id"], maintain_order=True):
-        try:
-            run.claim(batch_lease(int(batch_id)))  # type: ignore[arg-type]
-        except LeaseHeld:
-            result.resend_deferred += letters_of_batch.height
-            continue
+    reference = result.reference
+    found = list(channel.find_by_reference(reference))
+    result.found_at_notify = len(found)
+    live = [n for n in found if n.status is not NotifyStatus.TECHNICAL_FAILURE]
+    if live:
+        # Notify has a letter for it after all (it retried, or an earlier send went through):
+        # record that one; never send a second
+        adopted = min(live, key=lambda n: n.created_at or datetime.max.replace(tzinfo=UTC))
+        changed = row.with_columns(
+            pl.lit(adopted.status.value).alias("new_status"),
+            pl.lit(adopted.notify_id).alias("notify_id"),
+            pl.lit(f"SETTLED:FOUND_AT_NOTIFY:{len(found)}").alias("reason"),
+        )
+        source = SOURCE_FOR_CHANNEL.get(channel.name, channel.name)
         with run.chunk() as conn:
-            change_letters(
-                conn,
-                run,
-                letter_changes(
-                    letters_of_batch, LetterStatus.PENDING.value, "RESEND_AFTER_TECHNICAL_FAILURE"
-                ),
-                source=TOOLKIT,
+            apply_statuses(
+                conn, run, changed, source=source, config=config, set_columns=("notify_id",)
             )
-            _reopen(conn, run, int(batch_id))  # type: ignore[arg-type]
-        sent = SendResult(run.run_id, int(batch_id), channel.name, ctx.as_of.isoformat())  # type: ignore[arg-type]
-        sender = _Sender(run, int(batch_id), channel, config, options, sent, progress)  # type: ignore[arg-type]
-        stop = sender.send_pending(only_ids=letters_of_batch["letter_id"].to_list())
-        with run.chunk() as conn:
-            _finish(conn, run, int(batch_id), stop, sent, options)  # type: ignore[arg-type]
-        result.resent += sent.accepted
-        result.debts_flagged += sent.debts_flagged
-        if stop is not None:
-            result.resend_stop_code, result.resend_stop_message = stop.code, stop.message
-            break
+            if len(live) > 1:
+                flag_debts(
+                    conn,
+                    run,
+                    row.select("debt_id", pl.lit(REASON_DUPLICATED).alias("reason")),
+                    tracing=False,
+                    caseworker=True,
+                )
+        result.outcome, result.status, result.notify_id = (
+            "found_at_notify",
+            adopted.status.value,
+            adopted.notify_id,
+        )
+        return
+    if row["not_due"][0] is not None:
+        raise UsageError(
+            f"letter {reference} is no longer due ({row['not_due'][0]}): it is not sent again;"
+            " settle it with --undeliverable"
+        )
+    batch_id = int(row["batch_id"][0])
+    refused = _template_stop(run.ctx, batch_id, channel, config, options)
+    if refused is not None:
+        raise UsageError(f"letter {reference} not sent again: {refused.message}")
+    try:
+        run.claim(batch_lease(batch_id))
+    except LeaseHeld:
+        raise UsageError(
+            f"batch {batch_id} is being sent right now: settle letter {reference} once that"
+            " send has finished"
+        ) from None
+    with run.chunk() as conn:
+        change_letters(
+            conn,
+            run,
+            letter_changes(row, LetterStatus.PENDING.value, "SETTLED:RESEND_NOT_AT_NOTIFY"),
+            source=TOOLKIT,
+        )
+        _reopen(conn, run, batch_id)
+    sent = SendResult(run.run_id, batch_id, channel.name, run.ctx.as_of.isoformat())  # type: ignore[arg-type]
+    sender = _Sender(run, batch_id, channel, config, options, sent, progress)
+    stop = sender.send_pending(only_ids=row["letter_id"].to_list())
+    with run.chunk() as conn:
+        _finish(conn, run, batch_id, stop, sent, options)
+    with run.ctx.engine.connect() as conn:
+        now = conn.execute(
+            select(letters.c.status, letters.c.notify_id).where(letters.c.reference == reference)
+        ).one()
+    result.status, result.notify_id = now.status, now.notify_id
+    result.outcome = "resent" if sent.accepted else "not_resent"
+    if stop is not None:
+        result.stop_code, result.stop_message = stop.code, stop.message
 
 
 def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
@@ -388,4 +638,14 @@ def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
     )
 
 
-__all__ = ["SyncResult", "record_returned", "sync_letters"]
+__all__ = [
+    "SettleAction",
+    "SettleResult",
+    "SyncResult",
+    "UploadResult",
+    "record_returned",
+    "record_upload_report",
+    "references_in_print_files",
+    "settle_letter",
+    "sync_letters",
+]
