@@ -49,6 +49,8 @@ class Context:
     clock: Clock = utcnow
     # where random tokens (letter references) come from; the demo passes a seeded one
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    # the JSON-lines log this process writes (--log-file), recorded on every run it starts
+    log_file: str | None = None
 
     @property
     def host(self) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
 import sqlalchemy.exc
 
 from csa_closure import __version__
-from csa_closure.cli.options import ISO_DATE, CliState, configure_logging
+from csa_closure.cli.options import ISO_DATE, CliState
 from csa_closure.context import (
     ACTOR_ENV,
     AS_OF_ENV,
@@ -23,6 +24,7 @@ from csa_closure.context import (
     default_actor,
 )
 from csa_closure.errors import CsaClosureError
+from csa_closure.logs import LOG_FILE_ENV, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +99,41 @@ class UnexpectedError(click.ClickException):
     help=f"Who is running this, recorded on every run and decision (env {ACTOR_ENV}; "
     "default the OS user).",
 )
-@click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug detail (-vv).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log each stage's runs and chunks (-v) or debug detail (-vv, may quote a failing row).",
+)
+@click.option(
+    "--log-file",
+    envvar=LOG_FILE_ENV,
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"Also append the toolkit's log to this file as JSON lines, never personal data; every "
+    f"run records it (env {LOG_FILE_ENV}).",
+)
 @click.version_option(__version__, prog_name="csa-closure")
 @click.pass_context
-def cli(ctx: click.Context, db: str, as_of: date | None, actor: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    db: str,
+    as_of: date | None,
+    actor: str | None,
+    verbose: int,
+    log_file: str | None,
+) -> None:
     """Close the legacy CSA arrears book: pull, assess, write to parents, resolve, transfer.
 
     Every command works on the working store given by --db and makes its decisions for the
     --as-of date. Run `csa-closure db upgrade` once on a new store.
     """
-    configure_logging(verbose)
+    configure_logging(verbose, log_file)
     ctx.obj = CliState(
         db_url=db,
         as_of=as_of or date.today(),
         actor=actor or default_actor(),
+        log_file=str(Path(log_file).resolve()) if log_file else None,
     )
 
 

@@ -7,7 +7,6 @@ Commands take the root's state with ``@pass_state`` and open the working store w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +46,7 @@ class CliState:
     as_of: date
     actor: str
     settings: Settings = field(default_factory=Settings.from_environment)
+    log_file: str | None = None
     _context: Context | None = None
 
     def context(self, *, require_schema: bool = True) -> Context:
@@ -57,6 +57,7 @@ class CliState:
                 as_of=self.as_of,
                 actor=self.actor,
                 settings=self.settings,
+                log_file=self.log_file,
             )
         if require_schema:
             require_current(self._context.engine)
@@ -93,13 +94,6 @@ def limit_option(what: str) -> Callable[[F], F]:
 def list_limit(limit: int | None, fmt: str) -> int | None:
     """The rows to fetch for a list: ``--limit``, else TABLE_LIMIT for a table, else all."""
     return limit if limit is not None else TABLE_LIMIT if fmt == "table" else None
-
-
-def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
 
 
 def parse_sets(
