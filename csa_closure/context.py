@@ -34,10 +34,13 @@ class Settings:
     lease_seconds: int = 300
 
     @classmethod
-    def from_environment(cls) -> Settings:
-        """Settings, with the chunk size taken from CSA_CLOSURE_CHUNK_SIZE when set."""
+    def from_environment(cls, chunk_size: int | None = None) -> Settings:
+        """Settings, with the chunk size taken from CSA_CLOSURE_CHUNK_SIZE when set, else
+        ``chunk_size`` (the configuration file's) when given."""
         size = os.environ.get(CHUNK_SIZE_ENV)
-        return cls(chunk_size=int(size)) if size else cls()
+        if size:
+            return cls(chunk_size=int(size))
+        return cls(chunk_size=chunk_size) if chunk_size else cls()
 
 
 @dataclass(frozen=True)

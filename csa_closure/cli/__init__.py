@@ -13,14 +13,17 @@ from typing import Any
 
 import click
 import sqlalchemy.exc
+from click.core import ParameterSource
 
 from csa_closure import __version__
 from csa_closure.cli.options import ISO_DATE, CliState
+from csa_closure.config import load_config
 from csa_closure.context import (
     ACTOR_ENV,
     AS_OF_ENV,
     DB_ENV,
     DEFAULT_DB_URL,
+    Settings,
     default_actor,
 )
 from csa_closure.errors import CsaClosureError
@@ -129,11 +132,16 @@ def cli(
     --as-of date. Run `csa-closure db upgrade` once on a new store.
     """
     configure_logging(verbose, log_file)
+    # csa-closure.toml (or $CSA_CLOSURE_CONFIG): below options and environment variables
+    file = load_config()
+    given = ctx.get_parameter_source("db") not in (None, ParameterSource.DEFAULT)
     ctx.obj = CliState(
-        db_url=db,
+        db_url=db if given or not file.database_url else file.database_url,
         as_of=as_of or date.today(),
-        actor=actor or default_actor(),
+        actor=actor or file.actor or default_actor(),
+        settings=Settings.from_environment(file.chunk_size),
         log_file=str(Path(log_file).resolve()) if log_file else None,
+        letters_config=file.letters_config,
     )
 
 

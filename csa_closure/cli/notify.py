@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -182,6 +183,12 @@ def _limit_options(func: F) -> F:
 
 
 def _config(path: Path | None) -> LettersConfig:
+    """--letters-config, else $CSA_CLOSURE_LETTERS_CONFIG, else the configuration file's
+    letters_config, else the bundled example."""
+    if path is None and not os.environ.get(CONFIG_ENV):
+        state = click.get_current_context().find_object(CliState)
+        if state is not None and state.letters_config:
+            path = Path(state.letters_config)
     return load_letters_config(path)
 
 

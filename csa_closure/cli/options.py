@@ -47,6 +47,7 @@ class CliState:
     actor: str
     settings: Settings = field(default_factory=Settings.from_environment)
     log_file: str | None = None
+    letters_config: str | None = None  # from the configuration file, if it names one
     _context: Context | None = None
 
     def context(self, *, require_schema: bool = True) -> Context:
