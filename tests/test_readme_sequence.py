@@ -92,6 +92,12 @@ def test_the_readme_by_hand_sequence_ends_with_the_gate_passing(tmp_path: Path) 
         text=True,
     ).stdout
     assert str(env_dir) in located and str(ROOT / "csa_closure") not in located, located
+    # the documentation comes with the wheel
+    shown = subprocess.run(
+        ["csa-closure", "docs", "letters"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == (ROOT / "runbooks" / "03-letters.md").read_text(encoding="utf-8")
     ran = subprocess.run(
         ["bash", "-e", "-c", readme_sequence()],
         cwd=work,

@@ -172,9 +172,10 @@ def _register() -> None:
     cli.add_command(ledger.ledger)
     cli.add_command(transfer.transfer)
 
-    from csa_closure.cli import notify
+    from csa_closure.cli import docs, notify
 
     cli.add_command(notify.notify)
+    cli.add_command(docs.docs)
 
 
 _register()

@@ -38,7 +38,7 @@ COLUMNS = [f.name for f in dataclasses.fields(LedgerEntry)]
 def ledger() -> None:
     """The append-only write-off ledger: list it for finance, reverse a wrong write-off.
 
-    Runbook: runbooks/05-resolve-and-transfer.md.
+    Runbook: `csa-closure docs resolve`.
     """
 
 

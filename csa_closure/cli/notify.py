@@ -1,6 +1,6 @@
 """``csa-closure notify``: letters to parents, from batch to delivery status.
 
-Runbook: runbooks/03-letters.md.
+Runbook: `csa-closure docs letters`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def notify() -> None:
     """Letters to parents: build batches, approve them, send them, keep their statuses.
 
     A batch is built by one operator and approved by another, then sent through GOV.UK Notify
-    or as print-vendor files, each letter exactly once. Runbook: runbooks/03-letters.md.
+    or as print-vendor files, each letter exactly once. Runbook: `csa-closure docs letters`.
     """
 
 

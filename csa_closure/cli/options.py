@@ -75,7 +75,7 @@ def format_option(func: F) -> F:
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="table for people; json (stable, documented in docs/json-output.md) or csv for packs.",
+        help="table for people; json (stable: `csa-closure docs json`) or csv for packs.",
     )(func)
 
 

@@ -164,7 +164,7 @@ def progress(
     """A headline (debts closed, pounds still open, expected finish), the closure funnel from
     pulled to closed, letters, responses, deadlines, closures per day, the burndown of debts
     and pounds open, and the expected finish date (formula in
-    runbooks/06-reports-and-decommission.md)."""
+    `csa-closure docs reports`)."""
     ctx = state.context()
 
     def build() -> ProgressReport:

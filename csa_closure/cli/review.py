@@ -47,7 +47,7 @@ DECISION_COLUMNS = [
 def review() -> None:
     """Debts waiting for a caseworker, and the decisions caseworkers make on them.
 
-    Runbook: runbooks/05-resolve-and-transfer.md.
+    Runbook: `csa-closure docs resolve`.
     """
 
 

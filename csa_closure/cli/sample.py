@@ -163,7 +163,8 @@ def _print_summary(console: Any, summary: GenerationSummary) -> None:
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @format_option
 def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
-    """Turn a legacy SQL dump (sample_data/legacy_sample.sql) into a SQLite replica."""
+    """Turn a legacy SQL dump (such as legacy_sample.sql in the source distribution's
+    sample_data folder) into a SQLite replica."""
     counts = load_legacy_sql(sql_file, out, overwrite=force)
     result = {"out": str(out), "rows": counts}
     emit(
