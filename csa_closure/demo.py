@@ -66,6 +66,7 @@ MARKER = ".csa-closure-demo"
 RETURNS_AFTER_DAYS = 21  # the simulated Notify returns undeliverable letters after this
 CLOSED_STATE_NAMES = frozenset(s.value for s in CLOSED_STATES)
 OPERATOR = "demo-operator"
+OVERALL_TASK = "demo: debts closed"
 APPROVER = "demo-approver"
 CASEWORKER = "demo-caseworker"
 
@@ -149,6 +150,8 @@ class Demo:
         self.result = DemoResult(str(directory), self.store_url, settings)
         self.response_day: date | None = None
         self.quarantine_fixed = False
+        self._overall_total = -1  # the overall bar's total (debts loaded), once started
+        self._overall_done = 0
         # letter references and the like: drawn from the seed, not the OS
         self._random = random.Random(f"{settings.seed}:demo-random-bytes")
 
@@ -500,6 +503,22 @@ class Demo:
 
     # --- the run --------------------------------------------------------------------------
 
+    def _overall(self) -> None:
+        """The demo's overall bar: debts closed of those loaded (a re-pull adds to them)."""
+        loaded = int(self.scalar("SELECT count(*) FROM debts") or 0)
+        closed = int(
+            self.scalar(
+                "SELECT count(*) FROM debts WHERE state IN ('closed', 'written_off', "
+                "'transferred')"
+            )
+            or 0
+        )
+        if loaded != self._overall_total:
+            self.progress.start(OVERALL_TASK, loaded)
+            self._overall_total, self._overall_done = loaded, 0
+        self.progress.advance(OVERALL_TASK, closed - self._overall_done)
+        self._overall_done = closed
+
     def run(self) -> DemoResult:
         started = time.perf_counter()
         self.generate()
@@ -507,6 +526,7 @@ class Demo:
         last_day = self.settings.start + timedelta(days=self.settings.max_days)
         while True:
             self.routine()
+            self._overall()
             self.result.days += 1
             if self.finished():
                 break
@@ -515,6 +535,7 @@ class Demo:
                 break
             self.today = following
         self.result.finished_on = self.today
+        self.progress.finish(OVERALL_TASK)
         self.close()
         self.result.seconds = round(time.perf_counter() - started, 1)
         return self.result
