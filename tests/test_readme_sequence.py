@@ -73,6 +73,20 @@ def test_the_readme_sequence_parses() -> None:
 
 @pytest.mark.slow
 def test_the_readme_by_hand_sequence_ends_with_the_gate_passing(tmp_path: Path) -> None:
+    run_sequence(tmp_path, readme_sequence())
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_readme_sequence_on_postgresql(tmp_path: Path, pg_schema_url: str) -> None:
+    """The same commands with the store on PostgreSQL: only the export line differs."""
+    script = readme_sequence()
+    first, rest = script.split("\n", 1)
+    assert first.startswith("export CSA_CLOSURE_DB=")
+    run_sequence(tmp_path, f"export CSA_CLOSURE_DB='{pg_schema_url}'\n{rest}")
+
+
+def run_sequence(tmp_path: Path, script: str) -> None:
     env_dir = wheel_venv(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
@@ -99,7 +113,7 @@ def test_the_readme_by_hand_sequence_ends_with_the_gate_passing(tmp_path: Path) 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == (ROOT / "runbooks" / "03-letters.md").read_text(encoding="utf-8")
     ran = subprocess.run(
-        ["bash", "-e", "-c", readme_sequence()],
+        ["bash", "-e", "-c", script],
         cwd=work,
         env=env,
         capture_output=True,
