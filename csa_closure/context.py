@@ -54,6 +54,10 @@ class Context:
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
     # the JSON-lines log this process writes (--log-file), recorded on every run it starts
     log_file: str | None = None
+    # The as-of guard (``store.runs.as_of_problem``): the CLI turns it on for every command;
+    # ``allow_as_of`` (``--allow-as-of``) lets a guarded date through, recorded on the run.
+    guard_as_of: bool = False
+    allow_as_of: bool = False
 
     @property
     def host(self) -> str:

@@ -199,6 +199,8 @@ class Demo:
             settings=Settings(chunk_size=self.settings.chunk_size),
             clock=self.now,
             random_bytes=self.random_bytes,
+            # every day's as-of is set explicitly and only moves forward: the guard holds
+            guard_as_of=True,
         )
 
     def step(

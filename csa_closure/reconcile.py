@@ -25,11 +25,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.states import DebtState
 from csa_closure.store.schema import debts, ledger_entries, quarantine, stage_runs
 
 SYSTEMS = ("CSCS", "CS2")
 CREDITORS = ("PWC", "SOS")
+# the creditors, and the bucket of source rows whose creditor cannot be read (held, never
+# loaded): every pence of the legacy tables is in one of them
+CREDITOR_BUCKETS = (*CREDITORS, UNREADABLE_CREDITOR)
 
 
 @dataclass
@@ -98,7 +102,7 @@ class Reconciliation:
     def creditor_totals(self) -> dict[str, dict[str, Any]]:
         """Both systems added together, per creditor, with whether they balance."""
         totals: dict[str, dict[str, Any]] = {}
-        for creditor in CREDITORS:
+        for creditor in CREDITOR_BUCKETS:
             parts = [self.systems[s][creditor] for s in SYSTEMS]
             summed: dict[str, Any] = {
                 f.name: sum(getattr(p, f.name) for p in parts) for f in fields(CreditorBalance)
@@ -173,12 +177,13 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
         ).group_by(ledger_entries.c.source_system, ledger_entries.c.creditor),
     )
     held = {
-        r[0]: (int(r[1] or 0), int(r[2] or 0))
+        r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
         for r in conn.execute(
             select(
                 quarantine.c.source_system,
                 func.sum(quarantine.c.pwc_pence),
                 func.sum(quarantine.c.sos_pence),
+                func.sum(quarantine.c.unreadable_pence),
             )
             .where(quarantine.c.status == "held")
             .group_by(quarantine.c.source_system)
@@ -187,7 +192,7 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
     systems: dict[str, dict[str, CreditorBalance]] = {}
     for system in SYSTEMS:
         systems[system] = {}
-        for i, creditor in enumerate(CREDITORS):
+        for i, creditor in enumerate(CREDITOR_BUCKETS):
             loaded, nil, written_state, transferred, count, closed_count = book.get(
                 (system, creditor), (0, 0, 0, 0, 0, 0)
             )
@@ -196,7 +201,7 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
             systems[system][creditor] = CreditorBalance(
                 source_pence=int(at_pull.get("source_pence", 0)),
                 drift_pence=int(at_pull.get("drift_pence", 0)),
-                quarantined_pence=held.get(system, (0, 0))[i],
+                quarantined_pence=held.get(system, (0, 0, 0))[i],
                 loaded_pence=loaded,
                 nil_pence=nil,
                 written_off_pence=written_off,

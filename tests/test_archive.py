@@ -13,9 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from csa_closure.cli import cli
-from csa_closure.cli.archive import VERIFY_FAILED_EXIT_CODE
 from csa_closure.context import Context
-from csa_closure.errors import LeaseHeld, UsageError
+from csa_closure.errors import ExitCode, LeaseHeld, UsageError
 from csa_closure.reconcile import reconcile
 from csa_closure.stages.archive import (
     ARCHIVE_LEASE,
@@ -282,7 +281,7 @@ def test_cli_writes_verifies_and_exits_6_on_a_mismatch(
     assert "every check passed" in verified.output
     (out / "events.parquet").unlink()
     failed = runner.invoke(cli, [*base, "archive", "verify", str(out), "--format", "json"])
-    assert failed.exit_code == VERIFY_FAILED_EXIT_CODE == 6
+    assert failed.exit_code == ExitCode.VERIFY_FAILED == 6
     data = json.loads(failed.output)
     assert data["ok"] is False
     assert {"file": "events.parquet", "problem": "missing from the archive directory"} in data[

@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from csa_closure.cli import cli
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
+from csa_closure.errors import NotReady
 from csa_closure.policy import RuleSetError
 from csa_closure.resources import default_rules_dir
 from csa_closure.sample.legacy import generate_legacy
@@ -85,7 +85,7 @@ def test_a_dry_run_writes_nothing(pulled: Context) -> None:
 
 
 def test_assess_refuses_when_nothing_was_pulled(ctx: Context) -> None:
-    with pytest.raises(UsageError, match="nothing has been pulled"):
+    with pytest.raises(NotReady, match="nothing has been pulled"):
         assess(ctx)
 
 

@@ -122,7 +122,12 @@ def test_reconcile_decisions() -> None:
         "id-0",
     )
     assert decide(Holds(), hour) == (ReconcileDecision.RESEND, None)
-    assert decide(Holds(NotifyStatus.TECHNICAL_FAILURE), hour) == (ReconcileDecision.RESEND, None)
+    # Notify: "Do not try to send the letter again" after a technical failure; a caseworker
+    # settles it, reconcile never resends it.
+    assert decide(Holds(NotifyStatus.TECHNICAL_FAILURE), hour) == (
+        ReconcileDecision.TECHNICAL_FAILURE,
+        "id-0",
+    )
     assert decide(Holds(NotifyStatus.TECHNICAL_FAILURE, NotifyStatus.ACCEPTED), hour) == (
         ReconcileDecision.SENT,
         "id-1",

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from csa_closure.cli import cli
 from csa_closure.context import Context
+from csa_closure.errors import ExitCode
 from csa_closure.stages.archive import archive, verify
 from csa_closure.stages.decommission import (
-    NOT_READY_EXIT_CODE,
     DecommissionCheck,
     decommission_check,
 )
@@ -139,7 +139,7 @@ def test_cli_json_and_exit_codes(ctx: Context, store_url: str, tmp_path: Path) -
     runner = CliRunner()
     base = ["--db", store_url, "--as-of", "2019-03-31"]
     blocked = runner.invoke(cli, [*base, "decommission", "check", "--format", "json"])
-    assert blocked.exit_code == NOT_READY_EXIT_CODE == 7
+    assert blocked.exit_code == ExitCode.GATE_CLOSED == 7
     data = json.loads(blocked.output)
     assert data["passed"] is False
     assert [g["name"] for g in data["gates"]] == GATES

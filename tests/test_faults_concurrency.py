@@ -6,8 +6,9 @@ her own process and held (a failpoint ``pause``) in the middle of its work: afte
 chunk committed, or with its transaction open, or with letters handed to Notify and not yet
 recorded. While she holds it, bob runs the same command (or one that needs the same claim): he
 is refused with exit 4 and a message naming alice's process, and his refused attempt is
-recorded as a failed run that changed nothing. Then alice carries on to the end, bob runs again
-(nothing is left for him), and the book is exactly what one uninterrupted run makes.
+recorded as a refused run that changed nothing (not as the stage's latest, failed, result).
+Then alice carries on to the end, bob runs again (nothing is left for him), and the book is
+exactly what one uninterrupted run makes.
 
 PostgreSQL only: it is the shared store several operators use at once (SQLite is the
 single-operator default).
@@ -135,7 +136,7 @@ def test_a_second_operator_is_refused_while_the_first_works_and_nothing_happens_
         holder = f"alice@{HOST} pid {alice.process.pid}"
         assert "is being worked by" in bob.stderr and holder in bob.stderr, bob.stderr
         assert "Traceback" not in bob.stderr
-        # bob's refusal changed nothing (only his failed run is recorded)
+        # bob's refusal changed nothing (only his refused run is recorded)
         assert (
             difference(
                 {k: v for k, v in before.items() if k != "runs"},
@@ -163,7 +164,7 @@ def test_a_second_operator_is_refused_while_the_first_works_and_nothing_happens_
     runs = _runs(url, HELD_AT[label].split(":")[0])
     assert [r[:2] for r in runs if r[0] == "alice"] == [("alice", "completed")]
     bobs = [r for r in runs if r[0] == "bob"]
-    assert bobs[0][1] == "failed" and holder in (bobs[0][2] or "")  # his refusal, on record
+    assert bobs[0][1] == "refused" and holder in (bobs[0][2] or "")  # his refusal, on record
 
 
 def test_assess_is_refused_while_a_pull_is_loading(programme: Programme, tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_assess_is_refused_while_a_pull_is_loading(programme: Programme, tmp_pat
             runs = conn.execute(
                 text("SELECT status FROM stage_runs WHERE actor = 'bob' AND stage = 'assess'")
             ).scalars()
-            assert decided and list(runs) == ["failed"]  # the new cases wait, undecided
+            assert decided and list(runs) == ["refused"]  # the new cases wait, undecided
     finally:
         engine.dispose()
 
@@ -300,7 +301,7 @@ def test_a_dead_operators_lease_on_another_machine_is_taken_over_once_it_runs_ou
     assert detail["why"] == "lease expired"
     assert [tuple(s) for s in statuses] == [
         ("alice", "abandoned"),
-        ("bob", "failed"),
+        ("bob", "refused"),
         ("bob", "completed"),
     ]
     problems = compare_books(clean_book, book_state(url, actors=False))

@@ -608,11 +608,65 @@ def test_control_equals_loaded_plus_quarantined_per_system_and_creditor() -> Non
         )
     )
     rec = book.reconciliation()
-    assert rec["difference_pence"].to_list() == [0, 0, 0, 0]
+    assert rec["difference_pence"].to_list() == [0] * 6
     assert rec.filter(pl.col("source_system") == "CSCS").rows() == [
         ("CSCS", "PWC", 650, 100, 550, 0),
         ("CSCS", "SOS", 1000, 1000, 0, 0),
+        ("CSCS", "UNREADABLE", 0, 0, 0, 0),
     ]
+
+
+def test_every_pence_of_a_row_with_an_unreadable_creditor_is_in_the_proof() -> None:
+    # empty, lower-case and unknown creditors: the control counts them under neither creditor
+    book = normalise(
+        extract(
+            control={"CSCS": (2, 100, 0), "CS2": (1, 0, 0)},
+            cscs_client=two_clients(),
+            cscs_case=[cscs_case("C000000001"), cscs_case("C000000002")],
+            cscs_debt=[
+                {"case_no": "C000000001", "creditor": "PWC", "balance": "1.00"},
+                {"case_no": "C000000002", "creditor": None, "balance": "2.00"},
+                {"case_no": "C000000002", "creditor": "pwc", "balance": "3.00"},
+                {"case_no": "C000000009", "creditor": "XYZ", "balance": "4.00"},  # orphan
+                {"case_no": "C000000002", "creditor": "sos", "balance": "junk"},  # unreadable
+            ],
+            cs2_party=[party(1), party(2)],
+            cs2_case=[cs2_case(1, "S000000001")],
+            cs2_arrears=[{"case_id": "1", "owed_to": "S0S", "amount_pence": "999"}],
+        )
+    )
+    rec = {(r[0], r[1]): r[2:] for r in book.reconciliation().rows()}
+    # (control, loaded, quarantined, difference): 2.00 + 3.00 + 4.00 and CS2's 999 held
+    assert rec[("CSCS", "UNREADABLE")] == (900, 0, 900, 0)
+    assert rec[("CS2", "UNREADABLE")] == (999, 0, 999, 0)
+    assert rec[("CSCS", "PWC")] == (100, 100, 0, 0)
+    held = book.quarantine.filter(pl.col("source_system") == "CSCS")
+    assert sorted(held.select("case_ref", "unreadable_pence").rows()) == [
+        ("C000000002", 500),
+        ("C000000009", 400),
+    ]
+
+
+def test_long_case_references_are_never_cut_into_one() -> None:
+    long_a, long_b = "C" + "1" * 40 + "A", "C" + "1" * 40 + "B"  # the same first 32 characters
+    book = normalise(
+        extract(
+            control={"CSCS": (0, 300, 0), "CS2": (1, 0, 0)},
+            cscs_client=two_clients(),
+            cscs_case=[],
+            cscs_debt=[
+                {"case_no": long_a, "creditor": "PWC", "balance": "1.00"},
+                {"case_no": long_b, "creditor": "PWC", "balance": "2.00"},
+            ],
+            cs2_party=[party(1), party(2)],
+            cs2_case=[cs2_case(1, "S000000001")],
+            cs2_arrears=[],
+        )
+    )
+    refs = book.quarantine.filter(pl.col("source_system") == "CSCS")["case_ref"].to_list()
+    assert len(refs) == 2 and len(set(refs)) == 2
+    assert all(len(r) <= 32 and r.startswith("C" + "1" * 22 + "~") for r in refs)
+    assert sorted(book.quarantine["pwc_pence"].to_list()) == [100, 200]
 
 
 def test_a_control_mismatch_shows_as_a_difference() -> None:

@@ -156,8 +156,11 @@ def test_maker_checker(ctx: Context) -> None:
     approved = approve_batch(ctx.as_actor("checker"), built.batch_id)
     assert (approved.built_by, approved.approved_by) == ("maker", "checker")
     assert sum(approved.by_kind.values()) == built.pending
-    with pytest.raises(UsageError, match="already approved by checker"):
-        approve_batch(ctx.as_actor("someone"), built.batch_id)
+    # approving again is a no-op naming who approved it, whoever asks (even the builder)
+    for again_by in ("someone", "maker"):
+        again = approve_batch(ctx.as_actor(again_by), built.batch_id)
+        assert again.already_approved and again.run_id is None
+        assert (again.built_by, again.approved_by) == ("maker", "checker")
     with pytest.raises(UsageError, match="no letter batch 99"):
         approve_batch(ctx.as_actor("checker"), 99)
     with ctx.engine.connect() as conn:

@@ -44,6 +44,10 @@ def test_build_approve_send_sync_status(store: str, tmp_path: Path) -> None:
     assert unapproved.exit_code == 2 and "not approved" in unapproved.output
     approved = _json(_run(store, "checker", "approve", batch, "--format", "json"))
     assert approved["approved_by"] == "checker" and approved["built_by"] == "maker"
+    twice = _run(store, "someone", "approve", batch)  # a re-run, by anyone: a no-op
+    assert twice.exit_code == 0, twice.output
+    assert f"Batch {batch} was already approved by checker" in twice.output
+    assert "someone" not in twice.output  # never names the wrong person
     state = tmp_path / "fake.db"
     sent = _json(
         _run(

@@ -20,7 +20,7 @@ import polars as pl
 from sqlalchemy import func, insert, select
 
 from csa_closure.context import Context
-from csa_closure.reconcile import reconcile
+from csa_closure.reconcile import CREDITORS, reconcile
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
@@ -341,7 +341,9 @@ class Book:
         totals = {
             system: {
                 creditor: {
-                    "source_pence": c.loaded_pence + c.quarantined_pence + off_by_pence,
+                    "source_pence": c.loaded_pence
+                    + c.quarantined_pence
+                    + (off_by_pence if creditor in CREDITORS else 0),
                     "drift_pence": 0,
                 }
                 for creditor, c in creditors.items()

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from csa_closure.cli import cli
 from csa_closure.cli.report import watch
 from csa_closure.context import Context
-from csa_closure.reports.reconcile_report import UNBALANCED_EXIT_CODE
+from csa_closure.errors import ExitCode
 from csa_closure.store.schema import debts
 from tests.test_report_books import mid_book
 
@@ -99,7 +99,7 @@ def test_reconcile_exits_5_and_names_the_equation_when_unbalanced(ctx: Context, 
             .values(opening_pence=30_001)
         )
     table = run(mid, "report", "reconcile")
-    assert table.exit_code == UNBALANCED_EXIT_CODE == 5
+    assert table.exit_code == ExitCode.UNBALANCED == 5
     assert "NOT BALANCED" in table.output
     assert "CSCS SOS: source + drift = loaded + quarantined does not hold" in table.output
     data = json.loads(run(mid, "report", "reconcile", "--format", "json").output)

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from csa_closure.cli import cli
 from csa_closure.context import Context, Settings
+from csa_closure.errors import ExitCode
 from csa_closure.sample.acknowledgements import write_ack_file
 from csa_closure.store.engine import make_engine
 from tests.builders import BookBuilder
@@ -256,7 +257,7 @@ def test_verify_exits_1_on_a_damaged_package(seeded: str, tmp_path: Path) -> Non
     batch = _json(url, "transfer", "export", "--out", str(tmp_path / "cms"))["batches"][0]
     (Path(batch["path"]) / "debts.parquet").write_bytes(b"broken")
     result = _invoke(url, "transfer", "verify", batch["path"])
-    assert result.exit_code == 1 and "refuse" in result.output
+    assert result.exit_code == ExitCode.VERIFY_FAILED and "refuse" in result.output
 
 
 def test_a_later_as_of_date_moves_time_forward(seeded: str) -> None:

@@ -140,16 +140,42 @@ def test_catch_all_not_last(rules_dir: Path) -> None:
     assert "not the last row" in message
 
 
+def _line_of(directory: Path, file: str, text: str) -> int:
+    lines = (directory / file).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.strip() == text)
+
+
 def test_duplicate_rule_ids(rules_dir: Path) -> None:
+    first = _line_of(rules_dir, "eligibility.toml", 'id = "PWC-03"')
+    second = _line_of(rules_dir, "eligibility.toml", 'id = "PWC-04"')
     edit(rules_dir, "eligibility.toml", 'id = "PWC-04"', 'id = "PWC-03"')
     message = only_problem(refusal(rules_dir))
-    assert "rule PWC-03: duplicate rule id (also in table PWC)" in message
+    assert "rule PWC-03: duplicate rule id" in message and "(also in table PWC)" in message
+    # the lines, since TOML keeps none: where each is written
+    assert f"eligibility.toml line {first}, eligibility.toml line {second}" in message
 
 
 def test_duplicate_rule_ids_across_tables(rules_dir: Path) -> None:
+    first = _line_of(rules_dir, "eligibility.toml", 'id = "SOS-05"')
+    second = _line_of(rules_dir, "collectability.toml", 'id = "COL-04"')
     edit(rules_dir, "collectability.toml", 'id = "COL-04"', 'id = "SOS-05"')
     message = only_problem(refusal(rules_dir))
-    assert "collectability.toml: rule SOS-05: duplicate rule id (also in table SOS)" in message
+    assert "collectability.toml: rule SOS-05: duplicate rule id" in message
+    assert f"eligibility.toml line {first}, collectability.toml line {second}" in message
+    assert "(also in table SOS)" in message
+
+
+def test_one_bad_parameter_is_one_problem_with_no_misleading_suggestion(
+    rules_dir: Path,
+) -> None:
+    # a typed mistake in threshold_pence's value: the rows that use it must not also be
+    # reported as using an "unknown feature" (with a suggestion of another threshold, which
+    # would change the policy)
+    edit(rules_dir, "parameters.toml", "value = 50000", 'value = "50,000"')
+    error = refusal(rules_dir)
+    message = only_problem(error)
+    assert "parameter threshold_pence" in message
+    assert "unknown feature" not in str(error) and "did you mean" not in str(error)
 
 
 def test_row_keys_checked(rules_dir: Path) -> None:

@@ -7,6 +7,7 @@ the result. Command groups live one per module and are registered here.
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import sqlalchemy.exc
 from click.core import ParameterSource
 
 from csa_closure import __version__
+from csa_closure.cli.causes import database_cause, file_cause
 from csa_closure.cli.options import ISO_DATE, CliState
 from csa_closure.config import load_config
 from csa_closure.context import (
@@ -26,7 +28,7 @@ from csa_closure.context import (
     Settings,
     default_actor,
 )
-from csa_closure.errors import CsaClosureError
+from csa_closure.errors import CsaClosureError, ExitCode, Terminated
 from csa_closure.logs import LOG_FILE_ENV, configure_logging
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,39 @@ class CsaGroup(click.Group):
             return super().invoke(ctx)
         except CsaClosureError as exc:
             raise OperatorError(exc) from exc
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt as exc:
+            # Ctrl-C or SIGTERM: the stage unwound (open chunk rolled back, run marked
+            # interrupted, leases released); one line, no traceback, the signal's exit code
+            terminated = isinstance(exc, Terminated)
+            click.echo(
+                f"Error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}. Work committed "
+                "before it stands and the open chunk was rolled back; run the command again "
+                "to continue.",
+                err=True,
+            )
+            raise click.exceptions.Exit(
+                ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+            ) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
             log.debug("database connection error", exc_info=True)
-            raise DatabaseUnavailable() from exc
+            raise database_cause(exc, _db_url(ctx)) from exc
+        except sqlalchemy.exc.DatabaseError as exc:
+            # (not a connection error: only "not a SQLite file" is a cause we name)
+            log.debug("database error", exc_info=True)
+            cause = database_cause(exc, _db_url(ctx))
+            if cause.exit_code == ExitCode.DATABASE_UNAVAILABLE and "not a SQLite" in str(
+                cause.message
+            ):
+                raise cause from exc
+            raise UnexpectedError(exc) from exc
+        except OSError as exc:
+            log.debug("file error", exc_info=True)
+            known = file_cause(exc)
+            if known is None:
+                raise UnexpectedError(exc) from exc
+            raise known from exc
         except Exception as exc:
             # Database and driver messages can quote the row being written, so the details
             # (and the traceback) are only shown when asked for with -vv.
@@ -58,19 +88,13 @@ class CsaGroup(click.Group):
             raise UnexpectedError(exc) from exc
 
 
-class DatabaseUnavailable(click.ClickException):
-    exit_code = 75  # EX_TEMPFAIL: try again later
-
-    def __init__(self) -> None:
-        super().__init__(
-            "lost the connection to the database (stopped, restarted or unreachable). Work "
-            "committed before it stands and re-running the command is safe once the database "
-            "is back (details with -vv)."
-        )
+def _db_url(ctx: click.Context) -> str:
+    state = ctx.obj
+    return state.db_url if isinstance(state, CliState) else DEFAULT_DB_URL
 
 
 class UnexpectedError(click.ClickException):
-    exit_code = 70
+    exit_code = ExitCode.UNEXPECTED
 
     def __init__(self, exc: Exception) -> None:
         super().__init__(
@@ -103,6 +127,12 @@ class UnexpectedError(click.ClickException):
     "default the OS user).",
 )
 @click.option(
+    "--allow-as-of",
+    is_flag=True,
+    help="Let a writing command run at an --as-of date after today or before the newest "
+    "as-of already recorded (refused otherwise, exit 2); the run records that it was meant.",
+)
+@click.option(
     "-v",
     "--verbose",
     count=True,
@@ -123,6 +153,7 @@ def cli(
     db: str,
     as_of: date | None,
     actor: str | None,
+    allow_as_of: bool,
     verbose: int,
     log_file: str | None,
 ) -> None:
@@ -139,6 +170,7 @@ def cli(
         db_url=db if given or not file.database_url else file.database_url,
         as_of=as_of or date.today(),
         actor=actor or file.actor or default_actor(),
+        allow_as_of=allow_as_of,
         settings=Settings.from_environment(file.chunk_size),
         log_file=str(Path(log_file).resolve()) if log_file else None,
         letters_config=file.letters_config,
@@ -181,5 +213,13 @@ def _register() -> None:
 _register()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM ends a stage as cleanly as Ctrl-C does (see CsaGroup.invoke)
+    signal.signal(signal.SIGTERM, _terminate)
+    # and Ctrl-C always interrupts, even when started with SIGINT ignored (in the background)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="csa-closure")

@@ -10,12 +10,11 @@ import click
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit
 from csa_closure.cli.progress import progress_bars
+from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.stages.archive import DEFAULT_BATCH_ROWS, VerifyResult
 from csa_closure.stages.archive import archive as write_archive
 from csa_closure.stages.archive import verify as verify_archive
-
-VERIFY_FAILED_EXIT_CODE = 6
 
 
 @click.group(invoke_without_command=True)
@@ -128,4 +127,4 @@ def verify(state: CliState, directory: Path, fmt: str) -> None:
         csv_rows=lambda: _verify_csv(result),
     )
     if not result.ok:
-        raise SystemExit(VERIFY_FAILED_EXIT_CODE)
+        raise SystemExit(ExitCode.VERIFY_FAILED)

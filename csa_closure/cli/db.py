@@ -6,6 +6,7 @@ import click
 
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, rich_table
+from csa_closure.errors import ExitCode
 from csa_closure.store import migrate
 from csa_closure.store.engine import redacted
 
@@ -29,7 +30,7 @@ def _status_json(state: CliState, st: migrate.SchemaStatus) -> dict[str, object]
 @pass_state
 def upgrade(state: CliState, fmt: str) -> None:
     """Create the store or bring its schema up to date. Safe to run again."""
-    ctx = state.context(require_schema=False)
+    ctx = state.context(require_schema=False, create=True)
     st = migrate.upgrade(ctx.engine)
     result = _status_json(state, st)
     emit(
@@ -70,4 +71,4 @@ def status(state: CliState, fmt: str) -> None:
         csv_rows=lambda: ([result], list(result)),
     )
     if not st.is_current:
-        raise SystemExit(3)
+        raise SystemExit(ExitCode.SCHEMA_NOT_CURRENT)

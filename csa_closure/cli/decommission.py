@@ -6,10 +6,10 @@ import click
 
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit
+from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.stages.decommission import (
     DEFAULT_EXAMPLES,
-    NOT_READY_EXIT_CODE,
     decommission_check,
 )
 
@@ -46,4 +46,4 @@ def check(state: CliState, examples: int, fmt: str) -> None:
         ),
     )
     if not result.passed:
-        raise SystemExit(NOT_READY_EXIT_CODE)
+        raise SystemExit(ExitCode.GATE_CLOSED)

@@ -27,7 +27,7 @@ from csa_closure.channels import (
 )
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
 from csa_closure.cli.options import CliState, format_option, pass_state
-from csa_closure.cli.output import emit, rich_table
+from csa_closure.cli.output import emit, note_waiting, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
@@ -289,6 +289,7 @@ def build(state: CliState, letter_type: str | None, limit: int | None, fmt: str)
     left_for_later, debts_flagged, debts_unflagged, by_kind, held_by_reason.
     """
     ctx = state.context()
+    note_waiting(ctx, "notify build")
     with progress_bars(fmt == "table") as progress:
         result = build_batch(ctx, letter_type=letter_type, limit=limit, progress=progress)
     emit(
@@ -306,6 +307,12 @@ def build(state: CliState, letter_type: str | None, limit: int | None, fmt: str)
 
 
 def render_approve(console: Console, result: ApproveResult) -> None:
+    if result.already_approved:
+        console.print(
+            f"[yellow]Batch {result.batch_id} was already approved by {result.approved_by}[/] "
+            f"(built by {result.built_by}; now {result.status}): nothing changed."
+        )
+        return
     console.print(
         f"Batch {result.batch_id} approved by {result.approved_by} (built by "
         f"{result.built_by}): {sum(result.by_kind.values()):,} letters may now be sent."
@@ -328,8 +335,9 @@ def approve(state: CliState, batch_id: int, fmt: str) -> None:
     """Approve batch BATCH for sending (maker-checker).
 
     Refused for the operator who built it: a second person checks every batch. An
-    unapproved batch is never sent. JSON keys: run_id, batch_id, built_by, approved_by,
-    letter_count, by_kind.
+    unapproved batch is never sent. Approving a batch already approved changes nothing
+    and says who approved it (exit 0). JSON keys: run_id, batch_id, built_by, approved_by,
+    letter_count, by_kind, already_approved, status.
     """
     result = approve_batch(state.context(), batch_id)
     emit(

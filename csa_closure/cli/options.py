@@ -45,20 +45,25 @@ class CliState:
     db_url: str
     as_of: date
     actor: str
+    allow_as_of: bool = False
     settings: Settings = field(default_factory=Settings.from_environment)
     log_file: str | None = None
     letters_config: str | None = None  # from the configuration file, if it names one
     _context: Context | None = None
 
-    def context(self, *, require_schema: bool = True) -> Context:
-        """The run context; checks the store's schema unless asked not to (``db`` commands)."""
+    def context(self, *, require_schema: bool = True, create: bool = False) -> Context:
+        """The run context; checks the store's schema unless asked not to (``db`` commands).
+        Only ``create`` (``db upgrade``) makes a new SQLite store file; every other command
+        refuses a store that does not exist rather than leave an empty file behind."""
         if self._context is None:
             self._context = Context(
-                engine=make_engine(self.db_url),
+                engine=make_engine(self.db_url, create=create),
                 as_of=self.as_of,
                 actor=self.actor,
                 settings=self.settings,
                 log_file=self.log_file,
+                guard_as_of=True,
+                allow_as_of=self.allow_as_of,
             )
         if require_schema:
             require_current(self._context.engine)

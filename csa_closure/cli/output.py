@@ -204,3 +204,32 @@ def emit(
         echo_csv(rows, columns)
     else:
         table(console())
+
+
+def exit_if_all_rejected(rows: int, rejected: int, rejects_file: str | None) -> None:
+    """A file import in which every row was rejected exits ``ExitCode.ALL_REJECTED`` (after
+    its figures are printed), so a script sees that nothing in the file was used."""
+    from csa_closure.errors import ExitCode
+
+    if rows and rejected == rows:
+        where = f"; see {rejects_file}" if rejects_file else ""
+        click.echo(
+            f"Error: every one of the file's {rows:,} rows was rejected{where}. Nothing in it "
+            "was used: check it is the right file and its columns, then import a corrected one.",
+            err=True,
+        )
+        raise SystemExit(ExitCode.ALL_REJECTED)
+
+
+def note_waiting(ctx: Any, command: str) -> None:
+    """Refuse ``command`` (``NotReady``) when it could do nothing because ``assess`` has not
+    run; otherwise say on stderr how many debts wait for it and are not in this run."""
+    from csa_closure.stages.readiness import waiting_for_assess
+
+    pulled = waiting_for_assess(ctx, command)
+    if pulled:
+        click.echo(
+            f"Note: {pulled:,} debt(s) are waiting to be assessed and are not in this "
+            f"{command}. Run csa-closure assess first to include them.",
+            err=True,
+        )

@@ -166,6 +166,7 @@ def quarantine_list(
         "reason_codes",
         "pwc_pence",
         "sos_pence",
+        "unreadable_pence",
         "row_count",
     ]
     emit(
@@ -183,7 +184,7 @@ def quarantine_list(
             ),
             rich_table(
                 f"Items ({shown}, in system and case order; --limit N for more)",
-                ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "rows"],
+                ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "unreadable", "rows"],
                 [
                     [
                         i.source_system,
@@ -193,11 +194,12 @@ def quarantine_list(
                         ", ".join(i.reason_codes),
                         pounds(i.pwc_pence),
                         pounds(i.sos_pence),
+                        pounds(i.unreadable_pence),
                         i.row_count,
                     ]
                     for i in items
                 ],
-                right=["PWC", "SOS", "rows"],
+                right=["PWC", "SOS", "unreadable", "rows"],
             )
         ),
         csv_rows=lambda: (

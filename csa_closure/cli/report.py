@@ -15,6 +15,7 @@ from rich.live import Live
 
 from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import console, emit
+from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.reports.plot import write_burndown_plot
 from csa_closure.reports.progress import (
@@ -24,7 +25,7 @@ from csa_closure.reports.progress import (
     ProgressReport,
     progress_report,
 )
-from csa_closure.reports.reconcile_report import UNBALANCED_EXIT_CODE, reconcile_report
+from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.reports.rules import rules_report
 from csa_closure.reports.runs import DEFAULT_LIMIT, list_runs
 
@@ -228,7 +229,7 @@ def reconcile(state: CliState, fmt: str) -> None:
         csv_rows=lambda: (result.rows(), columns),
     )
     if not result.balanced:
-        raise SystemExit(UNBALANCED_EXIT_CODE)
+        raise SystemExit(ExitCode.UNBALANCED)
 
 
 @report.command()

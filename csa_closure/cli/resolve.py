@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from csa_closure.cli.options import CliState, format_option, pass_state
-from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.output import emit, note_waiting, pounds, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import Unbalanced, UsageError
 from csa_closure.stages.resolve import ResolveResult
@@ -99,6 +99,7 @@ def resolve(
     written_off_by_reason, waiting_for_notices ({debts, pence} each), book.
     """
     ctx = state.context()
+    note_waiting(ctx, "resolve")
     try:
         with progress_bars(fmt == "table") as progress:
             result = run_resolve(

@@ -11,7 +11,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
-from csa_closure.cli.output import emit, rich_table
+from csa_closure.cli.output import emit, exit_if_all_rejected, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.stages.responses import (
     CHANNELS,
@@ -101,6 +101,7 @@ def import_command(state: CliState, file: Path, rejects_path: Path | None, fmt: 
             ["item", "count"],
         ),
     )
+    exit_if_all_rejected(result.rows, result.rejected, result.rejects_file)
 
 
 def render_record(console: Console, result: RecordResult) -> None:

@@ -9,9 +9,15 @@ import click
 from rich.console import Console
 
 from csa_closure.cli.options import CliState, format_option, pass_state
-from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.output import (
+    emit,
+    exit_if_all_rejected,
+    note_waiting,
+    pounds,
+    rich_table,
+)
 from csa_closure.cli.progress import progress_bars
-from csa_closure.errors import Unbalanced
+from csa_closure.errors import ExitCode, Unbalanced
 from csa_closure.stages.transfer import (
     DEFAULT_BATCH_SIZE,
     BatchSummary,
@@ -86,6 +92,7 @@ def export_command(state: CliState, out_dir: Path, batch_size: int, fmt: str) ->
     book.
     """
     ctx = state.context()
+    note_waiting(ctx, "transfer export")
     try:
         with progress_bars(fmt == "table") as progress:
             result = export_transfers(ctx, out_dir, batch_size=batch_size, progress=progress)
@@ -190,6 +197,7 @@ def ack_command(state: CliState, file: Path, rejects_path: Path | None, fmt: str
             ],
         ),
     )
+    exit_if_all_rejected(result.rows, result.rejected, result.rejects_file)
 
 
 @transfer.command(name="list")
@@ -242,7 +250,7 @@ def list_command(state: CliState, status: str | None, fmt: str) -> None:
 def verify_command(folder: Path, fmt: str) -> None:
     """Check a package FOLDER as the CMS will: checksums, row count, total, permissions.
 
-    Exits 1 if anything is wrong. JSON keys: path, batch_id, ok, problems, row_count,
+    Exits 6 if anything is wrong. JSON keys: path, batch_id, ok, problems, row_count,
     total_pence.
     """
     check = verify_package(folder)
@@ -256,7 +264,7 @@ def verify_command(folder: Path, fmt: str) -> None:
         ),
     )
     if not check.ok:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.VERIFY_FAILED)
 
 
 def _render_check(console: Console, check: PackageCheck) -> None:

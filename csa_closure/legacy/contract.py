@@ -43,6 +43,10 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 EMPLOYMENTS = ("EMPLOYED", "SELF_EMPLOYED", "BENEFITS", "UNKNOWN")
 CREDITORS = ("PWC", "SOS")
+# The reconciliation's bucket for debt rows whose creditor cannot be read (empty, lower-case,
+# or not a creditor code): the legacy control totals count them under neither creditor, so
+# their pence are reconciled here, source (summed from the rows) = quarantined.
+UNREADABLE_CREDITOR = "UNREADABLE"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ Quarantine rules (the contract's):
   reference it carries (``orphan_debt`` / ``orphan_payment``; CS2 rows as ``CS2#<case_id>``);
 - held pence are the readable balances of the held debt rows per creditor, summed; an
   unreadable balance counts as zero, exactly as the legacy control total counts it, so that
-  ``extract_control = loaded + quarantined`` holds to the penny per system and creditor.
+  ``extract_control = loaded + quarantined`` holds to the penny per system and creditor;
+- a debt row whose creditor cannot be read (empty, lower-case, unknown) is counted by neither
+  control total: its readable balance is summed from the rows into a third bucket
+  (``UNREADABLE``: ``control.unreadable_arrears_pence`` against the items'
+  ``unreadable_pence``), so every pence of every row is inside the proof;
+- a reference longer than the quarantine column is filed under its first characters and a
+  digest of the whole (``~`` and 8 hex digits), so two long references never merge.
 
 Money is parsed from text to integer pence without floats. CSCS pounds must be written
 ``-?digits`` with an optional ``.`` and one or two decimal places: ``1234.56``, ``-12.00``,
@@ -39,7 +45,14 @@ from datetime import date
 import polars as pl
 
 from csa_closure.errors import InputError
-from csa_closure.legacy.contract import CONTROL_TABLE, CREDITORS, SPECS, SYSTEMS, SystemSpec
+from csa_closure.legacy.contract import (
+    CONTROL_TABLE,
+    CREDITORS,
+    SPECS,
+    SYSTEMS,
+    UNREADABLE_CREDITOR,
+    SystemSpec,
+)
 from csa_closure.legacy.extract import LegacyExtract
 from csa_closure.legacy.reasons import (
     ITEM_CASE,
@@ -107,6 +120,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "item_kind": pl.String(),
     "pwc_pence": pl.Int64(),
     "sos_pence": pl.Int64(),
+    "unreadable_pence": pl.Int64(),
     "row_count": pl.Int32(),
     "reasons": pl.List(REASON_DTYPE),
 }
@@ -116,6 +130,7 @@ CONTROL_SCHEMA: dict[str, pl.DataType] = {
     "pwc_arrears_pence": pl.Int64(),
     "sos_arrears_pence": pl.Int64(),
     "as_at": pl.Date(),
+    "unreadable_arrears_pence": pl.Int64(),
 }
 ISSUE_SCHEMA: dict[str, pl.DataType] = {
     "row": pl.UInt32(),
@@ -157,7 +172,7 @@ class NormalisedBook:
         rows = []
         for system in self.control["source_system"].to_list():
             ctrl = self.control.filter(pl.col("source_system") == system)
-            for creditor in CREDITORS:
+            for creditor in (*CREDITORS, UNREADABLE_CREDITOR):
                 control_pence = int(ctrl[f"{creditor.lower()}_arrears_pence"].sum())
                 loaded = int(
                     self.debts.filter(
@@ -196,7 +211,13 @@ class NormalisedBook:
 def normalise(extract: LegacyExtract) -> NormalisedBook:
     """Normalise the systems read into ``extract`` and quarantine every bad row (see the
     module doc). ``control`` holds the extract_control rows of those systems."""
-    control = parse_control(extract.control, extract.systems)
+    control = parse_control(extract.control, extract.systems).with_columns(
+        pl.Series(
+            "unreadable_arrears_pence",
+            [_unreadable_source(SPECS[s], extract[SPECS[s].debt_table]) for s in extract.systems],
+            dtype=pl.Int64,
+        )
+    )
     books = [
         _normalise_system(SPECS[system], extract, _as_at(control, system))
         for system in extract.systems
@@ -214,6 +235,29 @@ def normalise(extract: LegacyExtract) -> NormalisedBook:
         control=control,
         source_counts=dict(extract.row_counts),
     )
+
+
+def _fit_refs(refs: pl.Series) -> pl.Series:
+    too_long = refs.str.len_chars() > REF_MAX
+    if not too_long.any():
+        return refs
+    keep = REF_MAX - 9
+    return pl.Series(
+        refs.name,
+        [
+            ref
+            if ref is None or len(ref) <= REF_MAX
+            else f"{ref[:keep]}~{hashlib.sha256(ref.encode()).hexdigest()[:8]}"
+            for ref in refs.to_list()
+        ],
+        dtype=pl.String,
+    )
+
+
+def fit_ref(ref: pl.Expr) -> pl.Expr:
+    """``ref`` made to fit the quarantine column without two references becoming one: a
+    longer one is its first characters, ``~`` and 8 hex digits of its SHA-256."""
+    return ref.map_batches(_fit_refs, return_dtype=pl.String, is_elementwise=True)
 
 
 # --- control totals -------------------------------------------------------------------
@@ -238,8 +282,19 @@ def parse_control(raw: pl.DataFrame, systems: Sequence[str] = SYSTEMS) -> pl.Dat
         for column in ("case_count", "pwc_arrears_pence", "sos_arrears_pence"):
             values[column] = _control_int(row[column], system, column)
         values["as_at"] = _control_date(row["as_at"], system)
+        values["unreadable_arrears_pence"] = 0  # summed from the debt rows by normalise
         rows.append(values)
     return pl.DataFrame(rows, schema=CONTROL_SCHEMA, orient="row")
+
+
+def _unreadable_source(spec: SystemSpec, raw: pl.DataFrame) -> int:
+    """The readable pence of ``spec``'s debt rows whose creditor cannot be read, summed
+    straight from the source rows (the control totals count them under neither creditor)."""
+    cols = spec.debt_cols
+    rows = raw.rename({legacy: name for name, legacy in cols.items()}).filter(
+        ~pl.col("creditor").is_in(list(CREDITORS)).fill_null(False)
+    )
+    return int(rows.select(_parse_pence(spec, "amount").fill_null(0).sum()).item() or 0)
 
 
 def _control_int(text: str | None, system: str, column: str) -> int:
@@ -606,7 +661,7 @@ def _case_quarantine_ref(spec: SystemSpec) -> pl.Expr:
         fallback = pl.lit(MISSING_REF)
     else:
         fallback = pl.concat_str(pl.lit(f"{spec.name}#"), pl.col("key").fill_null(MISSING_REF))
-    return pl.when(blank).then(fallback).otherwise(ref).str.slice(0, REF_MAX)
+    return fit_ref(pl.when(blank).then(fallback).otherwise(ref))
 
 
 def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date) -> pl.DataFrame:
@@ -736,7 +791,7 @@ def _orphan_ref(spec: SystemSpec) -> pl.Expr:
         ref = pl.when(_blank(spec, "case_key")).then(pl.lit(MISSING_REF)).otherwise(key)
     else:
         ref = pl.concat_str(pl.lit(f"{spec.name}#"), key.fill_null(MISSING_REF))
-    return ref.str.slice(0, REF_MAX)
+    return fit_ref(ref)
 
 
 def _parse_debts(
@@ -761,6 +816,10 @@ def _parse_debts(
             .then(pl.col("pence").fill_null(0))
             .otherwise(0)
             .alias("sos"),
+            pl.when(pl.col("creditor_ok"))
+            .then(0)
+            .otherwise(pl.col("pence").fill_null(0))
+            .alias("unreadable"),
         )
     )
     orphans = _orphan_items(
@@ -838,6 +897,7 @@ def _parse_payments(
             _parse_pence(spec, "amount").alias("pence"),
             pl.lit(0, dtype=pl.Int64).alias("pwc"),
             pl.lit(0, dtype=pl.Int64).alias("sos"),
+            pl.lit(0, dtype=pl.Int64).alias("unreadable"),
         )
     )
     orphans = _orphan_items(
@@ -899,6 +959,7 @@ def _orphan_items(
         .agg(
             pl.col("pwc").sum().cast(pl.Int64).alias("pwc_pence"),
             pl.col("sos").sum().cast(pl.Int64).alias("sos_pence"),
+            pl.col("unreadable").sum().cast(pl.Int64).alias("unreadable_pence"),
             pl.len().cast(pl.Int32).alias("row_count"),
             pl.col("case_key").first().alias("case_key"),
         )
@@ -908,6 +969,7 @@ def _orphan_items(
             pl.lit(kind).alias("item_kind"),
             "pwc_pence",
             "sos_pence",
+            "unreadable_pence",
             "row_count",
             pl.concat_list(
                 pl.struct(
@@ -944,18 +1006,20 @@ def _case_items(
                 "qref",
                 pl.lit(0, dtype=pl.Int64).alias("pwc"),
                 pl.lit(0, dtype=pl.Int64).alias("sos"),
+                pl.lit(0, dtype=pl.Int64).alias("unreadable"),
             ),
-            bad_debts.join(refs, on="row").select(
-                "qref", pl.col("pwc").cast(pl.Int64), pl.col("sos").cast(pl.Int64)
-            ),
-            bad_payments.join(refs, on="row").select(
-                "qref", pl.col("pwc").cast(pl.Int64), pl.col("sos").cast(pl.Int64)
+            *(
+                held.join(refs, on="row").select(
+                    "qref", *(pl.col(c).cast(pl.Int64) for c in ("pwc", "sos", "unreadable"))
+                )
+                for held in (bad_debts, bad_payments)
             ),
         ]
     )
     money = rows_held.group_by("qref").agg(
         pl.col("pwc").sum().alias("pwc_pence"),
         pl.col("sos").sum().alias("sos_pence"),
+        pl.col("unreadable").sum().alias("unreadable_pence"),
         pl.len().cast(pl.Int32).alias("row_count"),
     )
     reasons = (
@@ -972,6 +1036,7 @@ def _case_items(
         pl.lit(ITEM_CASE).alias("item_kind"),
         "pwc_pence",
         "sos_pence",
+        "unreadable_pence",
         "row_count",
         pl.col("reasons").cast(pl.List(REASON_DTYPE)),
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from csa_closure.policy.conditions import Scope, compile_condition
+from csa_closure.policy.conditions.types import UsesBrokenParameter
 from csa_closure.policy.errors import ConditionError, RuleProblem, RuleSetError
 from csa_closure.policy.features import (
     CONDITION_TYPES,
@@ -128,6 +129,22 @@ class _Builder:
     ) -> None:
         self.problems.append(RuleProblem(self.file(key), message, rule_id=rule, item=item))
 
+    def id_lines(self, key: str, rule_id: str) -> list[str]:
+        """Where ``id = "RULE_ID"`` is written in the file of ``key`` ("FILE line N"), when the
+        rule set was read from a directory (TOML parsing keeps no line numbers)."""
+        if self.source is None:
+            return []
+        try:
+            text = (self.source / FILES[key]).read_text(encoding="utf-8")
+        except OSError:
+            return []
+        written = re.compile(rf"""\s*id\s*=\s*["']{re.escape(rule_id)}["']\s*(#.*)?""")
+        return [
+            f"{FILES[key]} line {n}"
+            for n, line in enumerate(text.splitlines(), 1)
+            if written.fullmatch(line)
+        ]
+
     def document(self, key: str) -> Mapping[str, Any]:
         doc = self.documents.get(key)
         if doc is None:
@@ -143,6 +160,7 @@ class _Builder:
             CONDITION_TYPES,
             {p.name: p.condition_type for p in parameters.values()},
             NOT_IN_CONDITIONS,
+            broken=[n for n in self.document("parameters") if n not in parameters],
         )
         seen_ids: dict[str, str] = {}
         tables = {
@@ -319,7 +337,14 @@ class _Builder:
         if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
             bad("id must be 1 to 64 characters: letters, digits, '.', '_' or '-'")
         elif rule_id in seen_ids:
-            bad(f"duplicate rule id (also in table {seen_ids[rule_id]}): rule ids must be unique")
+            lines = self.id_lines(TABLE_FILES[seen_ids[rule_id]], rule_id)
+            if TABLE_FILES[seen_ids[rule_id]] != key:
+                lines += self.id_lines(key, rule_id)
+            at = f" ({', '.join(lines)})" if lines else ""
+            bad(
+                f"duplicate rule id{at} (also in table {seen_ids[rule_id]}): rule ids must be "
+                "unique"
+            )
         else:
             seen_ids[rule_id] = table
         description = row["description"]
@@ -339,6 +364,8 @@ class _Builder:
         else:
             try:
                 condition = compile_condition(when, scope)
+            except UsesBrokenParameter:
+                ok = False  # the parameter's own problem is reported; nothing more to say
             except ConditionError as exc:
                 column = f" (column {exc.position + 1})" if exc.position is not None else ""
                 bad(f"condition {when!r}: {exc.message}{column}")

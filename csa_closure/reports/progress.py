@@ -367,7 +367,12 @@ def _quarantined(conn: Connection) -> Tally:
     row = conn.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(quarantine.c.pwc_pence + quarantine.c.sos_pence), 0),
+            func.coalesce(
+                func.sum(
+                    quarantine.c.pwc_pence + quarantine.c.sos_pence + quarantine.c.unreadable_pence
+                ),
+                0,
+            ),
         ).where(quarantine.c.status == "held")
     ).one()
     return Tally(int(row[0]), int(row[1]))

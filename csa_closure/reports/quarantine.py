@@ -19,6 +19,7 @@ class QuarantineItem:
     status: str
     pwc_pence: int
     sos_pence: int
+    unreadable_pence: int  # held rows whose creditor cannot be read
     row_count: int
     reason_codes: list[str]
     reasons: list[dict[str, Any]]
@@ -110,6 +111,7 @@ def list_quarantine(
                     status=row.status,
                     pwc_pence=row.pwc_pence,
                     sos_pence=row.sos_pence,
+                    unreadable_pence=row.unreadable_pence,
                     row_count=row.row_count,
                     reason_codes=codes,
                     reasons=list(row.reasons),

@@ -12,9 +12,6 @@ from typing import Any
 from csa_closure.context import Context
 from csa_closure.reconcile import CreditorBalance, Reconciliation, reconcile
 
-# A store that does not balance exits with this code (as a pull that does not balance does).
-UNBALANCED_EXIT_CODE = 5
-
 EQUATIONS = (
     ("source", "source + drift = loaded + quarantined"),
     ("book", "loaded = nil + written off + transferred + open"),

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from csa_closure.cli.output import FitTable, pounds, rich_table
+from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.reconcile import CREDITORS
 from csa_closure.reports.progress import (
     DayClosures,
@@ -351,7 +352,11 @@ def progress_renderable(
 
 # --- reconcile --------------------------------------------------------------------------
 
-CREDITOR_NAMES = {"PWC": "person with care", "SOS": "Secretary of State"}
+CREDITOR_NAMES = {
+    "PWC": "owed to the person with care",
+    "SOS": "owed to the Secretary of State",
+    "UNREADABLE": "source rows whose creditor cannot be read (held)",
+}
 RECONCILE_MEASURES = (
     ("source control total", "source_pence"),
     ("drift (store - source)", "drift_pence"),
@@ -369,7 +374,7 @@ def _reconcile_table(creditor: str, rows: list[dict[str, Any]]) -> Table:
     """One creditor: a column per system and both together, a row per measure."""
     mine = [r for r in rows if r["creditor"] == creditor]
     table = _table(
-        f"{creditor}: owed to the {CREDITOR_NAMES[creditor]}",
+        f"{creditor}: {CREDITOR_NAMES[creditor]}",
         ["", *(r["system"] for r in mine)],
         [],
         right=[r["system"] for r in mine],
@@ -384,9 +389,15 @@ def _reconcile_table(creditor: str, rows: list[dict[str, Any]]) -> Table:
 
 def reconcile_renderable(report: ReconcileReport) -> Group:
     rows = report.rows()
+    # the bucket of source rows whose creditor cannot be read is shown when it holds pence
+    unreadable = any(
+        r["creditor"] == UNREADABLE_CREDITOR and (r["source_pence"] or r["quarantined_pence"])
+        for r in rows
+    )
+    buckets = [*CREDITORS, *([UNREADABLE_CREDITOR] if unreadable else [])]
     parts: list[RenderableType] = [
         Text("Reconciliation per system and creditor, to the penny"),
-        *(_reconcile_table(creditor, rows) for creditor in CREDITORS),
+        *(_reconcile_table(creditor, rows) for creditor in buckets),
         Text("Equations, per system and creditor:"),
         *(Text(f"  {statement}") for _, statement in EQUATIONS),
     ]

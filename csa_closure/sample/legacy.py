@@ -60,7 +60,8 @@ from csa_closure.legacy.reasons import (
 )
 from csa_closure.resources import sql_text
 from csa_closure.sample import SeededRandom
-from csa_closure.store.engine import make_engine, redacted
+from csa_closure.stages.intake import write_owner_only
+from csa_closure.store.engine import create_owner_only, make_engine, redacted
 
 DEFAULT_AS_AT = date(2019, 3, 31)
 DEFAULT_DIRTY_RATE = 0.005
@@ -297,7 +298,7 @@ def generate_legacy(
     if kind == "sqlite":
         write_sqlite(book, Path(target))
     elif kind == "sql":
-        Path(target).write_text(render_legacy_sql(book), encoding="utf-8")
+        write_owner_only(Path(target), render_legacy_sql(book).encode("utf-8"))
     else:
         write_postgres(book, target, overwrite=overwrite)
     return _summary(book, out, kind, cases, seed, as_at, dirty_rate, ensure_coverage, started)
@@ -1723,7 +1724,10 @@ def _insert_sql(table: str) -> str:
 
 def write_sqlite(book: LegacyBook, path: Path) -> None:
     """Write a fresh SQLite file. SQLite's column affinity stores CS2's numeric text as
-    INTEGER, and keeps text that is not a number (a dirty value) as TEXT, as a replica would."""
+    INTEGER, and keeps text that is not a number (a dirty value) as TEXT, as a replica would.
+    The file is owner-only from creation: it holds (synthetic) personal data, like every
+    other file the toolkit writes with personal data."""
+    create_owner_only(str(path))
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         # A generated file: no journal, no fsync; it is either complete or regenerated.
@@ -1822,6 +1826,7 @@ def load_legacy_sql(sql_path: Path, out: Path, *, overwrite: bool = False) -> di
     """Turn a SQL dump (``sample_data/legacy_sample.sql``) into a SQLite file; row counts."""
     _check_file_target(str(out), overwrite)
     text = sql_path.read_text(encoding="utf-8")
+    create_owner_only(str(out))
     connection = sqlite3.connect(out, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode=OFF")

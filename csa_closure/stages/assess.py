@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
+from csa_closure.errors import NotReady, UsageError
 from csa_closure.policy import RuleSet, compute_features, decide, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.facts import debt_facts
@@ -65,12 +65,29 @@ def require_balanced_pull(conn: Connection) -> int:
     latest = conn.execute(
         select(stage_runs.c.run_id, stage_runs.c.status)
         .where(stage_runs.c.stage == "pull")
-        .where(stage_runs.c.status.in_(["completed", "unbalanced", "failed"]))
+        # (a refused pull did nothing and is not a result; a running one holds stage:pull)
+        .where(
+            stage_runs.c.status.in_(
+                ["completed", "unbalanced", "failed", "interrupted", "abandoned"]
+            )
+        )
         .order_by(stage_runs.c.run_id.desc())
         .limit(1)
     ).first()
     if latest is None:
-        raise UsageError("nothing has been pulled yet. Run: csa-closure pull --source …")
+        raise NotReady("nothing has been pulled yet. Run first: csa-closure pull --source …")
+    if latest.status in ("interrupted", "abandoned"):
+        raise NotReady(
+            f"the latest pull (run {latest.run_id}) was {latest.status} before it finished, "
+            "so the store may hold only part of the legacy book. Run first: csa-closure "
+            "pull --source … (it continues where it stopped)"
+        )
+    if latest.status == "failed":
+        raise UsageError(
+            f"the latest pull (run {latest.run_id}) failed before it finished, so the store "
+            "may hold only part of the legacy book and no debt may be decided on it. See "
+            "`csa-closure report runs` for why, then pull again."
+        )
     if latest.status != "completed":
         raise UsageError(
             f"the latest pull (run {latest.run_id}) is {latest.status}: its money does not "
@@ -219,6 +236,9 @@ def assess(
     with stage_run(ctx, "assess", parameters, claims=[ASSESS_LEASE, "stage:pull"]) as run:
         result.run_id = run.run_id
         with run.chunk() as conn:
+            # again, holding the pull's lease: a pull that died since the check above was
+            # marked abandoned when its lease was taken over, and its book is half loaded
+            require_balanced_pull(conn)
             _register_rule_set(conn, rule_set, run.run_id, ctx)
         _write_decisions(run, to_write, progress)
         run.counts.update(

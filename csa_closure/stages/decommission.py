@@ -39,7 +39,6 @@ from csa_closure.states import CLOSED_STATES, FINAL_LETTER_STATUSES
 from csa_closure.store.schema import archives, debts, letters, quarantine
 
 DEFAULT_EXAMPLES = 10
-NOT_READY_EXIT_CODE = 7
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,12 @@ def _quarantine(conn: Connection, examples: int) -> Gate:
     row = conn.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(quarantine.c.pwc_pence + quarantine.c.sos_pence), 0),
+            func.coalesce(
+                func.sum(
+                    quarantine.c.pwc_pence + quarantine.c.sos_pence + quarantine.c.unreadable_pence
+                ),
+                0,
+            ),
         ).where(held)
     ).one()
     blocking, pence = int(row[0]), int(row[1])

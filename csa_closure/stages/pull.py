@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import Unbalanced
+from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import NormalisedBook, normalise
 from csa_closure.progress import NO_PROGRESS, Progress, Relabelled
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SYSTEMS = ("CSCS", "CS2")
 CREDITORS = ("PWC", "SOS")
+CREDITOR_BUCKETS = (*CREDITORS, UNREADABLE_CREDITOR)  # every pence of the source is in one
 PULL_LEASE = "stage:pull"
 
 CASE_COLUMNS = [c.name for c in cases.columns if c.name != "pulled_run_id"]
@@ -504,6 +506,7 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
         pl.lit("held").alias("status"),
         "pwc_pence",
         "sos_pence",
+        "unreadable_pence",
         "row_count",
         "reasons",
         pl.lit(run.run_id, dtype=pl.Int64).alias("last_run_id"),
@@ -564,7 +567,8 @@ def _sum_by(frame: pl.DataFrame, value: str) -> dict[tuple[str, str], int]:
 
 
 def _pence_by_creditor(items: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine-shaped rows (pwc_pence, sos_pence) as one row per creditor, column ``p``."""
+    """Quarantine-shaped rows (pwc_pence, sos_pence, unreadable_pence) as one row per
+    creditor bucket, column ``p``."""
     return pl.concat(
         [
             items.select(
@@ -572,7 +576,7 @@ def _pence_by_creditor(items: pl.DataFrame) -> pl.DataFrame:
                 pl.lit(cr).alias("creditor"),
                 pl.col(f"{cr.lower()}_pence").alias("p"),
             )
-            for cr in CREDITORS
+            for cr in CREDITOR_BUCKETS
         ]
     )
 
@@ -612,7 +616,7 @@ def reconcile_pull(
                 quarantined_pence=held.get((system, cr), 0),
                 drift_pence=stored.get(cr, 0) - loaded.get((system, cr), 0),
             )
-            for cr in CREDITORS
+            for cr in CREDITOR_BUCKETS
         },
     )
 

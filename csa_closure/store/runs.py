@@ -2,7 +2,8 @@
 
 ``stage_run`` records the run, takes its claims (leases), hands out chunk transactions that
 renew those leases, and records the outcome however the run ends: completed, unbalanced,
-failed (with an error that names the problem but never personal data) or interrupted.
+failed (with an error that names the problem but never personal data), interrupted, or
+refused (it never started its work: another run held what it needed).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import CsaClosureError, Unbalanced
+from csa_closure.errors import CsaClosureError, LeaseHeld, Terminated, Unbalanced, UsageError
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
 from csa_closure.store.dialect import WRITTEN_KEY, note_written
@@ -27,6 +29,11 @@ from csa_closure.store.migrate import require_current
 from csa_closure.store.schema import metadata, stage_runs
 
 log = logging.getLogger(__name__)
+
+# The status of a run that was refused before it did anything (a lease held by another run).
+REFUSED = "refused"
+# The run parameter that records an as-of date let through with --allow-as-of, and why.
+AS_OF_ALLOWED = "as_of_allowed"
 
 
 @dataclass
@@ -107,6 +114,10 @@ def _safe_error(exc: BaseException) -> str:
     # only our own messages are kept in full.
     if isinstance(exc, CsaClosureError):
         return str(exc)
+    if isinstance(exc, Terminated):
+        return "stopped by SIGTERM; the open chunk was rolled back"
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by Ctrl-C (SIGINT); the open chunk was rolled back"
     return f"{type(exc).__name__} (details in the operator's terminal output)"
 
 
@@ -142,9 +153,43 @@ def _finish(run: Run, status: str, error: str | None = None) -> None:
         )
 
 
+def as_of_problem(conn: Connection, ctx: Context) -> str | None:
+    """Why ``ctx.as_of`` is not a date a writing run should use, or None when it is.
+
+    It may not be after today (the later of the local and the UTC date), nor before the
+    newest as-of of any run already recorded (time does not go backwards for the book).
+    Runs that were themselves let through with ``--allow-as-of``, and refused runs, do not
+    move that line."""
+    today = max(date.today(), ctx.clock().date())
+    if ctx.as_of > today:
+        return f"the as-of date {ctx.as_of} is after today ({today})"
+    later = conn.execute(
+        select(stage_runs.c.run_id, stage_runs.c.stage, stage_runs.c.as_of, stage_runs.c.parameters)
+        .where(stage_runs.c.as_of > ctx.as_of)
+        .where(stage_runs.c.status != REFUSED)
+        .order_by(stage_runs.c.as_of.desc(), stage_runs.c.run_id.desc())
+    ).all()
+    for row in later:
+        if not (row.parameters or {}).get(AS_OF_ALLOWED):
+            return (
+                f"the as-of date {ctx.as_of} is before {row.as_of}, the as-of of run "
+                f"{row.run_id} ({row.stage}) already recorded"
+            )
+    return None
+
+
 def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
     require_current(ctx.engine)
+    parameters = dict(parameters)
     with ctx.engine.begin() as conn:
+        problem = as_of_problem(conn, ctx) if ctx.guard_as_of or ctx.allow_as_of else None
+        if problem and not ctx.allow_as_of:
+            raise UsageError(
+                f"{problem}. Nothing was done. Give the date you mean with --as-of "
+                "YYYY-MM-DD, or add --allow-as-of if this date is meant (the run records it)."
+            )
+        if problem:
+            parameters[AS_OF_ALLOWED] = problem
         run_id = conn.execute(
             insert(stage_runs)
             .values(
@@ -154,7 +199,7 @@ def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
                 started_at=ctx.clock(),
                 as_of=ctx.as_of,
                 status="running",
-                parameters=dict(parameters),
+                parameters=parameters,
                 log_file=ctx.log_file,
             )
             .returning(stage_runs.c.run_id)
@@ -177,14 +222,22 @@ def stage_run(
     *,
     claims: Sequence[str] = (),
 ) -> Iterator[Run]:
-    """Record a run of ``stage`` around the body, holding the leases named in ``claims``."""
+    """Record a run of ``stage`` around the body, holding the leases named in ``claims``.
+
+    A run refused one of its ``claims`` (another run holds it) did nothing: it is recorded as
+    ``refused``, which no stage reads as a result, so the stage's history stays as it was
+    (a refused pull is not "the latest pull, failed")."""
     run = start_run(ctx, stage, parameters)
+    claiming = True
     try:
         for name in claims:
             run.claim(name)
+        claiming = False
         yield run
     except BaseException as exc:
-        if isinstance(exc, Unbalanced):
+        if claiming and isinstance(exc, LeaseHeld):
+            status = REFUSED
+        elif isinstance(exc, Unbalanced):
             status = "unbalanced"
         elif isinstance(exc, KeyboardInterrupt):
             status = "interrupted"

@@ -91,7 +91,8 @@ stage_runs = Table(
     _ts("started_at", nullable=False),
     _ts("finished_at"),
     Column("as_of", Date, nullable=False),
-    Column("status", String(16), nullable=False),  # running|completed|failed|unbalanced
+    # running|completed|failed|unbalanced|interrupted|abandoned|refused (see store/runs.py)
+    Column("status", String(16), nullable=False),
     Column("parameters", JSON, nullable=False),
     Column("counts", JSON),
     Column("control_totals", JSON),
@@ -248,6 +249,8 @@ quarantine = Table(
     Column("status", String(12), nullable=False),  # held|released
     Column("pwc_pence", Pence, nullable=False),  # pence of the held rows, per creditor
     Column("sos_pence", Pence, nullable=False),
+    # pence of held debt rows whose creditor cannot be read (reconciled as "UNREADABLE")
+    Column("unreadable_pence", Pence, nullable=False, server_default="0"),
     Column("row_count", Integer, nullable=False),  # source rows held in this item
     Column("reasons", JSON, nullable=False),  # [{"code", "table", "field", "detail"}], no PII
     Column("first_run_id", ForeignKey("stage_runs.run_id"), nullable=False),

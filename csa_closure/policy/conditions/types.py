@@ -10,7 +10,7 @@ an argument of COALESCE, LEAST or GREATEST. ``x = NULL`` is refused (it is never
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from csa_closure.policy.conditions.ast import (
     Arith,
@@ -38,6 +38,11 @@ INTEGER, BOOLEAN, TEXT, NULL = (
 )
 
 
+class UsesBrokenParameter(ConditionError):
+    """A condition names a parameter that was declared but refused; the loader reports the
+    parameter's own problem, not this."""
+
+
 class Scope:
     """The names a condition may use: features and parameters, with their types."""
 
@@ -46,10 +51,14 @@ class Scope:
         features: Mapping[str, ValueType],
         parameters: Mapping[str, ValueType],
         hints: Mapping[str, str] | None = None,
+        broken: Iterable[str] = (),
     ) -> None:
         self.features = dict(features)
         self.parameters = dict(parameters)
         self.hints = dict(hints or {})  # name -> why it cannot be used in a condition
+        # parameters declared but refused (their own problem is reported): a condition that
+        # uses one is not checked further, so it gets no second, misleading error
+        self.broken = frozenset(broken)
 
     def type_of(self, name: Name) -> ValueType:
         if name.name in self.features:
@@ -58,6 +67,10 @@ class Scope:
             return self.parameters[name.name]
         if name.name in self.hints:
             raise ConditionError(f"{name.name!r} {self.hints[name.name]}", name.pos)
+        if name.name in self.broken:
+            raise UsesBrokenParameter(
+                f"uses parameter {name.name!r}, which was refused (see its problem)", name.pos
+            )
         known = [*self.features, *self.parameters]
         close = difflib.get_close_matches(name.name, known, n=1)
         maybe = f" (did you mean {close[0]}?)" if close else ""

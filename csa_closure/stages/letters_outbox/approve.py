@@ -2,7 +2,8 @@
 
 The approval is one compare-and-set update (``WHERE status = 'built' AND built_by <> actor``)
 with a ``batch.approved`` event, so a batch is approved once, never by its builder, and never
-after it started going out. Nothing is sent until a batch is approved.
+after it started going out. Nothing is sent until a batch is approved. Approving a batch
+already approved is a no-op that names who approved it.
 """
 
 from __future__ import annotations
@@ -25,16 +26,33 @@ class MakerCheckerRefused(UsageError):
 
 @dataclass
 class ApproveResult:
-    run_id: int
+    run_id: int | None  # None when the batch was already approved (nothing was done)
     batch_id: int
     built_by: str
     approved_by: str
     letter_count: int
     by_kind: dict[str, int] = field(default_factory=dict)  # pending letters per kind
+    already_approved: bool = False
+    status: str = BatchStatus.APPROVED.value
 
 
 def approve_batch(ctx: Context, batch_id: int) -> ApproveResult:
-    """Approve ``batch_id`` as ``ctx.actor``: refused for its builder, or unless it is built."""
+    """Approve ``batch_id`` as ``ctx.actor``: refused for its builder, or unless it is built.
+
+    A batch already approved (whatever happened to it since) is left as it is: the result
+    says who approved it and nothing is recorded, so approving twice is safe."""
+    with ctx.engine.connect() as conn:
+        batch = batch_row(conn, batch_id)
+    if batch.approved_by is not None:
+        return ApproveResult(
+            run_id=None,
+            batch_id=batch_id,
+            built_by=batch.built_by,
+            approved_by=batch.approved_by,
+            letter_count=int(batch.letter_count),
+            already_approved=True,
+            status=batch.status,
+        )
     with stage_run(ctx, APPROVE_STAGE, {"batch_id": batch_id}) as run, run.chunk() as conn:
         batch = batch_row(conn, batch_id)
         if batch.built_by == ctx.actor:

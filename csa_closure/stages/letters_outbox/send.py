@@ -86,7 +86,7 @@ from csa_closure.channels.notify import SERVICE_WIDE_CAUSES
 from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, file_sha256
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.context import Context
-from csa_closure.errors import ConcurrentChange, CsaClosureError, UsageError
+from csa_closure.errors import ConcurrentChange, CsaClosureError, ExitCode, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -229,7 +229,7 @@ class BatchStopped(CsaClosureError):
     """The send stopped and needs a person (the message says why and what to do); everything
     done before the stop is recorded. ``result`` has the figures."""
 
-    exit_code = 6
+    exit_code = ExitCode.VERIFY_FAILED
 
     def __init__(self, message: str, result: SendResult) -> None:
         super().__init__(message)
