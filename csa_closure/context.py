@@ -1,14 +1,17 @@
 """The explicit context every operation runs in: store, as-of date, actor, settings.
 
-No module reads the clock, the environment or a global engine: the CLI builds a ``Context``
-once and passes it down, so every run is reproducible from its recorded parameters.
+No module reads the clock, the OS random source, the environment or a global engine: the CLI
+builds a ``Context`` once and passes it down, so every run is reproducible from its recorded
+parameters.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -31,10 +34,13 @@ class Settings:
     lease_seconds: int = 300
 
     @classmethod
-    def from_environment(cls) -> Settings:
-        """Settings, with the chunk size taken from CSA_CLOSURE_CHUNK_SIZE when set."""
+    def from_environment(cls, chunk_size: int | None = None) -> Settings:
+        """Settings, with the chunk size taken from CSA_CLOSURE_CHUNK_SIZE when set, else
+        ``chunk_size`` (the configuration file's) when given."""
         size = os.environ.get(CHUNK_SIZE_ENV)
-        return cls(chunk_size=int(size)) if size else cls()
+        if size:
+            return cls(chunk_size=int(size))
+        return cls(chunk_size=chunk_size) if chunk_size else cls()
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class Context:
     actor: str
     settings: Settings = field(default_factory=Settings)
     clock: Clock = utcnow
+    # where random tokens (letter references) come from; the demo passes a seeded one
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    # the JSON-lines log this process writes (--log-file), recorded on every run it starts
+    log_file: str | None = None
     # The as-of guard (``store.runs.as_of_problem``): the CLI turns it on for every command;
     # ``allow_as_of`` (``--allow-as-of``) lets a guarded date through, recorded on the run.
     guard_as_of: bool = False

@@ -20,6 +20,7 @@ evidence is archived and verified and the decommission gate is checked.
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from csa_closure.context import Context, Settings
 from csa_closure.errors import UsageError
 from csa_closure.letters.config import load_letters_config
 from csa_closure.progress import NO_PROGRESS, Progress
-from csa_closure.sample.acknowledgements import write_ack_file
+from csa_closure.sample.acknowledgements import rejections_for, write_ack_file
+from csa_closure.sample.decisions import caseworker_decisions
 from csa_closure.sample.legacy import generate_legacy
 from csa_closure.sample.responses import write_response_file
 from csa_closure.stages.archive import archive, verify
@@ -53,7 +55,7 @@ from csa_closure.stages.letters_outbox import (
 from csa_closure.stages.pull import pull
 from csa_closure.stages.resolve import resolve
 from csa_closure.stages.responses import import_responses
-from csa_closure.stages.review import CaseworkerDecision, decide_many, list_review
+from csa_closure.stages.review import decide_many
 from csa_closure.stages.transfer import export_transfers
 from csa_closure.stages.transfer_ack import import_ack
 from csa_closure.states import CLOSED_STATES
@@ -64,18 +66,9 @@ MARKER = ".csa-closure-demo"
 RETURNS_AFTER_DAYS = 21  # the simulated Notify returns undeliverable letters after this
 CLOSED_STATE_NAMES = frozenset(s.value for s in CLOSED_STATES)
 OPERATOR = "demo-operator"
+OVERALL_TASK = "demo: debts closed"
 APPROVER = "demo-approver"
 CASEWORKER = "demo-caseworker"
-
-# What the demo's caseworkers decide, by why the debt is in front of them. Real caseworkers
-# look at each case; the demo needs a fixed, visible choice so it can finish.
-CASEWORKER_CHOICES: dict[str, tuple[str, str]] = {
-    "NRP_DECEASED": ("write_off_notice", "ESTATE_NOT_PURSUED"),
-    "NRP_DISPUTE": ("transfer", "DISPUTE_REVIEWED"),
-    "CMS_REJECTED": ("write_off_notice", "CMS_REJECTED_NOT_PURSUED"),
-    "*": ("write_off_notice", "PWC_UNTRACEABLE"),  # letters that could not reach the PWC
-}
-
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -150,13 +143,17 @@ class Demo:
         self.legacy = directory / "legacy.db"
         self.corrected_legacy = directory / "legacy-corrected.db"
         self.today = settings.start
-        self._day_started = (self.today, time.monotonic())
+        self._ticks = (self.today, 0)
         self.engine = make_engine(self.store_url)
         self.config = load_letters_config()
         self.channel = self._channel()
         self.result = DemoResult(str(directory), self.store_url, settings)
         self.response_day: date | None = None
         self.quarantine_fixed = False
+        self._overall_total = -1  # the overall bar's total (debts loaded), once started
+        self._overall_done = 0
+        # letter references and the like: drawn from the seed, not the OS
+        self._random = random.Random(f"{settings.seed}:demo-random-bytes")
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -178,13 +175,21 @@ class Demo:
         )
 
     def now(self) -> datetime:
-        """The demo's instant: noon of the simulated day, plus the real time spent on it.
-        Everything (the store's timestamps and leases, the fake Notify) keeps this calendar,
-        so Notify's seven-day retention is counted in the demo's days."""
-        if self._day_started[0] != self.today:
-            self._day_started = (self.today, time.monotonic())
-        noon = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=12)
-        return noon + timedelta(seconds=time.monotonic() - self._day_started[1])
+        """The demo's instant: noon of the simulated day, plus one microsecond for every
+        earlier reading of the clock that day. Everything (the store's timestamps and leases,
+        the fake Notify) keeps this calendar, so Notify's seven-day retention is counted in
+        the demo's days; and as the clock is logical (it counts readings, not the real time
+        spent), the same seed gives the same store whatever the machine's load."""
+        day, ticks = self._ticks
+        if day != self.today:
+            day, ticks = self.today, 0
+        self._ticks = (day, ticks + 1)
+        noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+        return noon + timedelta(microseconds=ticks)
+
+    def random_bytes(self, n: int) -> bytes:
+        """``n`` bytes from the demo's seeded generator (in place of ``secrets``)."""
+        return self._random.randbytes(n)
 
     def ctx(self, actor: str = OPERATOR) -> Context:
         return Context(
@@ -193,6 +198,7 @@ class Demo:
             actor=actor,
             settings=Settings(chunk_size=self.settings.chunk_size),
             clock=self.now,
+            random_bytes=self.random_bytes,
             # every day's as-of is set explicitly and only moves forward: the guard holds
             guard_as_of=True,
         )
@@ -289,23 +295,13 @@ class Demo:
         )
 
     def caseworkers(self) -> None:
-        # written-off debts whose notice came back are listed for a person to see; they are
-        # closed and block nothing, so the demo's caseworkers settle the open ones only
-        items = [i for i in list_review(self.ctx(CASEWORKER)) if i.state not in CLOSED_STATE_NAMES]
-        if not items:
+        # the simulated caseworkers' fixed choices (csa_closure.sample.decisions)
+        decisions = caseworker_decisions(self.ctx(CASEWORKER))
+        if not decisions:
             return
-
-        decisions = []
-        for item in items:
-            why = item.review_reason or item.reason or ""
-            outcome, reason = next(
-                (choice for key, choice in CASEWORKER_CHOICES.items() if key in why),
-                CASEWORKER_CHOICES["*"],
-            )
-            decisions.append(CaseworkerDecision(item.case_ref, item.creditor, outcome, reason))
         self.step(
             "caseworkers settle their queue",
-            "review list; review decide-file DECISIONS.csv",
+            f"--actor {CASEWORKER} review decide-file DECISIONS.csv",
             lambda: decide_many(self.ctx(CASEWORKER), decisions),
             lambda r: {"decided": r.decided, "refused": len(r.refused or [])},
         )
@@ -334,7 +330,7 @@ class Demo:
     def _acknowledge(self, package: Path) -> None:
         """The CMS answers for a package, a few rows rejected; the operator imports it."""
         ack = self.directory / "transfers" / f"{package.name}-ack.csv"
-        rejected = _rows_in(package) * self.settings.cms_rejections_per_thousand // 1000
+        rejected = rejections_for(package, self.settings.cms_rejections_per_thousand)
         self.step(
             "the CMS acknowledges the package",
             "(the CMS's acknowledgement file)",
@@ -509,6 +505,22 @@ class Demo:
 
     # --- the run --------------------------------------------------------------------------
 
+    def _overall(self) -> None:
+        """The demo's overall bar: debts closed of those loaded (a re-pull adds to them)."""
+        loaded = int(self.scalar("SELECT count(*) FROM debts") or 0)
+        closed = int(
+            self.scalar(
+                "SELECT count(*) FROM debts WHERE state IN ('closed', 'written_off', "
+                "'transferred')"
+            )
+            or 0
+        )
+        if loaded != self._overall_total:
+            self.progress.start(OVERALL_TASK, loaded)
+            self._overall_total, self._overall_done = loaded, 0
+        self.progress.advance(OVERALL_TASK, closed - self._overall_done)
+        self._overall_done = closed
+
     def run(self) -> DemoResult:
         started = time.perf_counter()
         self.generate()
@@ -516,6 +528,7 @@ class Demo:
         last_day = self.settings.start + timedelta(days=self.settings.max_days)
         while True:
             self.routine()
+            self._overall()
             self.result.days += 1
             if self.finished():
                 break
@@ -524,6 +537,7 @@ class Demo:
                 break
             self.today = following
         self.result.finished_on = self.today
+        self.progress.finish(OVERALL_TASK)
         self.close()
         self.result.seconds = round(time.perf_counter() - started, 1)
         return self.result
@@ -578,9 +592,3 @@ def _counts(result: Any, *names: str) -> dict[str, Any]:
 def _package_dirs(exported: Any) -> list[Path]:
     data = exported.to_json() if hasattr(exported, "to_json") else vars(exported)
     return [Path(b["path"]) for b in data.get("batches", []) if b.get("path")]
-
-
-def _rows_in(package: Path) -> int:
-    import json
-
-    return int(json.loads((package / "manifest.json").read_text())["row_count"])

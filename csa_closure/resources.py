@@ -28,3 +28,14 @@ def sql_text(file_name: str) -> str:
 
 def default_rules_dir() -> Path:
     return resource_dir("rules")
+
+
+def resource_file(relative: str) -> Path:
+    """A bundled file by its path from the top of the repository (``runbooks/03-letters.md``,
+    ``README.md``): the wheel's copy under ``_bundled/``, else the checkout's."""
+    for candidate in (_PACKAGE / "_bundled" / relative, _PACKAGE.parent / relative):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"the bundled file {relative!r} is missing from this installation of csa-closure"
+    )

@@ -53,14 +53,12 @@ from sqlalchemy.engine import make_url
 
 from csa_closure.demo import (
     CASEWORKER,
-    CASEWORKER_CHOICES,
-    CLOSED_STATE_NAMES,
     OPERATOR,
     Demo,
     DemoSettings,
     prepare_directory,
 )
-from csa_closure.stages.review import list_review
+from csa_closure.sample.decisions import write_decisions_file
 from csa_closure.store import failpoints
 from csa_closure.store.engine import make_engine
 
@@ -417,21 +415,10 @@ class _RecordingDemo(Demo):
         return super().step(name, command, action, summary)
 
     def caseworkers(self) -> None:
-        items = [i for i in list_review(self.ctx(CASEWORKER)) if i.state not in CLOSED_STATE_NAMES]
-        if not items:
-            return
         path = self.directory / "decisions" / f"decisions-{self.today}.csv"
         path.parent.mkdir(exist_ok=True, mode=0o700)
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["case_ref", "creditor", "outcome", "reason"])
-            for item in items:
-                why = item.review_reason or item.reason or ""
-                outcome, reason = next(
-                    (choice for key, choice in CASEWORKER_CHOICES.items() if key in why),
-                    CASEWORKER_CHOICES["*"],
-                )
-                writer.writerow([item.case_ref, item.creditor, outcome, reason])
+        if not write_decisions_file(self.ctx(CASEWORKER), path).rows:
+            return
         from csa_closure.cli.review import _read_decisions
         from csa_closure.stages.review import decide_many
 

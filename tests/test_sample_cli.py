@@ -97,3 +97,72 @@ def test_every_command_and_option_has_help() -> None:
             if isinstance(param, click.Option):
                 assert param.help, f"{command.name} {param.name}"
     assert sample.help
+
+
+def test_sample_responses_acks_and_decisions_feed_their_imports(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Each simulated outside file is accepted by its import, and none carries personal data."""
+    from sqlalchemy import text
+
+    from csa_closure.cli import cli
+    from csa_closure.store.engine import make_engine
+
+    runner = CliRunner()
+
+    def csa(day: str, *args: str, actor: str = "operator"):  # type: ignore[no-untyped-def]
+        result = runner.invoke(cli, ["--db", store_url, "--as-of", day, "--actor", actor, *args])
+        assert result.exit_code == 0, (args, result.output)
+        return result
+
+    legacy = tmp_path / "legacy.db"
+    assert run("legacy", "--cases", "300", "--seed", "3", "--out", str(legacy)).exit_code == 0
+    day = "2019-04-01"
+    csa(day, "pull", "--source", str(legacy))
+    csa(day, "assess")
+    decisions = tmp_path / "decisions.csv"
+    made = json.loads(
+        csa(day, "sample", "decisions", "--out", str(decisions), "--format", "json").output
+    )
+    assert made["rows"] > 0
+    assert decisions.read_text().splitlines()[0] == "case_ref,creditor,outcome,reason"
+    decided = json.loads(
+        csa(day, "review", "decide-file", str(decisions), "--format", "json").output
+    )
+    assert decided["decided"] == made["rows"] and not decided["refused"]
+    csa(day, "resolve")
+    csa(day, "transfer", "export", "--out", str(tmp_path / "transfers"))
+    ack = tmp_path / "ack.csv"
+    acks = json.loads(
+        csa(day, "sample", "acks", str(tmp_path / "transfers"), "--out", str(ack),
+            "--rejected-per-thousand", "100", "--format", "json").output
+    )  # fmt: skip
+    assert acks["batches"] and all(b["rejected"] == b["rows"] // 10 for b in acks["batches"])
+    imported = json.loads(csa(day, "transfer", "ack", str(ack), "--format", "json").output)
+    assert imported["accepted"] == sum(b["rows"] for b in acks["batches"])  # every row taken
+    assert imported["rejected"] == 0
+    assert imported["returned_to_review"] == sum(b["rejected"] for b in acks["batches"])
+    assert imported["transferred"] == imported["accepted"] - imported["returned_to_review"]
+    csa(day, "notify", "build")
+    csa(day, "notify", "approve", "1", actor="checker")
+    csa(day, "notify", "send", "1", "--channel", "print-file", "--out", str(tmp_path / "letters"))
+    responses = tmp_path / "responses.csv"
+    later = "2019-05-16"
+    wrote = json.loads(
+        csa(later, "sample", "responses", "--seed", "4", "--out", str(responses),
+            "--format", "json").output
+    )  # fmt: skip
+    assert wrote["rows"] > 0
+    again = tmp_path / "again.csv"
+    csa(later, "sample", "responses", "--seed", "4", "--out", str(again))
+    assert again.read_bytes() == responses.read_bytes()  # the same seed, the same file
+    answered = json.loads(
+        csa(later, "responses", "import", str(responses), "--format", "json").output
+    )
+    assert answered["accepted"] == wrote["rows"] - answered["rejected"] - answered["duplicates"]
+    engine = make_engine(store_url)
+    with engine.connect() as conn:
+        names = [r[0] for r in conn.execute(text("SELECT family_name FROM parties")) if r[0]]
+    engine.dispose()
+    written = responses.read_text() + ack.read_text() + decisions.read_text()
+    assert names and not [n for n in names if len(n) > 3 and n in written]

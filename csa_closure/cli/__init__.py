@@ -9,22 +9,27 @@ from __future__ import annotations
 import logging
 import signal
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
 import sqlalchemy.exc
+from click.core import ParameterSource
 
 from csa_closure import __version__
 from csa_closure.cli.causes import database_cause, file_cause
-from csa_closure.cli.options import ISO_DATE, CliState, configure_logging
+from csa_closure.cli.options import ISO_DATE, CliState
+from csa_closure.config import load_config
 from csa_closure.context import (
     ACTOR_ENV,
     AS_OF_ENV,
     DB_ENV,
     DEFAULT_DB_URL,
+    Settings,
     default_actor,
 )
 from csa_closure.errors import CsaClosureError, ExitCode, Terminated
+from csa_closure.logs import LOG_FILE_ENV, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,20 @@ class UnexpectedError(click.ClickException):
     help="Let a writing command run at an --as-of date after today or before the newest "
     "as-of already recorded (refused otherwise, exit 2); the run records that it was meant.",
 )
-@click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug detail (-vv).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log each stage's runs and chunks (-v) or debug detail (-vv, may quote a failing row).",
+)
+@click.option(
+    "--log-file",
+    envvar=LOG_FILE_ENV,
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"Also append the toolkit's log to this file as JSON lines, never personal data; every "
+    f"run records it (env {LOG_FILE_ENV}).",
+)
 @click.version_option(__version__, prog_name="csa-closure")
 @click.pass_context
 def cli(
@@ -137,18 +155,25 @@ def cli(
     actor: str | None,
     allow_as_of: bool,
     verbose: int,
+    log_file: str | None,
 ) -> None:
     """Close the legacy CSA arrears book: pull, assess, write to parents, resolve, transfer.
 
     Every command works on the working store given by --db and makes its decisions for the
     --as-of date. Run `csa-closure db upgrade` once on a new store.
     """
-    configure_logging(verbose)
+    configure_logging(verbose, log_file)
+    # csa-closure.toml (or $CSA_CLOSURE_CONFIG): below options and environment variables
+    file = load_config()
+    given = ctx.get_parameter_source("db") not in (None, ParameterSource.DEFAULT)
     ctx.obj = CliState(
-        db_url=db,
+        db_url=db if given or not file.database_url else file.database_url,
         as_of=as_of or date.today(),
-        actor=actor or default_actor(),
+        actor=actor or file.actor or default_actor(),
         allow_as_of=allow_as_of,
+        settings=Settings.from_environment(file.chunk_size),
+        log_file=str(Path(log_file).resolve()) if log_file else None,
+        letters_config=file.letters_config,
     )
 
 
@@ -179,9 +204,10 @@ def _register() -> None:
     cli.add_command(ledger.ledger)
     cli.add_command(transfer.transfer)
 
-    from csa_closure.cli import notify
+    from csa_closure.cli import docs, notify
 
     cli.add_command(notify.notify)
+    cli.add_command(docs.docs)
 
 
 _register()

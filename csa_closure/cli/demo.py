@@ -14,13 +14,9 @@ from csa_closure.cli.progress import progress_bars
 from csa_closure.context import Context
 from csa_closure.demo import DemoResult, DemoSettings, run_demo
 from csa_closure.errors import ExitCode
+from csa_closure.reports import render
 from csa_closure.reports.progress import progress_report
 from csa_closure.reports.reconcile_report import reconcile_report
-from csa_closure.reports.render import (
-    decommission_renderable,
-    progress_renderable,
-    reconcile_renderable,
-)
 from csa_closure.stages.letters_outbox import FAKE_NOTIFY, PRINT_FILE
 from csa_closure.store.engine import make_engine
 
@@ -59,10 +55,10 @@ def render_demo(console: Console, result: DemoResult, show_commands: bool) -> No
     ctx = Context(
         engine=make_engine(result.store_url), as_of=result.finished_on or s.start, actor="demo"
     )
-    console.print(progress_renderable(progress_report(ctx)))
-    console.print(reconcile_renderable(reconcile_report(ctx)))
+    console.print(render.progress_renderable(progress_report(ctx)))
+    console.print(render.reconcile_renderable(reconcile_report(ctx)))
     if result.decommission is not None:
-        console.print(decommission_renderable(result.decommission))
+        console.print(render.decommission_renderable(result.decommission))
     console.print(
         f"The store is {result.store_url}: try "
         f"`csa-closure --db {result.store_url} report progress` or `… explain CASE_REF`."

@@ -13,7 +13,14 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
+from csa_closure.cli.options import (
+    ISO_DATE,
+    TABLE_LIMIT,
+    CliState,
+    format_option,
+    limit_option,
+    pass_state,
+)
 from csa_closure.cli.output import console, emit, jsonable, pounds, rich_table
 from csa_closure.csvsafe import safe_row
 from csa_closure.stages.ledger import (
@@ -25,14 +32,13 @@ from csa_closure.stages.ledger import (
 )
 
 COLUMNS = [f.name for f in dataclasses.fields(LedgerEntry)]
-TABLE_LIMIT = 50
 
 
 @click.group()
 def ledger() -> None:
     """The append-only write-off ledger: list it for finance, reverse a wrong write-off.
 
-    Runbook: runbooks/05-resolve-and-transfer.md.
+    Runbook: `csa-closure docs resolve`.
     """
 
 
@@ -128,11 +134,7 @@ def render_ledger(console: Console, totals: LedgerTotals, entries: list[LedgerEn
     help="Only write-offs or only reversals.",
 )
 @click.option("--on", "on_date", type=ISO_DATE, help="Only entries made for this as-of date.")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    help=f"At most this many entries (table default {TABLE_LIMIT}; csv and json: all).",
-)
+@limit_option("entries")
 @format_option
 @pass_state
 def list_command(

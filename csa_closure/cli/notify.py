@@ -1,12 +1,13 @@
 """``csa-closure notify``: letters to parents, from batch to delivery status.
 
-Runbook: runbooks/03-letters.md.
+Runbook: `csa-closure docs letters`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -81,7 +82,7 @@ def notify() -> None:
     """Letters to parents: build batches, approve them, send them, keep their statuses.
 
     A batch is built by one operator and approved by another, then sent through GOV.UK Notify
-    or as print-vendor files, each letter exactly once. Runbook: runbooks/03-letters.md.
+    or as print-vendor files, each letter exactly once. Runbook: `csa-closure docs letters`.
     """
 
 
@@ -182,6 +183,12 @@ def _limit_options(func: F) -> F:
 
 
 def _config(path: Path | None) -> LettersConfig:
+    """--letters-config, else $CSA_CLOSURE_LETTERS_CONFIG, else the configuration file's
+    letters_config, else the bundled example."""
+    if path is None and not os.environ.get(CONFIG_ENV):
+        state = click.get_current_context().find_object(CliState)
+        if state is not None and state.letters_config:
+            path = Path(state.letters_config)
     return load_letters_config(path)
 
 

@@ -7,7 +7,6 @@ Commands take the root's state with ``@pass_state`` and open the working store w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,6 +47,8 @@ class CliState:
     actor: str
     allow_as_of: bool = False
     settings: Settings = field(default_factory=Settings.from_environment)
+    log_file: str | None = None
+    letters_config: str | None = None  # from the configuration file, if it names one
     _context: Context | None = None
 
     def context(self, *, require_schema: bool = True, create: bool = False) -> Context:
@@ -60,6 +61,7 @@ class CliState:
                 as_of=self.as_of,
                 actor=self.actor,
                 settings=self.settings,
+                log_file=self.log_file,
                 guard_as_of=True,
                 allow_as_of=self.allow_as_of,
             )
@@ -78,15 +80,26 @@ def format_option(func: F) -> F:
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="table for people; json (stable, documented in docs/json-output.md) or csv for packs.",
+        help="table for people; json (stable: `csa-closure docs json`) or csv for packs.",
     )(func)
 
 
-def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+# how many rows a list prints as a table unless --limit says otherwise (csv and json: all)
+TABLE_LIMIT = 50
+
+
+def limit_option(what: str) -> Callable[[F], F]:
+    """``--limit N``: at most N ``what`` listed (table default TABLE_LIMIT; csv, json: all)."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help=f"At most this many {what} (table default {TABLE_LIMIT}; csv and json: all).",
     )
+
+
+def list_limit(limit: int | None, fmt: str) -> int | None:
+    """The rows to fetch for a list: ``--limit``, else TABLE_LIMIT for a table, else all."""
+    return limit if limit is not None else TABLE_LIMIT if fmt == "table" else None
 
 
 def parse_sets(

@@ -7,11 +7,11 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import Unbalanced
-from csa_closure.reports.quarantine import list_quarantine
+from csa_closure.reports.quarantine import list_quarantine, summarise_quarantine
 from csa_closure.stages.pull import PullResult
 from csa_closure.stages.pull import pull as run_pull
 
@@ -137,16 +137,27 @@ def quarantine_group() -> None:
     help="held: still in quarantine; released: fixed at source and pulled since.",
 )
 @click.option("--system", type=click.Choice(["CSCS", "CS2"]), help="Only one legacy system.")
+@limit_option("items")
 @format_option
 @pass_state
 def quarantine_list(
-    state: CliState, reason: str | None, status: str, system: str | None, fmt: str
+    state: CliState,
+    reason: str | None,
+    status: str,
+    system: str | None,
+    limit: int | None,
+    fmt: str,
 ) -> None:
-    """List quarantined cases and orphan rows with their reason codes (no personal data)."""
+    """List quarantined cases and orphan rows with their reason codes (no personal data):
+    first a summary by reason code, then the items in system and case order.
+
+    JSON: {count, summary: [{reason, items, pwc_pence, sos_pence}], items: [...]}; count is
+    every matching item, items at most --limit of them."""
     ctx = state.context()
-    items = list_quarantine(
-        ctx, reason=reason, status=None if status == "all" else status, system=system
-    )
+    filters = {"reason": reason, "status": None if status == "all" else status, "system": system}
+    count, summary = summarise_quarantine(ctx, **filters)
+    items = list_quarantine(ctx, **filters, limit=list_limit(limit, fmt))
+    shown = f"first {len(items):,} of {count:,}" if len(items) < count else f"{count:,}"
     columns = [
         "source_system",
         "case_ref",
@@ -160,10 +171,19 @@ def quarantine_list(
     ]
     emit(
         fmt,
-        {"count": len(items), "items": items},
+        {"count": count, "summary": summary, "items": items},
         table=lambda c: c.print(
             rich_table(
-                f"Quarantine ({len(items):,} items)",
+                f"Quarantine: {count:,} items, by reason (an item may have several)",
+                ["reason", "items", "PWC", "SOS"],
+                [
+                    [r.reason, f"{r.items:,}", pounds(r.pwc_pence), pounds(r.sos_pence)]
+                    for r in summary
+                ],
+                right=["items", "PWC", "SOS"],
+            ),
+            rich_table(
+                f"Items ({shown}, in system and case order; --limit N for more)",
                 ["system", "case", "kind", "status", "reasons", "PWC", "SOS", "unreadable", "rows"],
                 [
                     [

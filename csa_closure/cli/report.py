@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import console, emit
 from csa_closure.errors import ExitCode
 from csa_closure.reports import render
+from csa_closure.reports.plot import write_burndown_plot
 from csa_closure.reports.progress import (
     DEFAULT_CHART_DAYS,
     DEFAULT_DAILY_LETTER_LIMIT,
@@ -132,6 +135,21 @@ def watch(
     help=f"Redraw the report in place every SECONDS (default {DEFAULT_WATCH_SECONDS:g}) "
     "until Ctrl-C. Table format only.",
 )
+@click.option(
+    "--target",
+    type=ISO_DATE,
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="A finish date to aim for: the headline and burndown show the pace it needs.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the burndown to this .png or .svg file (needs the plot extra: "
+    "pip install 'csa-closure[plot]').",
+)
 @format_option
 @pass_state
 def progress(
@@ -140,10 +158,14 @@ def progress(
     response_window_days: int,
     chart_days: int,
     watch_seconds: float | None,
+    target: date | None,
+    plot_path: Path | None,
     fmt: str,
 ) -> None:
-    """The closure funnel from pulled to closed, letters, responses, deadlines, closures per
-    day and the expected finish date (formula in runbooks/06-reports-and-decommission.md)."""
+    """A headline (debts closed, pounds still open, expected finish), the closure funnel from
+    pulled to closed, letters, responses, deadlines, closures per day, the burndown of debts
+    and pounds open, and the expected finish date (formula in
+    `csa-closure docs reports`)."""
     ctx = state.context()
 
     def build() -> ProgressReport:
@@ -158,15 +180,19 @@ def progress(
             raise click.UsageError("--watch redraws the table; it cannot be used with --format")
         watch(
             console(),
-            lambda: render.progress_renderable(build(), chart_days=chart_days),
+            lambda: render.progress_renderable(build(), chart_days=chart_days, target=target),
             watch_seconds,
         )
         return
     result = build()
+    if plot_path is not None:
+        write_burndown_plot(result, plot_path, target)
     emit(
         fmt,
         result,
-        table=lambda c: c.print(render.progress_renderable(result, chart_days=chart_days)),
+        table=lambda c: c.print(
+            render.progress_renderable(result, chart_days=chart_days, target=target)
+        ),
         csv_rows=lambda: _progress_csv(result),
     )
 

@@ -94,7 +94,7 @@ def resolve(
     decides collectability for debts whose PWC asked for collection, and writes off debts
     whose write-off is due (silent at once; with notice once every living parent's notice
     is settled), each with its ledger entry. Chunked and resumable: after a crash, run it
-    again. Runbook: runbooks/05-resolve-and-transfer.md. JSON keys: run_id, dry_run, as_of,
+    again. Runbook: `csa-closure docs resolve`. JSON keys: run_id, dry_run, as_of,
     ruleset_name, ruleset_hash, expired, expiry_held, collectability, written_off,
     written_off_by_reason, waiting_for_notices ({debts, pence} each), book.
     """

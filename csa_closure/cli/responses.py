@@ -30,7 +30,7 @@ def responses() -> None:
     """Parents' answers to the final-chance letter: import files, record phone calls.
 
     Every row of a file ends accepted, duplicate or rejected with a reason code; rejected
-    rows go to a rejects file for the contact centre. Runbook: runbooks/04-responses.md.
+    rows go to a rejects file for the contact centre. Runbook: `csa-closure docs responses`.
     """
 
 

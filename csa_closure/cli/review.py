@@ -9,19 +9,22 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.errors import UsageError
 from csa_closure.stages.review import (
     DECIDABLE_OUTCOMES,
+    DECISIONS_FILE_COLUMNS,
     CaseworkerDecision,
     DecisionResult,
     DecisionsResult,
+    QueueReason,
     ReviewItem,
     decide,
     decide_many,
     list_review,
     refer,
+    summarise_review,
 )
 from csa_closure.states import DebtState
 
@@ -44,7 +47,7 @@ DECISION_COLUMNS = [
 def review() -> None:
     """Debts waiting for a caseworker, and the decisions caseworkers make on them.
 
-    Runbook: runbooks/05-resolve-and-transfer.md.
+    Runbook: `csa-closure docs resolve`.
     """
 
 
@@ -53,10 +56,21 @@ def _flags(item: ReviewItem) -> str:
     return ", ".join(name for name, on in flags if on)
 
 
-def render_list(console: Console, items: list[ReviewItem]) -> None:
+def render_list(
+    console: Console, items: list[ReviewItem], summary: list[QueueReason], count: int
+) -> None:
     console.print(
         rich_table(
-            f"Waiting for a caseworker ({len(items):,} debts)",
+            f"Waiting for a caseworker: {count:,} debts, by review reason",
+            ["review reason", "state", "debts", "amount"],
+            [[r.review_reason, r.state, f"{r.debts:,}", pounds(r.pence)] for r in summary],
+            right=["debts", "amount"],
+        )
+    )
+    shown = f"first {len(items):,} of {count:,}" if len(items) < count else f"{count:,}"
+    console.print(
+        rich_table(
+            f"Debts ({shown}, in case order; --limit N for more)",
             [
                 "case",
                 "creditor",
@@ -96,23 +110,35 @@ def render_list(console: Console, items: list[ReviewItem]) -> None:
 )
 @click.option("--reason", help="Only debts whose review reason starts with this code.")
 @click.option("--case", "case_ref", help="Only this case.")
+@limit_option("debts")
 @format_option
 @pass_state
 def list_command(
-    state: CliState, debt_state: str | None, reason: str | None, case_ref: str | None, fmt: str
+    state: CliState,
+    debt_state: str | None,
+    reason: str | None,
+    case_ref: str | None,
+    limit: int | None,
+    fmt: str,
 ) -> None:
-    """List debts in review and open debts flagged for a person, with their reasons.
+    """List debts in review and open debts flagged for a person, with their reasons: first a
+    summary by review reason and state, then the debts in case order.
 
-    No personal data: references, states, codes and amounts. JSON: {count, items: [{debt_id,
-    case_ref, source_system, creditor, state, outcome, reason, review_reason,
-    needs_caseworker, needs_tracing, opening_pence, decided_as_of, next_step}]}.
+    No personal data: references, states, codes and amounts. JSON: {count, summary:
+    [{review_reason, state, debts, pence}], items: [{debt_id, case_ref, source_system,
+    creditor, state, outcome, reason, review_reason, needs_caseworker, needs_tracing,
+    opening_pence, decided_as_of, next_step}]}; count is every matching debt, items at most
+    --limit of them.
     """
     ctx = state.context()
-    items = list_review(ctx, state=debt_state, review_reason=reason, case_ref=case_ref)
+    filters = {"state": debt_state, "review_reason": reason, "case_ref": case_ref}
+    summary = summarise_review(ctx, **filters)
+    items = list_review(ctx, **filters, limit=list_limit(limit, fmt))
+    count = sum(r.debts for r in summary)
     emit(
         fmt,
-        {"count": len(items), "items": items},
-        table=lambda c: render_list(c, items),
+        {"count": count, "summary": summary, "items": items},
+        table=lambda c: render_list(c, items, summary, count),
         csv_rows=lambda: ([dataclasses.asdict(i) for i in items], COLUMNS),
     )
 
@@ -199,7 +225,6 @@ def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fm
     _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
 
 
-DECISIONS_FILE_COLUMNS: tuple[str, ...] = ("case_ref", "creditor", "outcome", "reason")
 
 
 def _read_decisions(path: Path) -> list[CaseworkerDecision]:

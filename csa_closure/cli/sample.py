@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
-from csa_closure.cli.options import ISO_DATE, format_option
+from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.legacy.contract import SYSTEMS
+from csa_closure.sample.acknowledgements import write_acks_file
+from csa_closure.sample.decisions import write_decisions_file
 from csa_closure.sample.legacy import (
     DEFAULT_AS_AT,
     DEFAULT_DIRTY_RATE,
@@ -18,6 +20,7 @@ from csa_closure.sample.legacy import (
     generate_legacy,
     load_legacy_sql,
 )
+from csa_closure.sample.responses import write_response_file
 
 
 @click.group()
@@ -160,7 +163,8 @@ def _print_summary(console: Any, summary: GenerationSummary) -> None:
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @format_option
 def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
-    """Turn a legacy SQL dump (sample_data/legacy_sample.sql) into a SQLite replica."""
+    """Turn a legacy SQL dump (such as legacy_sample.sql in the source distribution's
+    sample_data folder) into a SQLite replica."""
     counts = load_legacy_sql(sql_file, out, overwrite=force)
     result = {"out": str(out), "rows": counts}
     emit(
@@ -175,4 +179,135 @@ def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
             )
         ),
         csv_rows=lambda: ([{"table": t, "rows": r} for t, r in counts.items()], ["table", "rows"]),
+    )
+
+
+@sample.command("responses")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The response file to write (the contact centre's CSV, runbook 04).",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
+)
+@click.option(
+    "--duplicates",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Rows repeated (same document_id), as a real feed sends.",
+)
+@click.option(
+    "--bad-rows",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Rows the import must reject (unknown case, bad date, ...).",
+)
+@format_option
+@pass_state
+def responses(
+    state: CliState, out: Path, seed: int, duplicates: int, bad_rows: int, fmt: str
+) -> None:
+    """Write the contact centre's response file for the store's letters as of --as-of.
+
+    Parents with care answer at the published rates (about 15% ask for collection); a few
+    paying parents dispute. Only case references, creditors and dates are read: no personal
+    data. Import it with `csa-closure responses import FILE`.
+    """
+    written = write_response_file(
+        state.context(), out, seed=seed, duplicates=duplicates, bad_rows=bad_rows
+    )
+    emit(
+        fmt,
+        written,
+        table=lambda c: c.print(
+            f"Wrote {written.rows:,} responses to {written.path}: "
+            + (", ".join(f"{k} {v:,}" for k, v in written.by_kind.items()) or "none")
+            + "."
+        ),
+        csv_rows=lambda: (
+            [{"kind": k, "rows": v} for k, v in written.by_kind.items()],
+            ["kind", "rows"],
+        ),
+    )
+
+
+@sample.command("acks")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The acknowledgement file to write (the CMS's CSV).",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
+)
+@click.option(
+    "--rejected-per-thousand",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Rows of each package the CMS rejects, per thousand.",
+)
+@format_option
+def acks(folder: Path, out: Path, seed: int, rejected_per_thousand: int, fmt: str) -> None:
+    """Write the CMS's acknowledgement file for the transfer package(s) at FOLDER.
+
+    FOLDER is a package (it has manifest.json) or a folder of packages, such as the --out of
+    `transfer export`. Only the package is read, as the CMS reads it; the store is not
+    touched. Import it with `csa-closure transfer ack FILE`.
+    """
+    files = write_acks_file(folder, out, seed=seed, rejected_per_thousand=rejected_per_thousand)
+    emit(
+        fmt,
+        {"path": str(out), "batches": files},
+        table=lambda c: c.print(
+            rich_table(
+                f"Acknowledgements written to {out}",
+                ["batch", "rows", "accepted", "rejected"],
+                [[f.batch_id, f"{f.rows:,}", f"{f.accepted:,}", f"{f.rejected:,}"] for f in files],
+                right=["rows", "accepted", "rejected"],
+            )
+        ),
+        csv_rows=lambda: (
+            [f.to_json() for f in files],
+            ["path", "batch_id", "rows", "accepted", "rejected"],
+        ),
+    )
+
+
+@sample.command("decisions")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The decisions file to write, for `csa-closure review decide-file`.",
+)
+@format_option
+@pass_state
+def decisions(state: CliState, out: Path, fmt: str) -> None:
+    """Write a simulated caseworker decision for every open debt in the review queue.
+
+    Each reason in the queue gets a fixed choice (an estate not pursued, a dispute reviewed
+    and transferred, a CMS rejection or an untraceable parent written off), as the demo's
+    caseworkers choose. Real caseworkers look at each case; this lets a trial run finish.
+    Columns: case_ref, creditor, outcome, reason; no personal data.
+    """
+    written = write_decisions_file(state.context(), out)
+    emit(
+        fmt,
+        written,
+        table=lambda c: c.print(
+            f"Wrote {written.rows:,} decisions to {written.path}: "
+            + (", ".join(f"{k} {v:,}" for k, v in written.by_outcome.items()) or "none")
+            + "."
+        ),
+        csv_rows=lambda: (
+            [{"outcome": k, "rows": v} for k, v in written.by_outcome.items()],
+            ["outcome", "rows"],
+        ),
     )

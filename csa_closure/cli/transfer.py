@@ -35,7 +35,7 @@ from csa_closure.stages.transfer_ack import AckImportResult, import_ack
 def transfer() -> None:
     """Move debts to the Child Maintenance Service: export packages, import acknowledgements.
 
-    Runbook: runbooks/05-resolve-and-transfer.md.
+    Runbook: `csa-closure docs resolve`.
     """
 
 

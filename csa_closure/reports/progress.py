@@ -130,6 +130,7 @@ class DayClosures:
     debts: int  # moves into a closed state (from an open one) on that as-of date
     pence: int
     reopened: int  # moves out of a closed state (a reversed write-off)
+    reopened_pence: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,96 @@ class ProgressReport:
             },
             "closures_per_day": self.closures,
             "finish": self.finish,
+            "headline": headline(self),
+            "burndown": burndown(self),
         }
+
+
+# --- headline and burndown -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The three figures a manager reads first."""
+
+    closed_debts: int
+    loaded_debts: int
+    closed_pence: int
+    loaded_pence: int
+    open_pence: int
+    expected_finish: date
+    finished: bool
+
+    def closed_per_mille(self) -> int:
+        """Debts closed, in tenths of a per cent of those loaded (integer arithmetic)."""
+        return (self.closed_debts * 1000) // self.loaded_debts if self.loaded_debts else 0
+
+
+def headline(report: ProgressReport) -> Headline:
+    closed, loaded = report.total({"closed"}), report.total()
+    return Headline(
+        closed_debts=closed.debts,
+        loaded_debts=loaded.debts,
+        closed_pence=closed.pence,
+        loaded_pence=loaded.pence,
+        open_pence=loaded.pence - closed.pence,
+        expected_finish=report.finish.expected_finish,
+        finished=report.finish.finished,
+    )
+
+
+@dataclass(frozen=True)
+class BurndownPoint:
+    as_of: date
+    open_debts: int
+    open_pence: int
+
+
+@dataclass(frozen=True)
+class PaceNeeded:
+    """What it takes to finish by ``target``: the open debts and pounds spread evenly over the
+    days left (rounded up), and whether the expected finish is on or before it."""
+
+    target: date
+    days_left: int
+    debts_per_day: int
+    pence_per_day: int
+    on_track: bool
+
+
+def burndown(report: ProgressReport) -> list[BurndownPoint]:
+    """Debts and pence still open at the end of each as-of day from the first closure to the
+    report's as-of date: everything loaded now, less the net closures up to that day (a debt
+    pulled later, by a re-pull, counts as open from the start). The last point is the open
+    book as it stands."""
+    loaded = report.total()
+    by_day = {c.as_of: c for c in report.closures if c.as_of <= report.as_of}
+    if not by_day:
+        return [BurndownPoint(report.as_of, loaded.debts, loaded.pence)]
+    day, points = min(by_day), []
+    open_debts, open_pence = loaded.debts, loaded.pence
+    while day <= report.as_of:
+        c = by_day.get(day)
+        if c is not None:
+            open_debts -= c.debts - c.reopened
+            open_pence -= c.pence - c.reopened_pence
+        points.append(BurndownPoint(day, open_debts, open_pence))
+        day += timedelta(days=1)
+    return points
+
+
+def pace_needed(report: ProgressReport, target: date) -> PaceNeeded:
+    """The pace that finishes the open book by ``target`` (see :class:`PaceNeeded`)."""
+    open_tally = report.total({"to decide", "in progress"})
+    days_left = (target - report.as_of).days
+    per = max(days_left, 1)
+    return PaceNeeded(
+        target=target,
+        days_left=days_left,
+        debts_per_day=_ceil_div(open_tally.debts, per),
+        pence_per_day=_ceil_div(open_tally.pence, per),
+        on_track=report.finish.expected_finish <= target,
+    )
 
 
 # --- queries ----------------------------------------------------------------------------
@@ -363,13 +453,17 @@ def _closures(conn: Connection) -> list[DayClosures]:
             func.sum(case((closing, 1), else_=0)),
             func.sum(case((closing, debts.c.opening_pence), else_=0)),
             func.sum(case((reopening, 1), else_=0)),
+            func.sum(case((reopening, debts.c.opening_pence), else_=0)),
         )
         .select_from(events.join(debts, debts.c.debt_id == events.c.debt_id))
         .where(or_(closing, reopening))
         .group_by(events.c.as_of)
         .order_by(events.c.as_of)
     ).all()
-    return [DayClosures(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
+    return [
+        DayClosures(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0))
+        for r in rows
+    ]
 
 
 def _unsent_letters_for_other_debts(conn: Connection) -> int:

@@ -12,7 +12,7 @@ side may be imported first.)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
@@ -20,10 +20,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from csa_closure.cli.output import pounds, rich_table
+from csa_closure.cli.output import FitTable, pounds, rich_table
 from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.reconcile import CREDITORS
-from csa_closure.reports.progress import DayClosures, ProgressReport, Tally, phase
+from csa_closure.reports.progress import (
+    DayClosures,
+    ProgressReport,
+    Tally,
+    burndown,
+    headline,
+    pace_needed,
+    phase,
+)
 from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
 from csa_closure.reports.rules import RulesReport
 from csa_closure.reports.runs import RunRow
@@ -48,6 +56,10 @@ def _verdict(ok: bool, yes: str = "yes", no: str = "NO") -> str:
     return f"[green]{yes}[/]" if ok else f"[bold red]{no}[/]"
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def _count(n: int) -> str:
     return f"{n:,}"
 
@@ -55,17 +67,16 @@ def _count(n: int) -> str:
 # --- progress ---------------------------------------------------------------------------
 
 
-def lossless(table: Table) -> Table:
-    """Never cut a figure short: a cell too wide for the terminal folds onto a second line."""
-    for column in table.columns:
-        column.overflow = "fold"
-    return table
-
-
 def _table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    right: Iterable[str] = (),
+    drop: Sequence[str] = (),
 ) -> Table:
-    return lossless(rich_table(title, columns, rows, right=right))
+    """A table that never cuts a figure short (:class:`FitTable`): too narrow a terminal
+    drops the ``drop`` columns, then stacks each row."""
+    return rich_table(title, columns, rows, right=right, drop=drop)
 
 
 def _funnel(report: ProgressReport) -> Table:
@@ -119,6 +130,7 @@ def _by_system(report: ProgressReport) -> Table:
             for g in report.by_system_creditor()
         ],
         right=["debts", "loaded", "decided", "closed", "closed £", "open £", "% £"],
+        drop=["decided", "closed £", "% £"],
     )
 
 
@@ -188,12 +200,13 @@ def closures_chart(report: ProgressReport, days: int) -> Table:
     window = [report.as_of - timedelta(days=n) for n in range(days - 1, -1, -1)]
     shown = [by_day.get(d) or DayClosures(d, 0, 0, 0) for d in window]
     peak = max((c.debts for c in shown), default=0)
-    table = Table(
+    table = FitTable(
         title=f"Debts closed per day, last {days} days",
         title_justify="left",
         box=None,
         show_header=True,
         pad_edge=False,
+        drop=("closed", "reopened"),
     )
     for name, justify in (("day", "left"), ("closed", "left"), ("debts", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -234,9 +247,94 @@ def _finish(report: ProgressReport) -> Group:
     return Group(*(Text.from_markup(line) for line in lines))
 
 
-def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Group:
+def headline_renderable(report: ProgressReport, target: date | None = None) -> Text:
+    """The line a manager reads first: closed %, pounds still open, the expected finish
+    (and, with a target date, the pace it needs)."""
+    h = headline(report)
+    finish = (
+        f"every debt closed ({h.expected_finish.isoformat()})"
+        if h.finished
+        else f"expected finish [bold]{h.expected_finish.isoformat()}[/]"
+    )
+    line = (
+        f"[bold]{per_mille(h.closed_debts, h.loaded_debts)}[/] of debts closed "
+        f"({_count(h.closed_debts)} of {_count(h.loaded_debts)}); "
+        f"[bold]{pounds(h.open_pence)}[/] still open; {finish}"
+    )
+    if target is not None:
+        pace = pace_needed(report, target)
+        verdict = "[green]on track[/]" if pace.on_track else "[bold red]behind[/]"
+        line += (
+            f"; target {target.isoformat()}: {verdict}, needs {_count(pace.debts_per_day)} "
+            f"debts and {pounds(pace.pence_per_day)} a day"
+        )
+    return Text.from_markup(line + ".")
+
+
+class BurndownChart:
+    """Debts or pounds still open per day, as block columns sized to the terminal, with the
+    straight line to zero at a target date drawn in dots after the as-of date."""
+
+    HEIGHT = 8
+
+    def __init__(self, report: ProgressReport, *, pence: bool, target: date | None) -> None:
+        self.points = burndown(report)
+        self.pence = pence
+        self.target = target if target is not None and target > report.as_of else None
+        self.as_of = report.as_of
+
+    def _label(self, value: int) -> str:
+        return pounds(value) if self.pence else _count(value)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        values = [p.open_pence if self.pence else p.open_debts for p in self.points]
+        days = [p.as_of for p in self.points]
+        future = (self.target - self.as_of).days if self.target else 0
+        peak = max([*values, 1])
+        label_width = max(len(self._label(peak)), len(self._label(0))) + 1
+        columns = max(options.max_width - label_width - 1, 10)
+        total = len(values) + future
+        step = _ceil_div(total, columns)  # days per column
+        # the last value of each bucket of ``step`` days; then the pace line to the target
+        shown: list[tuple[int | None, int | None]] = []
+        for start in range(0, total, step):
+            end = min(start + step, total) - 1
+            if end < len(values):
+                shown.append((values[end], None))
+            else:
+                left = future - (end - len(values) + 1)
+                shown.append((None, values[-1] * left // future if future else 0))
+        what = "pounds" if self.pence else "debts"
+        title = f"Burndown: {what} still open per day to {self.as_of.isoformat()}"
+        if self.target:
+            title += f"; dots: the pace to finish by {self.target.isoformat()}"
+        if step > 1:
+            title += f" ({step} days a column)"
+        yield Text(title, style="italic")
+        for row in range(self.HEIGHT, 0, -1):
+            floor = peak * (row - 1) / self.HEIGHT
+            label = self._label(peak) if row == self.HEIGHT else ""
+            if row == 1:
+                label = self._label(0)
+            cells = []
+            for actual, pace in shown:
+                if actual is not None:
+                    cells.append(BLOCK if actual > floor else " ")
+                else:
+                    cells.append("·" if pace is not None and pace > floor else " ")
+            yield Text(f"{label:>{label_width - 1}} │" + "".join(cells))
+        first = days[0].isoformat()
+        last = (self.target or self.as_of).isoformat()
+        gap = max(1, len(shown) - len(first) - len(last))
+        yield Text(" " * label_width + first + " " * gap + last)
+
+
+def progress_renderable(
+    report: ProgressReport, *, chart_days: int = 14, target: date | None = None
+) -> Group:
     quarantined = report.quarantined
     return Group(
+        headline_renderable(report, target),
         _funnel(report),
         Text(
             f"Quarantined (held, not loaded): {_count(quarantined.debts)} item(s), "
@@ -246,6 +344,8 @@ def progress_renderable(report: ProgressReport, *, chart_days: int = 14) -> Grou
         *_letters_and_responses(report),
         _deadlines(report),
         closures_chart(report, chart_days),
+        BurndownChart(report, pence=False, target=target),
+        BurndownChart(report, pence=True, target=target),
         _finish(report),
     )
 
@@ -336,6 +436,7 @@ def rules_renderable(report: RulesReport) -> Group:
             for r in report.current
         ],
         right=["debts", "pounds", "closed", "closed £"],
+        drop=["rule set", "closed £", "closed"],
     )
     parts: list[RenderableType] = [current]
     if report.history:
@@ -366,6 +467,7 @@ def rules_renderable(report: RulesReport) -> Group:
                     for h in report.history
                 ],
                 right=["decisions", "current", "superseded", "pounds"],
+                drop=["superseded", "current"],
             )
         )
     else:
@@ -424,6 +526,7 @@ def runs_renderable(runs: list[RunRow]) -> Group:
             for r in runs
         ],
         right=["run", "duration"],
+        drop=["who", "duration", "started (UTC)"],
     )
     return Group(table)
 
@@ -502,6 +605,7 @@ def decommission_renderable(check: DecommissionCheck) -> Group:
             for g in check.gates
         ],
         right=["blocking"],
+        drop=["examples"],
     )
     verdict = (
         "[green]every gate passes: the legacy systems may be switched off[/]"

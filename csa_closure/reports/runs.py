@@ -30,6 +30,7 @@ class RunRow:
     status: str
     counts: dict[str, Any]
     error: str | None
+    log_file: str | None = None  # the JSON-lines log the run wrote to (--log-file)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -50,6 +51,7 @@ class RunRow:
             "status": self.status,
             "counts": self.counts,
             "error": self.error,
+            "log_file": self.log_file,
         }
 
 
@@ -69,6 +71,7 @@ def list_runs(
         r.status,
         r.counts,
         r.error,
+        r.log_file,
     ).order_by(r.run_id.desc())
     if stage:
         statement = statement.where(r.stage == stage)
@@ -87,6 +90,7 @@ def list_runs(
                 status=row.status,
                 counts=dict(row.counts or {}),
                 error=row.error,
+                log_file=row.log_file,
             )
             for row in conn.execute(statement)
         ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from csa_closure.errors import UsageError
 from csa_closure.sample import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.transfer import DEBTS_FILE, MANIFEST_FILE
@@ -117,3 +118,44 @@ def write_ack_file(
         accepted=rows.filter(pl.col("status") == "ACCEPTED").height,
         rejected=rows.filter(pl.col("status") == "REJECTED").height,
     )
+
+
+def package_dirs(folder: Path) -> list[Path]:
+    """The transfer packages at ``folder``: the folder itself if it is one (it has a
+    manifest), else each of its sub-folders that is, in name order."""
+    folder = Path(folder)
+    if (folder / MANIFEST_FILE).is_file():
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+
+
+def rejections_for(package_dir: Path, per_thousand: int) -> int:
+    """How many of a package's rows the CMS rejects at ``per_thousand`` (rounded down)."""
+    manifest = json.loads((Path(package_dir) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return int(manifest["row_count"]) * per_thousand // 1000
+
+
+def write_acks_file(
+    folder: Path, path: Path, *, seed: int, rejected_per_thousand: int = 0
+) -> list[AckFile]:
+    """Write one acknowledgement file for every package at ``folder`` (see
+    :func:`package_dirs`): each package's rows as :func:`write_ack_file` makes them, with
+    ``rejected_per_thousand`` of its rows rejected. Refuses a folder with no package."""
+    packages = package_dirs(folder)
+    if not packages:
+        raise UsageError(f"{folder} holds no transfer package (no {MANIFEST_FILE} in it or below)")
+    frames = [
+        simulate_ack(p, seed=seed, rejected=rejections_for(p, rejected_per_thousand))
+        for p in packages
+    ]
+    write_owner_only(Path(path), pl.concat(frames).write_csv().encode("utf-8"))
+    return [
+        AckFile(
+            path=str(path),
+            batch_id=p.name,
+            rows=f.height,
+            accepted=f.filter(pl.col("status") == "ACCEPTED").height,
+            rejected=f.filter(pl.col("status") == "REJECTED").height,
+        )
+        for p, f in zip(packages, frames, strict=True)
+    ]

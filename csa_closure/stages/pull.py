@@ -31,7 +31,7 @@ from csa_closure.errors import Unbalanced
 from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import NormalisedBook, normalise
-from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.progress import NO_PROGRESS, Progress, Relabelled
 from csa_closure.states import DebtState
 from csa_closure.store import events
 from csa_closure.store.dialect import (
@@ -502,7 +502,7 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
     still = items.join(stored, on=key, how="inner")
     released = stored.filter(pl.col("status") == "held").join(items, on=key, how="anti")
     # what a held item records, whether new this pull or still held from an earlier one
-    held = [
+    held: list[pl.Expr | str] = [
         pl.lit("held").alias("status"),
         "pwc_pence",
         "sos_pence",
@@ -628,10 +628,12 @@ def _pull_system(
     run: Run, source_url: str, system: str, progress: Progress
 ) -> tuple[SystemReconciliation, dict[str, int], list[dict[str, Any]]]:
     """Read, normalise, write and reconcile one legacy system (cases never span systems,
-    and one system at a time keeps the pull's memory to about half)."""
-    progress.start(f"pull: reading {system}", None)
+    and one system at a time keeps the pull's memory to about half). Each system's steps
+    have their own progress bars ("pull CS2: loading cases")."""
+    progress = Relabelled(progress, "pull:", f"pull {system}:")
+    progress.start("pull: reading", None)
     book = normalise(read_legacy(source_url, systems=[system]))
-    progress.finish(f"pull: reading {system}")
+    progress.finish("pull: reading")
     with run.ctx.engine.connect() as conn:
         plan = plan_pull(book, conn, system)
     counts: dict[str, int] = {}

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
@@ -89,14 +89,7 @@ def _next_step(state: str) -> str:
     return "decide (it is referred to review first)"
 
 
-def list_review(
-    ctx: Context,
-    *,
-    state: str | None = None,
-    review_reason: str | None = None,
-    case_ref: str | None = None,
-) -> list[ReviewItem]:
-    """Debts waiting for a caseworker (see the module doc), in case order."""
+def _queue_clauses(state: str | None, review_reason: str | None, case_ref: str | None) -> list[Any]:
     flagged_open = and_(
         or_(debts.c.needs_caseworker == true(), debts.c.needs_tracing == true()),
         debts.c.state.notin_([s.value for s in CLOSED_STATES]),
@@ -113,13 +106,66 @@ def list_review(
         clauses.append(debts.c.review_reason.like(f"{review_reason}%"))
     if case_ref:
         clauses.append(debts.c.case_ref == case_ref)
+    return clauses
+
+
+def list_review(
+    ctx: Context,
+    *,
+    state: str | None = None,
+    review_reason: str | None = None,
+    case_ref: str | None = None,
+    limit: int | None = None,
+) -> list[ReviewItem]:
+    """Debts waiting for a caseworker (see the module doc), in case order; the first
+    ``limit`` of them when given."""
     columns = [debts.c[name] for name in ReviewItem.__dataclass_fields__ if name != "next_step"]
-    statement = select(*columns).where(and_(*clauses)).order_by(debts.c.case_ref, debts.c.creditor)
+    statement = (
+        select(*columns)
+        .where(and_(*_queue_clauses(state, review_reason, case_ref)))
+        .order_by(debts.c.case_ref, debts.c.creditor)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
     with ctx.engine.connect() as conn:
         return [
             ReviewItem(**row._asdict(), next_step=_next_step(row.state))
             for row in conn.execute(statement)
         ]
+
+
+@dataclass(frozen=True)
+class QueueReason:
+    """The debts in the queue for one review reason, in one state."""
+
+    review_reason: str
+    state: str
+    debts: int
+    pence: int
+
+
+def summarise_review(
+    ctx: Context,
+    *,
+    state: str | None = None,
+    review_reason: str | None = None,
+    case_ref: str | None = None,
+) -> list[QueueReason]:
+    """The queue (the same debts as :func:`list_review`) counted by review reason and state
+    in one grouped query, most debts first."""
+    reason = func.coalesce(debts.c.review_reason, "")
+    statement = (
+        select(
+            reason, debts.c.state, func.count(), func.coalesce(func.sum(debts.c.opening_pence), 0)
+        )
+        .where(and_(*_queue_clauses(state, review_reason, case_ref)))
+        .group_by(reason, debts.c.state)
+    )
+    with ctx.engine.connect() as conn:
+        rows = [
+            QueueReason(r[0] or "-", r[1], int(r[2]), int(r[3])) for r in conn.execute(statement)
+        ]
+    return sorted(rows, key=lambda r: (-r.debts, r.review_reason, r.state))
 
 
 @dataclass
@@ -403,8 +449,14 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
         )
 
 
+# the header of a decisions file (``review decide-file``)
+DECISIONS_FILE_COLUMNS: tuple[str, ...] = ("case_ref", "creditor", "outcome", "reason")
+
+
 @dataclass(frozen=True)
 class CaseworkerDecision:
+    """One row of a decisions file (``DECISIONS_FILE_COLUMNS``)."""
+
     case_ref: str
     creditor: str
     outcome: str

@@ -106,6 +106,16 @@ def driver_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> pl.Data
     return frame.select(exprs)
 
 
+# rows written to each table in the current transaction, for the run's chunk log
+# (csa_closure.store.runs counts statements; the COPY paths, which bypass them, note here)
+WRITTEN_KEY = "csa_closure.written"
+
+
+def note_written(conn: Connection, table: str, rows: int) -> None:
+    written = conn.info.setdefault(WRITTEN_KEY, {})
+    written[table] = written.get(table, 0) + rows
+
+
 def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
     """Bulk-insert every row of ``frame`` (columns named as in ``table``); return the count.
 
@@ -129,6 +139,7 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
         for row in prepared.iter_rows():
             copy.write_row(row)
+    note_written(conn, table.name, prepared.height)
     return prepared.height
 
 

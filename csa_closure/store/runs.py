@@ -9,21 +9,23 @@ refused (it never started its work: another run held what it needed).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import CsaClosureError, LeaseHeld, Terminated, Unbalanced, UsageError
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
+from csa_closure.store.dialect import WRITTEN_KEY, note_written
 from csa_closure.store.leases import Lease
 from csa_closure.store.migrate import require_current
-from csa_closure.store.schema import stage_runs
+from csa_closure.store.schema import metadata, stage_runs
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Run:
     counts: dict[str, Any] = field(default_factory=dict)
     control_totals: dict[str, Any] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
+    chunks: int = 0
 
     def claim(self, name: str) -> Lease:
         """Take the lease ``name`` for this run (committed at once) or raise ``LeaseHeld``."""
@@ -52,16 +55,57 @@ class Run:
     @contextmanager
     def chunk(self) -> Iterator[Connection]:
         """One transaction of work. The run's leases are renewed inside it, so a run that
-        lost its claim cannot commit anything."""
+        lost its claim cannot commit anything. Once committed, the rows it wrote to each
+        table are logged (INFO: ``-v``, and the log file)."""
         with self.ctx.engine.begin() as conn:
-            for lease in self.leases:
-                lease_store.renew(conn, self, lease)
-            yield conn
-            failpoints.reach(self.stage, "before_commit")
+            conn.info[WRITTEN_KEY] = {}
+            event.listen(conn, "after_cursor_execute", _count_written)
+            try:
+                for lease in self.leases:
+                    lease_store.renew(conn, self, lease)
+                yield conn
+                failpoints.reach(self.stage, "before_commit")
+            finally:
+                event.remove(conn, "after_cursor_execute", _count_written)
+            written = dict(sorted(conn.info.pop(WRITTEN_KEY, {}).items()))
         failpoints.reach(self.stage, "after_commit")
+        self.chunks += 1
+        written.pop("leases", None)  # the run's own bookkeeping
+        log.info(
+            "%s run %d: chunk %d committed, rows written: %s",
+            self.stage,
+            self.run_id,
+            self.chunks,
+            _counts_text(written),
+            extra={
+                "run_id": self.run_id,
+                "stage": self.stage,
+                "chunk": self.chunks,
+                "rows": written,
+            },
+        )
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
+
+
+def _counts_text(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
+_DML = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
+
+
+def _count_written(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """Add a statement's affected rows to its table's count (store tables only)."""
+    match = _DML.match(statement)
+    if match is None or match.group(1) not in metadata.tables:
+        return
+    rows = getattr(cursor, "rowcount", -1)
+    if rows is not None and rows > 0:
+        note_written(conn, match.group(1), rows)
 
 
 def _safe_error(exc: BaseException) -> str:
@@ -77,6 +121,21 @@ def _safe_error(exc: BaseException) -> str:
 
 
 def _finish(run: Run, status: str, error: str | None = None) -> None:
+    log.info(
+        "%s run %d: %s after %d chunk(s); counts %s",
+        run.stage,
+        run.run_id,
+        status,
+        run.chunks,
+        _counts_text(run.counts),
+        extra={
+            "run_id": run.run_id,
+            "stage": run.stage,
+            "status": status,
+            "chunks": run.chunks,
+            "counts": dict(run.counts),
+        },
+    )
     with run.ctx.engine.begin() as conn:
         conn.execute(
             update(stage_runs)
@@ -142,9 +201,17 @@ def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
                 as_of=ctx.as_of,
                 status="running",
                 parameters=parameters,
+                log_file=ctx.log_file,
             )
             .returning(stage_runs.c.run_id)
         ).scalar_one()
+    log.info(
+        "%s run %d started, as of %s",
+        stage,
+        run_id,
+        ctx.as_of.isoformat(),
+        extra={"run_id": int(run_id), "stage": stage, "as_of": ctx.as_of.isoformat()},
+    )
     return Run(ctx=ctx, run_id=int(run_id), stage=stage)
 
 

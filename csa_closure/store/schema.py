@@ -97,6 +97,7 @@ stage_runs = Table(
     Column("counts", JSON),
     Column("control_totals", JSON),
     Column("error", Text),  # never personal data
+    Column("log_file", Text),  # the JSON-lines log the run wrote to (--log-file), if any
     Index(None, "stage", "status"),
 )
 

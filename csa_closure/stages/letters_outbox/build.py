@@ -402,7 +402,7 @@ def _insert_letters(conn: Connection, run: Run, fresh: pl.DataFrame, batch_id: i
     ctx = run.ctx
     usable = pl.col("problem").is_null()
     rows = fresh.select(
-        pl.Series("reference", new_references(fresh.height), dtype=pl.String),
+        pl.Series("reference", new_references(fresh.height, ctx.random_bytes), dtype=pl.String),
         pl.when(usable).then(pl.lit(batch_id, dtype=pl.Int64)).alias("batch_id"),
         "debt_id",
         "case_ref",

@@ -738,18 +738,23 @@ class _Sender:
             self.result.held += held.height
             self.result.cancelled += cancelled.height
 
+    def _pending_count(self) -> int:
+        with self.ctx.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(letters)
+                    .where(
+                        letters.c.batch_id == self.batch_id,
+                        letters.c.status == LetterStatus.PENDING.value,
+                    )
+                ).scalar_one()
+            )
+
     def send_pending(self, only_ids: Sequence[int] | None = None) -> Stop | None:
         task = "notify send: letters"
-        with self.ctx.engine.connect() as conn:
-            total = conn.execute(
-                select(func.count())
-                .select_from(letters)
-                .where(
-                    letters.c.batch_id == self.batch_id,
-                    letters.c.status == LetterStatus.PENDING.value,
-                )
-            ).scalar_one()
-        self.progress.start(task, int(total) if only_ids is None else len(only_ids))
+        total = self._pending_count()
+        self.progress.start(task, total if only_ids is None else len(only_ids))
         try:
             for rows in self._pages(only_ids):
                 ready = self._screen(rows)
@@ -969,7 +974,15 @@ class _Sender:
             return stop
         announced = False
         size = self.options.print_chunk
+        # three bars: letters screened and marked, files written, letters marked sent
+        marking, writing, marked = (
+            "print send: screening letters",
+            "print send: writing files",
+            "print send: marking sent",
+        )
+        self.progress.start(marking, self._pending_count())
         for rows in self._pages(None, size):
+            self.progress.advance(marking, rows.height)
             ready = self._screen_frame(rows)
             for start in range(0, ready.height, size):
                 group = ready.slice(start, size)
@@ -999,12 +1012,17 @@ class _Sender:
                         set_columns=["letter_date", "channel", "attempted_at"],
                         count_attempt=True,
                     )
+        self.progress.finish(marking)
         with self.ctx.engine.connect() as conn:
             sending = read_batch_outbox(conn, self.batch_id, [LetterStatus.SENDING.value])
         if sending.height == 0:
             return None
+        self.progress.start(writing, sending.height)
         batch = self._files(out_dir, sending)
+        self.progress.advance(writing, sending.height)
+        self.progress.finish(writing)
         failpoints.reach(SEND_STAGE, "after_write")
+        self.progress.start(marked, sending.height)
         for start in range(0, sending.height, size):
             rows = sending.slice(start, size).with_columns(
                 pl.lit(self.ctx.clock()).alias("sent_at")
@@ -1018,6 +1036,8 @@ class _Sender:
                     set_columns=["sent_at"],
                 )
                 self.result.debts_moved += record_dispatched(conn, self.run, rows, self.config)
+            self.progress.advance(marked, rows.height)
+        self.progress.finish(marked)
         self.result.sent += sending.height
         self.result.print_files = PrintFiles(
             directory=str(batch.directory),
