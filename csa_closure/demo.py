@@ -70,6 +70,7 @@ OVERALL_TASK = "demo: debts closed"
 APPROVER = "demo-approver"
 CASEWORKER = "demo-caseworker"
 
+
 @dataclass(frozen=True)
 class DemoSettings:
     cases: int = 20_000
@@ -510,8 +511,7 @@ class Demo:
         loaded = int(self.scalar("SELECT count(*) FROM debts") or 0)
         closed = int(
             self.scalar(
-                "SELECT count(*) FROM debts WHERE state IN ('closed', 'written_off', "
-                "'transferred')"
+                "SELECT count(*) FROM debts WHERE state IN ('closed', 'written_off', 'transferred')"
             )
             or 0
         )

@@ -55,9 +55,7 @@ def _demo(directory: Path) -> dict[str, str]:
             "SELECT reference, debt_id, purpose, status, letter_date, sent_at FROM letters "
             "ORDER BY letter_id"
         ).fetchall()
-        debts = conn.execute(
-            "SELECT * FROM debts ORDER BY debt_id"
-        ).fetchall()
+        debts = conn.execute("SELECT * FROM debts ORDER BY debt_id").fetchall()
         events = conn.execute(
             "SELECT event_id, debt_id, event_type, occurred_at FROM events ORDER BY event_id"
         ).fetchall()

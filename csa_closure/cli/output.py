@@ -137,9 +137,11 @@ class FitTable(Table):
     def _stacked(self) -> Group:
         parts: list[Any] = []
         if self.title:
-            parts.append(Text.from_markup(f"[italic]{self.title}[/]") if isinstance(
-                self.title, str
-            ) else self.title)
+            parts.append(
+                Text.from_markup(f"[italic]{self.title}[/]")
+                if isinstance(self.title, str)
+                else self.title
+            )
         headers = [str(c.header) for c in self.columns]
         for i in range(self.row_count):
             grid = Table.grid(padding=(0, 1))

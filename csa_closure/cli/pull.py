@@ -200,7 +200,7 @@ def quarantine_list(
                     for i in items
                 ],
                 right=["PWC", "SOS", "unreadable", "rows"],
-            )
+            ),
         ),
         csv_rows=lambda: (
             [{**vars(i), "reason_codes": " ".join(i.reason_codes)} for i in items],

@@ -225,8 +225,6 @@ def refer_command(state: CliState, case_ref: str, creditor: str, reason: str, fm
     _emit_decision(fmt, refer(ctx, case_ref, creditor, reason))
 
 
-
-
 def _read_decisions(path: Path) -> list[CaseworkerDecision]:
     """The decisions in a CSV file; refuses a file without the four columns."""
     try:

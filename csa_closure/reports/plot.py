@@ -37,9 +37,7 @@ def write_burndown_plot(report: ProgressReport, path: Path, target: date | None 
     h = headline(report)
     figure, (debts_axis, pounds_axis) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
     debts_axis.step(days, [p.open_debts for p in points], where="post", label="debts open")
-    pounds_axis.step(
-        days, [p.open_pence / 100 for p in points], where="post", label="pounds open"
-    )
+    pounds_axis.step(days, [p.open_pence / 100 for p in points], where="post", label="pounds open")
     if target is not None and target > report.as_of:
         last = points[-1]
         debts_axis.plot([report.as_of, target], [last.open_debts, 0], "--", label="pace needed")
