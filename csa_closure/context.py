@@ -14,10 +14,12 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from csa_closure.store.clock import Clock, utcnow
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the code that makes the engine, not here
+    from sqlalchemy.engine import Engine
 
 DEFAULT_DB_URL = "sqlite:///csa_closure.db"
 CHUNK_SIZE_ENV = "CSA_CLOSURE_CHUNK_SIZE"

@@ -67,3 +67,39 @@ def test_a_bad_as_of_date_is_refused_with_the_format() -> None:
     result = CliRunner().invoke(cli, ["--as-of", "31/03/2019", "db", "status"])
     assert result.exit_code == 2
     assert "YYYY-MM-DD" in result.output
+
+
+def test_the_root_help_lists_each_command_by_its_own_first_sentence() -> None:
+    """The root help reads COMMANDS, not the command modules (so it starts fast): each entry
+    must name the command's real module and say what the command's own help says."""
+    from csa_closure.cli import COMMANDS
+
+    assert set(COMMANDS) == set(cli.commands)
+    for name, (_, _, first_sentence) in COMMANDS.items():
+        command = cli.commands[name]
+        assert command.name == name
+        assert click.Command(name, help=first_sentence).get_short_help_str(1000) == (
+            command.get_short_help_str(1000)
+        ), name
+
+
+def test_help_and_version_import_no_heavy_library() -> None:
+    """`csa-closure --help` and `--version` must not wait for polars, SQLAlchemy, Alembic,
+    pyarrow or rich: checked in a fresh interpreter, by what was imported (not by timing)."""
+    import subprocess
+    import sys
+
+    heavy = ("polars", "sqlalchemy", "alembic", "pyarrow", "rich", "notifications_python_client")
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from csa_closure.cli import cli\n"
+        "for args in (['--help'], ['--version'], ['db', '--help']):\n"
+        "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+        "    if args[0] != 'db':\n"
+        f"        print(args[0], sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["--help []", "--version []"]

@@ -6,6 +6,7 @@ the result. Command groups live one per module and are registered here.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 from datetime import date
@@ -13,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy.exc
 from click.core import ParameterSource
 
 from csa_closure import __version__
-from csa_closure.cli.causes import database_cause, file_cause
 from csa_closure.cli.options import ISO_DATE, CliState
 from csa_closure.config import load_config
 from csa_closure.context import (
@@ -63,29 +62,96 @@ class CsaGroup(click.Group):
             ) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-            log.debug("database connection error", exc_info=True)
-            raise database_cause(exc, _db_url(ctx)) from exc
-        except sqlalchemy.exc.DatabaseError as exc:
-            # (not a connection error: only "not a SQLite file" is a cause we name)
-            log.debug("database error", exc_info=True)
-            cause = database_cause(exc, _db_url(ctx))
-            if cause.exit_code == ExitCode.DATABASE_UNAVAILABLE and "not a SQLite" in str(
-                cause.message
-            ):
-                raise cause from exc
-            raise UnexpectedError(exc) from exc
-        except OSError as exc:
-            log.debug("file error", exc_info=True)
-            known = file_cause(exc)
-            if known is None:
-                raise UnexpectedError(exc) from exc
-            raise known from exc
         except Exception as exc:
-            # Database and driver messages can quote the row being written, so the details
-            # (and the traceback) are only shown when asked for with -vv.
-            log.debug("unexpected error", exc_info=True)
-            raise UnexpectedError(exc) from exc
+            raise _operator_failure(exc, _db_url(ctx)) from exc
+
+
+def _operator_failure(exc: Exception, db_url: str) -> click.ClickException:
+    """The one-line message, with its exit code, for an error no command handled itself.
+
+    SQLAlchemy and the cause classifier are imported here, not at start-up: a command that
+    failed in the database has loaded them already, and --help should not pay for them.
+    """
+    import sqlalchemy.exc
+
+    from csa_closure.cli.causes import database_cause, file_cause
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        log.debug("database connection error", exc_info=True)
+        return database_cause(exc, db_url)
+    if isinstance(exc, sqlalchemy.exc.DatabaseError):
+        # (not a connection error: only "not a SQLite file" is a cause we name)
+        log.debug("database error", exc_info=True)
+        cause = database_cause(exc, db_url)
+        if cause.exit_code == ExitCode.DATABASE_UNAVAILABLE and "not a SQLite" in str(
+            cause.message
+        ):
+            return cause
+        return UnexpectedError(exc)
+    if isinstance(exc, OSError):
+        log.debug("file error", exc_info=True)
+        return file_cause(exc) or UnexpectedError(exc)
+    # Database and driver messages can quote the row being written, so the details (and the
+    # traceback) are only shown when asked for with -vv.
+    log.debug("unexpected error", exc_info=True)
+    return UnexpectedError(exc)
+
+
+class LazyGroup(CsaGroup):
+    """The root group: a command's module is imported when the command is first looked up.
+
+    ``commands`` (which Click's own code and the tests read) loads every command; the root
+    ``--help`` does not, listing each command by its help's first sentence from COMMANDS.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loaded: dict[str, click.Command] = {}
+        self._all_loaded = False
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        if not self._all_loaded:
+            self._all_loaded = True
+            for name in COMMANDS:
+                self._load(name)
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._loaded = dict(value)
+
+    def _load(self, name: str) -> click.Command | None:
+        if name not in self._loaded:
+            if name not in COMMANDS:
+                return None
+            module, attr, _ = COMMANDS[name]
+            self._loaded[name] = getattr(importlib.import_module(module), attr)
+        return self._loaded[name]
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        assert name is not None
+        self._loaded[name] = cmd
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self._loaded})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self._loaded.get(name) or click.Command(name, help=COMMANDS[name][2])
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _db_url(ctx: click.Context) -> str:
@@ -104,7 +170,7 @@ class UnexpectedError(click.ClickException):
         )
 
 
-@click.group(cls=CsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar=DB_ENV,
@@ -177,40 +243,100 @@ def cli(
     )
 
 
-def _register() -> None:
-    from csa_closure.cli import archive, db, decommission, report
-
-    cli.add_command(db.db)
-    cli.add_command(report.report)
-
-    from csa_closure.cli import assess, demo, explain, pull, rules, sample
-
-    cli.add_command(pull.pull)
-    cli.add_command(pull.quarantine_group)
-    cli.add_command(assess.assess)
-    cli.add_command(rules.rules)
-    cli.add_command(explain.explain)
-    cli.add_command(sample.sample)
-    cli.add_command(demo.demo)
-
-    cli.add_command(archive.archive)
-    cli.add_command(decommission.decommission)
-
-    from csa_closure.cli import ledger, resolve, responses, review, transfer
-
-    cli.add_command(responses.responses)
-    cli.add_command(resolve.resolve)
-    cli.add_command(review.review)
-    cli.add_command(ledger.ledger)
-    cli.add_command(transfer.transfer)
-
-    from csa_closure.cli import docs, notify
-
-    cli.add_command(notify.notify)
-    cli.add_command(docs.docs)
-
-
-_register()
+# Each command's module is imported only when that command runs (or when its own help is
+# asked for): the modules pull in polars, SQLAlchemy, Alembic and pyarrow, which would make
+# every `--help` and `--version` wait over a second. The root help lists each command by the
+# first sentence of its help, kept here; tests/test_cli.py checks it against the command.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "db": ("csa_closure.cli.db", "db", "Create, upgrade and inspect the working store's schema."),
+    "report": (
+        "csa_closure.cli.report",
+        "report",
+        "Reports for managers: closure progress, reconciliation, rule outcomes and stage runs.",
+    ),
+    "pull": (
+        "csa_closure.cli.pull",
+        "pull",
+        "Pull every case from the legacy CSCS and CS2 replica into the working store.",
+    ),
+    "quarantine": (
+        "csa_closure.cli.pull",
+        "quarantine_group",
+        "Work the pull's quarantine: cases held back because their source rows are dirty.",
+    ),
+    "assess": (
+        "csa_closure.cli.assess",
+        "assess",
+        "Decide every pulled, undecided debt by the rules, for the --as-of date.",
+    ),
+    "rules": (
+        "csa_closure.cli.rules",
+        "rules",
+        "Show, check and simulate write-off rule sets before operators use them.",
+    ),
+    "explain": (
+        "csa_closure.cli.explain",
+        "explain",
+        "Explain CASE_REF: its facts, each debt's features as evaluated, the rule rows tried up "
+        "to the one that matched (with the parameters behind it), and the case's history.",
+    ),
+    "sample": (
+        "csa_closure.cli.sample",
+        "sample",
+        "Generate synthetic legacy data: a CSCS + CS2 replica with every dirty-data kind.",
+    ),
+    "demo": (
+        "csa_closure.cli.demo",
+        "demo",
+        "Run the whole closure programme on a generated book, on the embedded SQLite store.",
+    ),
+    "archive": (
+        "csa_closure.cli.archive",
+        "archive",
+        "Write the evidence archive (`archive --out DIR`) or check one (`archive verify DIR`).",
+    ),
+    "decommission": (
+        "csa_closure.cli.decommission",
+        "decommission",
+        "The decommission gate: the checks that must all pass before CSCS and CS2 go off.",
+    ),
+    "responses": (
+        "csa_closure.cli.responses",
+        "responses",
+        "Parents' answers to the final-chance letter: import files, record phone calls.",
+    ),
+    "resolve": (
+        "csa_closure.cli.resolve",
+        "resolve",
+        "Resolve every debt ready on the --as-of date.",
+    ),
+    "review": (
+        "csa_closure.cli.review",
+        "review",
+        "Debts waiting for a caseworker, and the decisions caseworkers make on them.",
+    ),
+    "ledger": (
+        "csa_closure.cli.ledger",
+        "ledger",
+        "The append-only write-off ledger: list it for finance, reverse a wrong write-off.",
+    ),
+    "transfer": (
+        "csa_closure.cli.transfer",
+        "transfer",
+        "Move debts to the Child Maintenance Service: export packages, import acknowledgements.",
+    ),
+    "notify": (
+        "csa_closure.cli.notify",
+        "notify",
+        "Letters to parents: build batches, approve them, send them, keep their statuses.",
+    ),
+    "docs": (
+        "csa_closure.cli.docs",
+        "docs",
+        "Show the documentation bundled with csa-closure: the README, each runbook, the rules "
+        "guide and the JSON reference.",
+    ),
+}
 
 
 def _terminate(signum: int, frame: object) -> None:

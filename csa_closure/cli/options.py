@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from csa_closure.context import Context, Settings
-from csa_closure.store.engine import make_engine
-from csa_closure.store.migrate import require_current
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("table", "json", "csv")
@@ -55,6 +53,11 @@ class CliState:
         """The run context; checks the store's schema unless asked not to (``db`` commands).
         Only ``create`` (``db upgrade``) makes a new SQLite store file; every other command
         refuses a store that does not exist rather than leave an empty file behind."""
+        # SQLAlchemy and Alembic are imported here, by the commands that open a store, so
+        # that --help and --version start in a fraction of a second
+        from csa_closure.store.engine import make_engine
+        from csa_closure.store.migrate import require_current
+
         if self._context is None:
             self._context = Context(
                 engine=make_engine(self.db_url, create=create),
