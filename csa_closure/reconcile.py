@@ -25,15 +25,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.legacy.contract import UNREADABLE_CREDITOR
+from csa_closure.legacy.contract import CREDITOR_BUCKETS
 from csa_closure.states import DebtState
 from csa_closure.store.schema import debts, ledger_entries, quarantine, stage_runs
 
 SYSTEMS = ("CSCS", "CS2")
-CREDITORS = ("PWC", "SOS")
 # the creditors, and the bucket of source rows whose creditor cannot be read (held, never
 # loaded): every pence of the legacy tables is in one of them
-CREDITOR_BUCKETS = (*CREDITORS, UNREADABLE_CREDITOR)
 
 
 @dataclass

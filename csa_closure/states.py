@@ -1,7 +1,7 @@
 """A debt's life: its states, the outcomes that place it, and every allowed transition.
 
 This module is the single table of the state machine. Stages never write ``debts.state``
-directly: they call :func:`csa_closure.store.transitions.move_debts`, which checks each move
+directly: they call :func:`csa_closure.store.moves.move_debts`, which checks each move
 against :data:`TRANSITIONS` and writes the event in the same transaction.
 
 ```
@@ -24,6 +24,10 @@ written_off --reverse (mirror ledger entry)--> review
 from __future__ import annotations
 
 from enum import StrEnum
+
+# Who a debt is owed to: the parent with care, or the Secretary of State (policy.md). Every
+# module that splits money by creditor reads this one tuple.
+CREDITORS = ("PWC", "SOS")
 
 
 class DebtState(StrEnum):

@@ -20,7 +20,8 @@ import polars as pl
 from sqlalchemy import func, insert, select
 
 from csa_closure.context import Context
-from csa_closure.reconcile import CREDITORS, reconcile
+from csa_closure.reconcile import reconcile
+from csa_closure.states import CREDITORS
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (

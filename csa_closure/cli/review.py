@@ -26,7 +26,7 @@ from csa_closure.stages.review import (
     refer,
     summarise_review,
 )
-from csa_closure.states import DebtState
+from csa_closure.states import CREDITORS, DebtState
 
 COLUMNS = [f.name for f in dataclasses.fields(ReviewItem)]
 DECISION_COLUMNS = [
@@ -167,7 +167,7 @@ def _emit_decision(fmt: str, result: DecisionResult) -> None:
 
 CREDITOR_OPTION = click.option(
     "--creditor",
-    type=click.Choice(["PWC", "SOS"]),
+    type=click.Choice(CREDITORS),
     required=True,
     help="Which of the case's debts: owed to the PWC or to the Secretary of State.",
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csa_closure.states import CREDITORS
+
 CSCS = "CSCS"
 CS2 = "CS2"
 SYSTEMS = (CSCS, CS2)
@@ -42,11 +44,12 @@ TABLES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 EMPLOYMENTS = ("EMPLOYED", "SELF_EMPLOYED", "BENEFITS", "UNKNOWN")
-CREDITORS = ("PWC", "SOS")
 # The reconciliation's bucket for debt rows whose creditor cannot be read (empty, lower-case,
 # or not a creditor code): the legacy control totals count them under neither creditor, so
 # their pence are reconciled here, source (summed from the rows) = quarantined.
 UNREADABLE_CREDITOR = "UNREADABLE"
+# every pence of the source is in exactly one of these, per system
+CREDITOR_BUCKETS = (*CREDITORS, UNREADABLE_CREDITOR)
 
 
 @dataclass(frozen=True)

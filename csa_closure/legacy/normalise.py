@@ -47,10 +47,9 @@ import polars as pl
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import (
     CONTROL_TABLE,
-    CREDITORS,
+    CREDITOR_BUCKETS,
     SPECS,
     SYSTEMS,
-    UNREADABLE_CREDITOR,
     SystemSpec,
 )
 from csa_closure.legacy.extract import LegacyExtract
@@ -60,6 +59,7 @@ from csa_closure.legacy.reasons import (
     ITEM_ORPHAN_PAYMENT,
     Reason,
 )
+from csa_closure.states import CREDITORS
 
 MISSING_REF = "(missing)"
 REF_MAX = 32  # quarantine.case_ref is String(32)
@@ -172,7 +172,7 @@ class NormalisedBook:
         rows = []
         for system in self.control["source_system"].to_list():
             ctrl = self.control.filter(pl.col("source_system") == system)
-            for creditor in (*CREDITORS, UNREADABLE_CREDITOR):
+            for creditor in CREDITOR_BUCKETS:
                 control_pence = int(ctrl[f"{creditor.lower()}_arrears_pence"].sum())
                 loaded = int(
                     self.debts.filter(

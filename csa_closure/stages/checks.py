@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from csa_closure.errors import Unbalanced
-from csa_closure.reconcile import CREDITORS, SYSTEMS, Reconciliation, reconcile_conn
+from csa_closure.reconcile import SYSTEMS, Reconciliation, reconcile_conn
+from csa_closure.states import CREDITORS
 
 
 @dataclass

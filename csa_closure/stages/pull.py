@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import Unbalanced
-from csa_closure.legacy.contract import UNREADABLE_CREDITOR
+from csa_closure.legacy.contract import CREDITOR_BUCKETS
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import NormalisedBook, normalise
 from csa_closure.progress import NO_PROGRESS, Progress, Relabelled
@@ -48,8 +48,6 @@ from csa_closure.store.schema import cases, debts, parties, payment_days, quaran
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("CSCS", "CS2")
-CREDITORS = ("PWC", "SOS")
-CREDITOR_BUCKETS = (*CREDITORS, UNREADABLE_CREDITOR)  # every pence of the source is in one
 PULL_LEASE = "stage:pull"
 
 CASE_COLUMNS = [c.name for c in cases.columns if c.name != "pulled_run_id"]

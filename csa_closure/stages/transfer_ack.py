@@ -43,7 +43,7 @@ from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.stages.responses import REVIEW_NRP_DISPUTE_IN_TRANSFER
-from csa_closure.states import DebtState
+from csa_closure.states import CREDITORS, DebtState
 from csa_closure.store import events
 from csa_closure.store.dialect import execute_many, insert_frame, read_frame
 from csa_closure.store.moves import move_debts
@@ -60,7 +60,6 @@ IMPORT_KIND = "cms_ack"
 COLUMNS = ("batch_id", "case_ref", "creditor", "status", "reason")
 REQUIRED_VALUES = ("batch_id", "case_ref", "creditor", "status")
 STATUSES = ("ACCEPTED", "REJECTED")
-CREDITORS = ("PWC", "SOS")
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$"
 CMS_REJECTED = "CMS_REJECTED"
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
