@@ -25,10 +25,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-# Who a debt is owed to: the parent with care, or the Secretary of State (policy.md). Every
-# module that splits money by creditor reads this one tuple.
-CREDITORS = ("PWC", "SOS")
-
 
 class DebtState(StrEnum):
     PULLED = "pulled"
@@ -56,6 +52,10 @@ class Outcome(StrEnum):
 class Creditor(StrEnum):
     PWC = "PWC"
     SOS = "SOS"
+
+
+# The creditor codes in order, for the modules that split money by creditor
+CREDITORS: tuple[str, ...] = tuple(creditor.value for creditor in Creditor)
 
 
 CLOSED_STATES = frozenset({DebtState.CLOSED, DebtState.WRITTEN_OFF, DebtState.TRANSFERRED})

@@ -33,6 +33,7 @@ from typing import TypeVar
 
 import polars as pl
 
+from csa_closure.domain.notice import alive_on, owed_write_off_notice
 from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
 from csa_closure.states import Creditor, DebtState, Outcome
 
@@ -66,9 +67,7 @@ TRANSFER_NOTICE_STATES = (DebtState.TRANSFERRED.value,)
 def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
     state = pl.col("state")
     pwc_debt = pl.col("creditor") == Creditor.PWC.value
-    write_off_with_notice = (state == DebtState.WRITE_OFF_PENDING.value) & (
-        pl.col("outcome").fill_null("") != Outcome.WRITE_OFF_SILENT.value
-    )
+    pending = state == DebtState.WRITE_OFF_PENDING.value
     transferred = state.is_in(TRANSFER_NOTICE_STATES)
     return [
         (
@@ -89,19 +88,22 @@ def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
             LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP),
             (state == DebtState.COLLECT_REQUESTED.value) & (pl.col("response") == "COLLECT"),
         ),
+        # the rule resolve waits on: a notice to each parent owed one (domain/notice.py)
         (
             LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.PWC),
-            pwc_debt & write_off_with_notice,
+            pending & owed_write_off_notice(Recipient.PWC.value, as_of),
         ),
-        (LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP), write_off_with_notice),
+        (
+            LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP),
+            pending & owed_write_off_notice(Recipient.NRP.value, as_of),
+        ),
         (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC), pwc_debt & transferred),
         (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP), transferred),
     ]
 
 
 def _alive(prefix: str, as_of: date) -> pl.Expr:
-    died = pl.col(f"{prefix}_deceased_on")
-    return pl.col(f"{prefix}_party_ref").is_not_null() & (died.is_null() | (died > pl.lit(as_of)))
+    return pl.col(f"{prefix}_party_ref").is_not_null() & alive_on(prefix, as_of)
 
 
 def letters_due(debts: Frame, as_of: date, *, existing: Frame | None = None) -> Frame:

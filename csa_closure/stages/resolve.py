@@ -37,6 +37,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.notice import owed_write_off_notice
 from csa_closure.errors import Unbalanced
 from csa_closure.policy import RuleSet, collectability, compute_features, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -286,16 +287,13 @@ def write_off_candidates(
 def ready_to_write_off(as_of: date) -> pl.Expr:
     """True for a pending debt that may be written off on ``as_of`` (see the module doc)."""
 
-    def alive(column: str) -> pl.Expr:
-        died = pl.col(column)
-        return died.is_null() | (died > pl.lit(as_of))
-
-    must_tell_nrp = alive("nrp_deceased_on")
-    must_tell_pwc = (pl.col("creditor") == "PWC") & alive("pwc_deceased_on")
-    silent = pl.col("outcome") == Outcome.WRITE_OFF_SILENT.value
-    told = (~must_tell_nrp | pl.col("nrp_told")) & (~must_tell_pwc | pl.col("pwc_told"))
+    # the rule the letters stage builds notices by (domain/notice.py); a silent write-off
+    # owes nobody a notice
+    told = (~owed_write_off_notice("NRP", as_of) | pl.col("nrp_told")) & (
+        ~owed_write_off_notice("PWC", as_of) | pl.col("pwc_told")
+    )
     # a debt without a reason cannot have a ledger entry: it waits for a caseworker
-    return (silent.fill_null(False) | told) & pl.col("reason").is_not_null()
+    return told & pl.col("reason").is_not_null()
 
 
 def _write_off_moves(chunk: pl.DataFrame) -> pl.DataFrame:
