@@ -59,10 +59,11 @@ def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> i
 
 
 def driver_value(conn: Connection, value: Any) -> Any:
-    """One parameter as the driver stores it (SQLite: ISO text for dates and instants)."""
+    """One parameter as the driver stores it (SQLite: ISO text for dates and instants, in
+    SQLAlchemy's own layout with microseconds always written, so text order is time order)."""
     if isinstance(value, datetime):
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(" ") if is_sqlite(conn) else value
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite(conn) else value
     if isinstance(value, date) and is_sqlite(conn):
         return value.isoformat()
     if isinstance(value, dict | list):
@@ -125,22 +126,29 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
     if frame.height == 0:
         return 0
     prepared = driver_frame(conn, table, frame)
-    columns = prepared.columns
+    insert_tuples(conn, table.name, prepared.columns, list(prepared.iter_rows()))
+    return prepared.height
+
+
+def insert_tuples(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert rows already in driver values (``driver_frame``, ``values_for_driver``):
+    one ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL."""
+    if not rows:
+        return
     if is_sqlite(conn):
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})"
-        )
-        conn.exec_driver_sql(sql, list(prepared.iter_rows()))
-        return prepared.height
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        return  # (counted for the run's log by the statement listener in store/runs.py)
     raw = conn.connection.driver_connection
     assert raw is not None
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
-        for row in prepared.iter_rows():
+        for row in rows:
             copy.write_row(row)
-    note_written(conn, table.name, prepared.height)
-    return prepared.height
+    if not table.startswith("_"):  # a staging table is not the store's
+        note_written(conn, table, len(rows))
 
 
 def insert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:

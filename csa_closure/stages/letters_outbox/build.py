@@ -63,7 +63,7 @@ from csa_closure.stages.letters_outbox.common import (
 )
 from csa_closure.states import DebtState, LetterStatus
 from csa_closure.store import events
-from csa_closure.store.dialect import insert_frame, read_frame
+from csa_closure.store.dialect import insert_frame, read_frame, refresh_statistics
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import letter_batches, letters
 
@@ -187,8 +187,7 @@ def _refresh_statistics(ctx: Context) -> None:
     """After a bulk build PostgreSQL's planner still thinks the outbox is small until
     autovacuum catches up; the sender's page-by-page reads need the real picture."""
     with ctx.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE letters")
+        refresh_statistics(conn, "letters")
 
 
 def _summary(result: BuildResult) -> dict[str, Any]:

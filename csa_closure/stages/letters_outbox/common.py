@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,10 @@ from csa_closure.store.dialect import (
     driver_frame,
     execute_many,
     insert_frame,
+    insert_tuples,
     is_sqlite,
     read_frame,
+    values_for_driver,
 )
 from csa_closure.store.schema import letter_batches, letter_status_history, letters
 
@@ -156,7 +157,7 @@ def change_letters(
     if changes.height <= SMALL:
         # a send group: plain tuples, no frame work per statement (the hot path)
         params = [
-            _driver_row(conn, (to, now, *values, letter_id, frm))
+            values_for_driver(conn, (to, now, *values, letter_id, frm))
             for to, *values, letter_id, frm in changes.select(
                 "to_status", *set_columns, "letter_id", "from_status"
             ).iter_rows()
@@ -297,7 +298,7 @@ def _record_small(
         reason,
     ) in changes.select(LETTER_CHANGE_COLUMNS).iter_rows():
         why = None if reason is None else str(reason)
-        history.append(_driver_row(conn, (letter_id, to, now, source, why and why[:200])))
+        history.append(values_for_driver(conn, (letter_id, to, now, source, why and why[:200])))
         detail = {
             "batch_id": batch_id,
             "purpose": purpose,
@@ -306,7 +307,7 @@ def _record_small(
             "reference": reference,
         }
         logged.append(
-            _driver_row(
+            values_for_driver(
                 conn,
                 (
                     run.run_id,
@@ -325,39 +326,6 @@ def _record_small(
         )
     insert_tuples(conn, "letter_status_history", _HISTORY_COLUMNS, history)
     insert_tuples(conn, "events", _EVENT_COLUMNS, logged)
-
-
-def _driver_row(conn: Connection, values: Sequence[Any]) -> tuple[Any, ...]:
-    """Values as the driver stores them: on SQLite, instants as UTC text the way SQLAlchemy
-    writes them and dates as ISO text; PostgreSQL takes them as they are."""
-    if not is_sqlite(conn):
-        return tuple(values)
-    out: list[Any] = []
-    for value in values:
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        elif isinstance(value, date):
-            value = value.isoformat()
-        out.append(value)
-    return tuple(out)
-
-
-def insert_tuples(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert driver-value tuples: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
-    if not rows:
-        return
-    if is_sqlite(conn):
-        marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
-        for row in rows:
-            copy.write_row(row)
 
 
 def letter_changes(
