@@ -64,6 +64,8 @@ def driver_value(conn: Connection, value: Any) -> Any:
     if isinstance(value, datetime):
         value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite(conn) else value
+    if isinstance(value, bool) and is_sqlite(conn):
+        return int(value)  # SQLite keeps booleans as 0/1
     if isinstance(value, date) and is_sqlite(conn):
         return value.isoformat()
     if isinstance(value, dict | list):
@@ -288,10 +290,12 @@ def update_from_frame(
     *,
     key: str,
     guards: dict[str, str] | None = None,
+    increment: Sequence[str] = (),
 ) -> int:
     """Set ``table``'s columns from ``frame`` (one row per ``key``), in bulk; return the rows
     changed. ``guards`` maps a frame column to the table column it must still equal (the
     compare-and-set: a row whose guarded value moved on is not changed, and not counted).
+    ``increment`` names counter columns that go up by one on every row changed.
 
     SQLite: one ``executemany`` of UPDATE by primary key, which is fast in process.
     PostgreSQL: ``COPY`` into a temporary table, then one ``UPDATE ... FROM``: a statement
@@ -302,9 +306,9 @@ def update_from_frame(
     guards = guards or {}
     settable = [c for c in frame.columns if c != key and c not in guards]
     if is_sqlite(conn):
-        sql = (
-            f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in settable)} "
-            f"WHERE {key} = ?" + "".join(f" AND {col} = ?" for col in guards.values())
+        assignments = [*(f"{c} = ?" for c in settable), *(f"{c} = {c} + 1" for c in increment)]
+        sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?" + "".join(
+            f" AND {col} = ?" for col in guards.values()
         )
         prepared = driver_frame(conn, table, frame.select(*settable, key))
         params = prepared.with_columns(frame.select(list(guards)))
@@ -330,7 +334,9 @@ def update_from_frame(
         for row in staged.iter_rows():
             copy.write_row(row)
     result = conn.exec_driver_sql(
-        f"UPDATE {table.name} AS t SET {', '.join(f'{c} = u.{c}' for c in settable)} "
+        f"UPDATE {table.name} AS t SET "
+        + ", ".join([*(f"{c} = u.{c}" for c in settable), *(f"{c} = t.{c} + 1" for c in increment)])
+        + " "
         f"FROM {temp} AS u WHERE t.{key} = u.{key}"
         + "".join(f" AND t.{col} = u.{name}" for name, col in guards.items())
     )

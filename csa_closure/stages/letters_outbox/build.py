@@ -63,7 +63,7 @@ from csa_closure.stages.letters_outbox.common import (
 )
 from csa_closure.states import DebtState, LetterStatus
 from csa_closure.store import events
-from csa_closure.store.dialect import insert_frame, read_frame, refresh_statistics
+from csa_closure.store.dialect import driver_value, insert_frame, read_frame, refresh_statistics
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import letter_batches, letters
 
@@ -508,7 +508,6 @@ WHERE d.needs_tracing = ? AND d.review_reason LIKE ?
 def _clear_held_flags(conn: Connection, run: Run, debt_ids: list[int]) -> int:
     """A debt flagged only because a letter was held for its address, with no letter held
     any more, is no longer waiting for tracing."""
-    sqlite = conn.dialect.name == "sqlite"
     clearable = read_in(
         conn,
         _CLEARABLE_SQL,
@@ -520,7 +519,7 @@ def _clear_held_flags(conn: Connection, run: Run, debt_ids: list[int]) -> int:
             "needs_caseworker": pl.Boolean(),
             "review_reason": pl.String(),
         },
-        params=[1 if sqlite else True, f"{HELD_PREFIX}ADDRESS:%", LetterStatus.HELD.value],
+        params=[driver_value(conn, True), f"{HELD_PREFIX}ADDRESS:%", LetterStatus.HELD.value],
     )
     if clearable.height == 0:
         return 0

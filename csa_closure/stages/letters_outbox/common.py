@@ -30,8 +30,8 @@ from csa_closure.store.dialect import (
     execute_many,
     insert_frame,
     insert_tuples,
-    is_sqlite,
     read_frame,
+    update_from_frame,
     values_for_driver,
 )
 from csa_closure.store.schema import letter_batches, letter_status_history, letters
@@ -163,7 +163,8 @@ def change_letters(
             ).iter_rows()
         ]
         changed = execute_many(conn, sql, params)
-    else:
+    elif changes["letter_id"].is_duplicated().any():
+        # a letter moved twice in one chunk: the moves apply in order, one statement each
         staged = driver_frame(
             conn,
             letters,
@@ -174,10 +175,22 @@ def change_letters(
                 "letter_id",
             ),
         ).with_columns(changes["from_status"].alias("from_status_"))
-        if is_sqlite(conn) or changes["letter_id"].is_duplicated().any():
-            changed = execute_many(conn, sql, list(staged.iter_rows()))
-        else:
-            changed = _update_by_copy(conn, staged, count_attempt=count_attempt)
+        changed = execute_many(conn, sql, list(staged.iter_rows()))
+    else:
+        changed = update_from_frame(
+            conn,
+            letters,
+            changes.select(
+                pl.col("to_status").alias("status"),
+                pl.lit(now).alias("status_at"),
+                *set_columns,
+                "letter_id",
+                pl.col("from_status").alias("from_status_"),
+            ),
+            key="letter_id",
+            guards={"from_status_": "status"},
+            increment=("attempts",) if count_attempt else (),
+        )
     if changed != changes.height:
         raise ConcurrentChange(
             f"{changes.height - changed} of {changes.height} letters were no longer in the "
@@ -186,39 +199,6 @@ def change_letters(
         )
     record_letter_history(conn, run, changes, source=source, event_type=LETTER_EVENT)
     return changed
-
-
-_STAGED = "_letter_changes"
-
-
-def _update_by_copy(conn: Connection, staged: pl.DataFrame, *, count_attempt: bool) -> int:
-    """PostgreSQL: the compare-and-set of :func:`change_letters` for many letters at once,
-    as one statement (a statement per letter costs the server a round of work each). The
-    letters are copied into a temporary table and updated from it where each is still in its
-    ``from_status_``; returns how many were. ``staged``: driver values, a letter a row."""
-    settable = [c for c in staged.columns if c not in ("letter_id", "from_status_")]
-    types = {
-        name: letters.c["status" if name == "from_status_" else name].type.compile(
-            dialect=conn.dialect
-        )
-        for name in staged.columns
-    }
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED}")
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE {_STAGED} ("
-        + ", ".join(f"{name} {kind}" for name, kind in types.items())
-        + ") ON COMMIT DROP"
-    )
-    insert_tuples(conn, _STAGED, staged.columns, list(staged.iter_rows()))
-    assignments = [f"{c} = u.{c}" for c in settable]
-    if count_attempt:
-        assignments.append("attempts = t.attempts + 1")
-    result = conn.exec_driver_sql(
-        f"UPDATE letters AS t SET {', '.join(assignments)} FROM {_STAGED} AS u"
-        " WHERE t.letter_id = u.letter_id AND t.status = u.from_status_"
-    )
-    conn.exec_driver_sql(f"DROP TABLE {_STAGED}")
-    return int(result.rowcount)
 
 
 def record_letter_history(
