@@ -31,6 +31,19 @@ def test_no_hidden_clock_in_decisions() -> None:
     assert offenders == []
 
 
+def test_no_database_branch_outside_the_store() -> None:
+    """SQLite and PostgreSQL differ only behind store/dialect.py (and the store's engine and
+    migrations): no stage, report or command asks which database it is on or speaks COPY."""
+    pattern = re.compile(r"\bis_sqlite\(|\.dialect\.name\b|\bCOPY\s+\{?\w")
+    offenders = sorted(
+        name
+        for name, text in _sources(exclude=("store",)).items()
+        # the sample generator fills a replica that stands for the legacy systems, not the store
+        if pattern.search(text) and name != "sample/legacy.py"
+    )
+    assert offenders == []
+
+
 def test_no_eval() -> None:
     """Rule conditions are parsed and evaluated by polars, never by Python's eval/exec."""
     pattern = re.compile(r"(?<![\w.])(eval|exec)\(")

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import CONTROL_TABLE, SPECS, SYSTEMS, TABLES
 from csa_closure.resources import sql_text
-from csa_closure.store.dialect import driver_batches
+from csa_closure.store.dialect import backend, driver_batches, read_only_source
 from csa_closure.store.engine import make_engine, normalise_url, redacted
 
 DEFAULT_BATCH_SIZE = 200_000
@@ -78,19 +78,12 @@ def read_legacy(
     wanted = [CONTROL_TABLE] + [t for s in SYSTEMS if s in systems for t in system_tables(s)]
     engine = _legacy_engine(source_url)
     try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-                # CAST(date AS TEXT) follows DateStyle; ISO gives YYYY-MM-DD whatever the
-                # server's default.
-                conn.exec_driver_sql("SET DateStyle = 'ISO, YMD'")
+        with engine.connect() as source, read_only_source(source) as conn:
             _require_contract(conn)
             tables = {
                 table: _read_table(conn, table, batch_size) for table in TABLES if table in wanted
             }
-            dialect = conn.dialect.name
+            dialect = backend(conn)
     finally:
         engine.dispose()
     return LegacyExtract(

@@ -184,6 +184,27 @@ def consistent_read(conn: Connection) -> Iterator[Connection]:
         reader.rollback()
 
 
+@contextmanager
+def read_only_source(conn: Connection) -> Iterator[Connection]:
+    """``conn`` set up to read a source database (the legacy replica) without writing to it.
+
+    PostgreSQL: one REPEATABLE READ, read-only transaction (every table read from the same
+    state), with ISO DateStyle so CAST(date AS TEXT) is YYYY-MM-DD whatever the server's
+    default. SQLite: the caller opened the file read-only; nothing to set.
+    """
+    if is_sqlite(conn):
+        yield conn
+        return
+    reader = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    reader.exec_driver_sql("SET DateStyle = 'ISO, YMD'")
+    yield reader
+
+
+def backend(conn: Connection) -> str:
+    """The database's name (``sqlite``, ``postgresql``), for records; never for branching."""
+    return str(conn.dialect.name)
+
+
 def refresh_statistics(conn: Connection, table: str) -> None:
     """Let the planner see a table that just grew by millions of rows.
 
