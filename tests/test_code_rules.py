@@ -49,3 +49,36 @@ def test_no_eval() -> None:
     pattern = re.compile(r"(?<![\w.])(eval|exec)\(")
     offenders = [name for name, text in _sources().items() if pattern.search(text)]
     assert offenders == []
+
+
+def _imports(text: str) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_layers_only_import_downwards() -> None:
+    """The CLI is the top layer: nothing below it imports it (reports render through
+    reports/tables.py, not the CLI's output module). The domain rules import only the
+    vocabulary."""
+    upward = sorted(
+        f"{name} imports {module}"
+        for name, text in _sources(exclude=("cli", "__main__.py")).items()
+        for module in _imports(text)
+        if module == "csa_closure.cli" or module.startswith("csa_closure.cli.")
+    )
+    assert upward == []
+    domain = sorted(
+        f"{name} imports {module}"
+        for name, text in _sources().items()
+        if name.startswith("domain")
+        for module in _imports(text)
+        if module.startswith("csa_closure") and module != "csa_closure.states"
+    )
+    assert domain == []
