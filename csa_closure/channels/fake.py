@@ -240,6 +240,10 @@ class FakeNotify:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # the file's counters as this connection last saw them; see :meth:`_counters`
+        self._state: _Counters | None = None
+        self._in_transaction = False
+        self._rng = random.Random()  # re-seeded for each draw (see :meth:`_draw`)
 
     def close(self) -> None:
         self._db.close()
@@ -247,13 +251,15 @@ class FakeNotify:
     # --- time ------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return self._clock() + timedelta(seconds=float(self._meta("offset_seconds", "0")))
+        return self._clock() + timedelta(seconds=self._counters().offset)
 
     def advance(self, *, days: float = 0.0, seconds: float = 0.0) -> datetime:
         """Move the service's clock forward (seen by every process using the file)."""
         with self._transaction():
-            offset = float(self._meta("offset_seconds", "0")) + days * 86_400 + seconds
+            state = self._counters()
+            offset = state.offset + days * 86_400 + seconds
             self._set_meta("offset_seconds", repr(offset))
+            state.offset = offset
         return self.now()
 
     # --- the API ---------------------------------------------------------------------------
@@ -267,17 +273,28 @@ class FakeNotify:
             now = self.now()
             kind = _request_kind(method, path)
             reference = body.get("reference") if isinstance(body, dict) else None
-            n = self._log_request(now, method, kind, reference)
+            state = self._counters()
+            n = state.last_request + 1
             reply = self._authenticate(authorization)
             if reply is None:
                 fault = self._fault(n, kind, reference)
                 reply = self._before_accept(fault, now)
                 if reply is None:
                     reply = self._route(method, path, query, body, now, kind, fault)
+            # the request's one row, written once its outcome is known
             self._db.execute(
-                "UPDATE requests SET outcome = ? WHERE n = ?",
-                (reply.transport_error or str(reply.status), n),
+                "INSERT INTO requests (n, at, method, kind, reference, outcome)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    n,
+                    _iso(now),
+                    method,
+                    kind,
+                    reference if isinstance(reference, str) else None,
+                    reply.transport_error or str(reply.status),
+                ),
             )
+            state.last_request = n
         return reply
 
     def _route(
@@ -329,7 +346,6 @@ class FakeNotify:
             ).rowcount
             if first:
                 return FaultKind(faults.on_reference[reference])
-        rng = random.Random(f"{self.seed}:request:{n}")
         draws = [
             (FaultKind.RATE_LIMIT, faults.rate_limit),
             (FaultKind.SERVER_ERROR, faults.server_error),
@@ -337,6 +353,9 @@ class FakeNotify:
             (FaultKind.TIMEOUT_AFTER_ACCEPT, faults.timeout_after_accept),
             (FaultKind.SERVER_ERROR_AFTER_ACCEPT, faults.server_error_after_accept),
         ]
+        if not any(rate > 0 for _, rate in draws):
+            return None  # random() is never below 0: no draw could fail this request
+        rng = self._draw(f"{self.seed}:request:{n}")
         for fault, rate in draws:  # every draw is made, so the sequence never shifts
             if rng.random() < rate and (kind == "send" or fault not in _AFTER_ACCEPT):
                 return fault
@@ -394,14 +413,20 @@ class FakeNotify:
         if problem is not None:
             return problem
         day = now.date().isoformat()
-        row = self._db.execute("SELECT n FROM day_counts WHERE day = ?", (day,)).fetchone()
-        if row is not None and row[0] >= self.faults.daily_limit:
+        state = self._counters()
+        sent_today = state.days.get(day)
+        if sent_today is None:
+            row = self._db.execute("SELECT n FROM day_counts WHERE day = ?", (day,)).fetchone()
+            sent_today = 0 if row is None else int(row[0])
+        if sent_today >= self.faults.daily_limit:
+            state.days[day] = sent_today
             return self._daily_limit_reply()
         self._db.execute(
             "INSERT INTO day_counts (day, n) VALUES (?, 1)"
             " ON CONFLICT (day) DO UPDATE SET n = n + 1",
             (day,),
         )
+        state.days[day] = sent_today + 1
         notification = self._accept(body, now, day)
         if fault is FaultKind.TIMEOUT_AFTER_ACCEPT:
             return FakeReply(0, transport_error="timeout")
@@ -436,10 +461,9 @@ class FakeNotify:
         return _address_reply(personalisation)
 
     def _accept(self, body: Mapping[str, Any], now: datetime, day: str) -> dict[str, Any]:
-        (seq,) = self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM notifications").fetchone()
-        notify_id = str(
-            uuid.UUID(int=random.Random(f"{self.seed}:id:{seq}").getrandbits(128), version=4)
-        )
+        state = self._counters()
+        seq = state.last_seq + 1
+        notify_id = self._notify_id(seq)
         fate, fate_after = self._fate(seq)
         received_at = now + timedelta(days=self.fates.received_after_days)
         self._db.execute(
@@ -458,6 +482,7 @@ class FakeNotify:
                 _iso(now + timedelta(days=fate_after)),
             ),
         )
+        state.last_seq = seq
         return {
             "id": notify_id,
             "reference": body.get("reference"),
@@ -472,9 +497,18 @@ class FakeNotify:
             "postage": "second",
         }
 
+    def _notify_id(self, seq: int) -> str:
+        return str(uuid.UUID(int=self._draw(f"{self.seed}:id:{seq}").getrandbits(128), version=4))
+
+    def _draw(self, seed: str) -> random.Random:
+        """The fake's one generator, seeded with ``seed``: the same numbers as a new
+        ``random.Random(seed)``, without making one per draw."""
+        self._rng.seed(seed)
+        return self._rng
+
     def _fate(self, seq: int) -> tuple[str, float]:
         fates = self.fates
-        draw = random.Random(f"{self.seed}:fate:{seq}").random()
+        draw = self._draw(f"{self.seed}:fate:{seq}").random()
         for fate, rate, after in (
             ("technical-failure", fates.technical_failure, fates.failed_after_days),
             ("permanent-failure", fates.permanent_failure, fates.failed_after_days),
@@ -640,18 +674,13 @@ class FakeNotify:
         report = []
         with self._transaction():
             now = self.now()
+            state = self._counters()
             for number, row in enumerate(rows, start=1):
                 lines = [row.get(f"address line {n}") or "" for n in range(1, 7)]
                 lines.append(row.get("postcode") or "")
                 personalisation = {f"address_line_{n}": v for n, v in enumerate(lines, 1) if v}
-                (seq,) = self._db.execute(
-                    "SELECT coalesce(max(seq), 0) + 1 FROM notifications"
-                ).fetchone()
-                notify_id = str(
-                    uuid.UUID(
-                        int=random.Random(f"{self.seed}:id:{seq}").getrandbits(128), version=4
-                    )
-                )
+                seq = state.last_seq + 1
+                notify_id = self._notify_id(seq)
                 fate, fate_after = self._fate(seq)
                 self._db.execute(
                     "INSERT INTO notifications (seq, id, reference, template_id, personalisation,"
@@ -673,6 +702,7 @@ class FakeNotify:
                     "INSERT INTO uploads (id, file_name, row_number) VALUES (?, ?, ?)",
                     (notify_id, Path(path).name, number),
                 )
+                state.last_seq = seq
                 report.append((number, notify_id))
         return report
 
@@ -714,18 +744,39 @@ class FakeNotify:
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._refresh()  # checked once the write lock is held
+            self._in_transaction = True
             yield
         except BaseException:
+            self._state = None  # what this transaction counted is rolled back with it
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self._db.execute("COMMIT")
 
-    def _log_request(self, now: datetime, method: str, kind: str, reference: Any) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO requests (at, method, kind, reference, outcome) VALUES (?,?,?,?,?)",
-            (_iso(now), method, kind, reference if isinstance(reference, str) else None, "-"),
-        )
-        return int(cursor.lastrowid or 0)
+    def _counters(self) -> _Counters:
+        """The clock offset, the last request and letter numbers and the day counts, kept in
+        memory between requests instead of read from the file each time. Every ``FakeNotify``
+        has its own connection, and another one (another thread's or process's) may have
+        written since: SQLite's ``data_version`` changes exactly when another connection has
+        committed, so the counters are read again then. In a transaction this runs once, after
+        ``BEGIN IMMEDIATE`` takes the write lock, so nobody else can change them until the
+        commit; a rollback forgets them. One ``FakeNotify`` is not for several threads at
+        once (neither is its connection)."""
+        if self._in_transaction and self._state is not None:
+            return self._state
+        return self._refresh()
+
+    def _refresh(self) -> _Counters:
+        state = self._state
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if state is None or state.version != version:
+            (seq,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM notifications").fetchone()
+            (n,) = self._db.execute("SELECT coalesce(max(n), 0) FROM requests").fetchone()
+            offset = float(self._meta("offset_seconds", "0"))
+            state = self._state = _Counters(int(version), offset, int(seq), int(n))
+        return state
 
     def _meta(self, key: str, default: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -737,6 +788,17 @@ class FakeNotify:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+@dataclass
+class _Counters:
+    """What :meth:`FakeNotify._counters` keeps between requests."""
+
+    version: int  # the connection's ``PRAGMA data_version`` when these were read
+    offset: float  # seconds the service's clock is ahead (``meta.offset_seconds``)
+    last_seq: int  # max(notifications.seq)
+    last_request: int  # max(requests.n)
+    days: dict[str, int] = field(default_factory=dict)  # day_counts read so far
 
 
 # Notify's returned-letters report, as its dashboard downloads it
