@@ -244,6 +244,7 @@ class FakeNotify:
         self._state: _Counters | None = None
         self._in_transaction = False
         self._rng = random.Random()  # re-seeded for each draw (see :meth:`_draw`)
+        self._tokens: dict[str, bool] = {}  # see :meth:`_check_token`
 
     def close(self) -> None:
         self._db.close()
@@ -320,19 +321,32 @@ class FakeNotify:
         return reply
 
     def _authenticate(self, authorization: str | None) -> FakeReply | None:
-        denied = _error(403, "AuthError", "Invalid token: API key not found")
         if not authorization or not authorization.startswith("Bearer "):
             return _error(401, "AuthError", "Unauthorized: authentication token must be provided")
+        token = authorization[len("Bearer ") :]
+        accepted = self._tokens.get(token)
+        if accepted is None:
+            accepted = self._check_token(token)
+        return None if accepted else _error(403, "AuthError", "Invalid token: API key not found")
+
+    def _check_token(self, token: str) -> bool:
+        """Whether the token is signed with the fake's secret and issued by its service. The
+        client makes a token a second (``iat``), so the answer is kept for that token: it
+        cannot change when the token has no time claims the check reads (``exp``, ``nbf``;
+        ``iat`` is not checked); a token with them, or one refused as malformed, is checked
+        again each time."""
         try:
             claims = jwt.decode(
-                authorization[len("Bearer ") :],
-                key=FAKE_SECRET,
-                algorithms=["HS256"],
-                options={"verify_iat": False},
+                token, key=FAKE_SECRET, algorithms=["HS256"], options={"verify_iat": False}
             )
         except jwt.InvalidTokenError:
-            return denied
-        return None if claims.get("iss") == FAKE_SERVICE_ID else denied
+            return False
+        accepted = claims.get("iss") == FAKE_SERVICE_ID
+        if "exp" not in claims and "nbf" not in claims:
+            if len(self._tokens) >= 64:
+                self._tokens.clear()
+            self._tokens[token] = accepted
+        return accepted
 
     def _fault(self, n: int, kind: str, reference: str | None) -> FaultKind | None:
         faults = self.faults
