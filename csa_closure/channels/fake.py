@@ -245,6 +245,7 @@ class FakeNotify:
         self._in_transaction = False
         self._rng = random.Random()  # re-seeded for each draw (see :meth:`_draw`)
         self._tokens: dict[str, bool] = {}  # see :meth:`_check_token`
+        self._decoded_rows: dict[str, _Decoded] = {}  # see :meth:`_decoded`
 
     def close(self) -> None:
         self._db.close()
@@ -600,10 +601,31 @@ class FakeNotify:
         return FakeReply(200, {"notifications": items, "links": links})
 
     def _visible(self, row: tuple[Any, ...], now: datetime) -> bool:
-        return bool(_parse(row[5]) + self.retention > now)
+        return bool(self._decoded(row)[1] + self.retention > now)
+
+    def _decoded(self, row: tuple[Any, ...]) -> _Decoded:
+        """A letter's address lines (from its stored personalisation) and its instants, decoded
+        once: a letter is never changed once accepted, and sync lists the same letters again
+        and again. Keyed by the letter's id (unique in the file); at most ``_DECODED_KEPT``
+        letters are kept."""
+        decoded = self._decoded_rows.get(row[1])
+        if decoded is None:
+            personalisation = json.loads(row[4])
+            lines = [str(personalisation[k]) for k in ADDRESS_KEYS if personalisation.get(k)]
+            decoded = (
+                {f"line_{i}": line for i, line in enumerate(lines, start=1)},
+                _parse(row[5]),
+                _parse(row[8]),
+                _parse(row[9]),
+            )
+            if len(self._decoded_rows) >= _DECODED_KEPT:
+                self._decoded_rows.clear()
+            self._decoded_rows[row[1]] = decoded
+        return decoded
 
     def _status(self, row: tuple[Any, ...], now: datetime) -> str:
-        fate, received_at, fate_at = row[7], _parse(row[8]), _parse(row[9])
+        _, _, received_at, fate_at = self._decoded(row)
+        fate = row[7]
         if fate in ("technical-failure", "permanent-failure"):
             return fate if now >= fate_at else "accepted"
         if now < received_at:
@@ -614,8 +636,6 @@ class FakeNotify:
 
     def _public(self, row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
         """A notification as Notify's API shows it, address lines included (as Notify does)."""
-        personalisation = json.loads(row[4])
-        lines = [str(personalisation[k]) for k in ADDRESS_KEYS if personalisation.get(k)]
         status = self._status(row, now)
         reply: dict[str, Any] = {
             "id": row[1],
@@ -630,7 +650,7 @@ class FakeNotify:
             "completed_at": row[9] if status != "accepted" else None,
             "postage": "second",
         }
-        reply.update({f"line_{i}": line for i, line in enumerate(lines, start=1)})
+        reply.update(self._decoded(row)[0])
         return reply
 
     # --- inspection for tests and the demo -------------------------------------------------
@@ -802,6 +822,12 @@ class FakeNotify:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+# a letter's address lines as Notify's API shows them (line_1, ...), created_at, received_at
+# and fate_at; see FakeNotify._decoded
+_Decoded = tuple[dict[str, str], datetime, datetime, datetime]
+_DECODED_KEPT = 200_000
 
 
 @dataclass
