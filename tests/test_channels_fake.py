@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from csa_closure.channels import (
@@ -30,6 +31,7 @@ from csa_closure.channels import (
     RetryPolicy,
     reconcile,
 )
+from csa_closure.channels.fake import FAKE_BASE_URL, FAKE_SECRET, FAKE_SERVICE_ID
 from csa_closure.letters import (
     LetterFacts,
     OutgoingLetter,
@@ -285,6 +287,31 @@ def test_a_wrong_key_is_forbidden(tmp_path: Path) -> None:
     with pytest.raises(ChannelForbidden):
         channel.send(make_letter())
     assert channel.service.count() == 0
+
+
+def test_every_request_s_token_is_checked_though_answers_are_kept_per_token(
+    tmp_path: Path,
+) -> None:
+    service = fake(tmp_path).service
+    template_id = next(iter(CONFIG.templates.values())).template_id
+    url = f"{FAKE_BASE_URL}/v2/template/{template_id}"
+
+    def token(key: str = FAKE_SECRET, **claims: Any) -> str:
+        return "Bearer " + jwt.encode(
+            {"iss": FAKE_SERVICE_ID, "iat": 1_554_109_200, **claims}, key, algorithm="HS256"
+        )
+
+    good = token()
+    wrong_key = token("0" * 36)
+    wrong_issuer = token(iss="00000000-0000-4000-8000-000000000000")
+    expired = token(exp=1_554_109_201)  # long before the machine's clock
+    for _ in range(3):  # the same tokens again, in another order each time
+        assert service.handle("GET", url, None, good).status == 200
+        assert service.handle("GET", url, None, wrong_key).status == 403
+        assert service.handle("GET", url, None, expired).status == 403
+        assert service.handle("GET", url, None, wrong_issuer).status == 403
+        assert service.handle("GET", url, None, good[:-2]).status == 403
+        assert service.handle("GET", url, None, None).status == 401
 
 
 def test_notify_validation_rejects_bad_letters(tmp_path: Path) -> None:

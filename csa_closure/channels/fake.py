@@ -240,6 +240,12 @@ class FakeNotify:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # the file's counters as this connection last saw them; see :meth:`_counters`
+        self._state: _Counters | None = None
+        self._in_transaction = False
+        self._rng = random.Random()  # re-seeded for each draw (see :meth:`_draw`)
+        self._tokens: dict[str, bool] = {}  # see :meth:`_check_token`
+        self._decoded_rows: dict[str, _Decoded] = {}  # see :meth:`_decoded`
 
     def close(self) -> None:
         self._db.close()
@@ -247,13 +253,15 @@ class FakeNotify:
     # --- time ------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return self._clock() + timedelta(seconds=float(self._meta("offset_seconds", "0")))
+        return self._clock() + timedelta(seconds=self._counters().offset)
 
     def advance(self, *, days: float = 0.0, seconds: float = 0.0) -> datetime:
         """Move the service's clock forward (seen by every process using the file)."""
         with self._transaction():
-            offset = float(self._meta("offset_seconds", "0")) + days * 86_400 + seconds
+            state = self._counters()
+            offset = state.offset + days * 86_400 + seconds
             self._set_meta("offset_seconds", repr(offset))
+            state.offset = offset
         return self.now()
 
     # --- the API ---------------------------------------------------------------------------
@@ -267,17 +275,28 @@ class FakeNotify:
             now = self.now()
             kind = _request_kind(method, path)
             reference = body.get("reference") if isinstance(body, dict) else None
-            n = self._log_request(now, method, kind, reference)
+            state = self._counters()
+            n = state.last_request + 1
             reply = self._authenticate(authorization)
             if reply is None:
                 fault = self._fault(n, kind, reference)
                 reply = self._before_accept(fault, now)
                 if reply is None:
                     reply = self._route(method, path, query, body, now, kind, fault)
+            # the request's one row, written once its outcome is known
             self._db.execute(
-                "UPDATE requests SET outcome = ? WHERE n = ?",
-                (reply.transport_error or str(reply.status), n),
+                "INSERT INTO requests (n, at, method, kind, reference, outcome)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    n,
+                    _iso(now),
+                    method,
+                    kind,
+                    reference if isinstance(reference, str) else None,
+                    reply.transport_error or str(reply.status),
+                ),
             )
+            state.last_request = n
         return reply
 
     def _route(
@@ -303,19 +322,32 @@ class FakeNotify:
         return reply
 
     def _authenticate(self, authorization: str | None) -> FakeReply | None:
-        denied = _error(403, "AuthError", "Invalid token: API key not found")
         if not authorization or not authorization.startswith("Bearer "):
             return _error(401, "AuthError", "Unauthorized: authentication token must be provided")
+        token = authorization[len("Bearer ") :]
+        accepted = self._tokens.get(token)
+        if accepted is None:
+            accepted = self._check_token(token)
+        return None if accepted else _error(403, "AuthError", "Invalid token: API key not found")
+
+    def _check_token(self, token: str) -> bool:
+        """Whether the token is signed with the fake's secret and issued by its service. The
+        client makes a token a second (``iat``), so the answer is kept for that token: it
+        cannot change when the token has no time claims the check reads (``exp``, ``nbf``;
+        ``iat`` is not checked); a token with them, or one refused as malformed, is checked
+        again each time."""
         try:
             claims = jwt.decode(
-                authorization[len("Bearer ") :],
-                key=FAKE_SECRET,
-                algorithms=["HS256"],
-                options={"verify_iat": False},
+                token, key=FAKE_SECRET, algorithms=["HS256"], options={"verify_iat": False}
             )
         except jwt.InvalidTokenError:
-            return denied
-        return None if claims.get("iss") == FAKE_SERVICE_ID else denied
+            return False
+        accepted = claims.get("iss") == FAKE_SERVICE_ID
+        if "exp" not in claims and "nbf" not in claims:
+            if len(self._tokens) >= 64:
+                self._tokens.clear()
+            self._tokens[token] = accepted
+        return accepted
 
     def _fault(self, n: int, kind: str, reference: str | None) -> FaultKind | None:
         faults = self.faults
@@ -329,7 +361,6 @@ class FakeNotify:
             ).rowcount
             if first:
                 return FaultKind(faults.on_reference[reference])
-        rng = random.Random(f"{self.seed}:request:{n}")
         draws = [
             (FaultKind.RATE_LIMIT, faults.rate_limit),
             (FaultKind.SERVER_ERROR, faults.server_error),
@@ -337,6 +368,9 @@ class FakeNotify:
             (FaultKind.TIMEOUT_AFTER_ACCEPT, faults.timeout_after_accept),
             (FaultKind.SERVER_ERROR_AFTER_ACCEPT, faults.server_error_after_accept),
         ]
+        if not any(rate > 0 for _, rate in draws):
+            return None  # random() is never below 0: no draw could fail this request
+        rng = self._draw(f"{self.seed}:request:{n}")
         for fault, rate in draws:  # every draw is made, so the sequence never shifts
             if rng.random() < rate and (kind == "send" or fault not in _AFTER_ACCEPT):
                 return fault
@@ -394,14 +428,20 @@ class FakeNotify:
         if problem is not None:
             return problem
         day = now.date().isoformat()
-        row = self._db.execute("SELECT n FROM day_counts WHERE day = ?", (day,)).fetchone()
-        if row is not None and row[0] >= self.faults.daily_limit:
+        state = self._counters()
+        sent_today = state.days.get(day)
+        if sent_today is None:
+            row = self._db.execute("SELECT n FROM day_counts WHERE day = ?", (day,)).fetchone()
+            sent_today = 0 if row is None else int(row[0])
+        if sent_today >= self.faults.daily_limit:
+            state.days[day] = sent_today
             return self._daily_limit_reply()
         self._db.execute(
             "INSERT INTO day_counts (day, n) VALUES (?, 1)"
             " ON CONFLICT (day) DO UPDATE SET n = n + 1",
             (day,),
         )
+        state.days[day] = sent_today + 1
         notification = self._accept(body, now, day)
         if fault is FaultKind.TIMEOUT_AFTER_ACCEPT:
             return FakeReply(0, transport_error="timeout")
@@ -436,10 +476,9 @@ class FakeNotify:
         return _address_reply(personalisation)
 
     def _accept(self, body: Mapping[str, Any], now: datetime, day: str) -> dict[str, Any]:
-        (seq,) = self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM notifications").fetchone()
-        notify_id = str(
-            uuid.UUID(int=random.Random(f"{self.seed}:id:{seq}").getrandbits(128), version=4)
-        )
+        state = self._counters()
+        seq = state.last_seq + 1
+        notify_id = self._notify_id(seq)
         fate, fate_after = self._fate(seq)
         received_at = now + timedelta(days=self.fates.received_after_days)
         self._db.execute(
@@ -458,6 +497,7 @@ class FakeNotify:
                 _iso(now + timedelta(days=fate_after)),
             ),
         )
+        state.last_seq = seq
         return {
             "id": notify_id,
             "reference": body.get("reference"),
@@ -472,9 +512,18 @@ class FakeNotify:
             "postage": "second",
         }
 
+    def _notify_id(self, seq: int) -> str:
+        return str(uuid.UUID(int=self._draw(f"{self.seed}:id:{seq}").getrandbits(128), version=4))
+
+    def _draw(self, seed: str) -> random.Random:
+        """The fake's one generator, seeded with ``seed``: the same numbers as a new
+        ``random.Random(seed)``, without making one per draw."""
+        self._rng.seed(seed)
+        return self._rng
+
     def _fate(self, seq: int) -> tuple[str, float]:
         fates = self.fates
-        draw = random.Random(f"{self.seed}:fate:{seq}").random()
+        draw = self._draw(f"{self.seed}:fate:{seq}").random()
         for fate, rate, after in (
             ("technical-failure", fates.technical_failure, fates.failed_after_days),
             ("permanent-failure", fates.permanent_failure, fates.failed_after_days),
@@ -552,10 +601,31 @@ class FakeNotify:
         return FakeReply(200, {"notifications": items, "links": links})
 
     def _visible(self, row: tuple[Any, ...], now: datetime) -> bool:
-        return bool(_parse(row[5]) + self.retention > now)
+        return bool(self._decoded(row)[1] + self.retention > now)
+
+    def _decoded(self, row: tuple[Any, ...]) -> _Decoded:
+        """A letter's address lines (from its stored personalisation) and its instants, decoded
+        once: a letter is never changed once accepted, and sync lists the same letters again
+        and again. Keyed by the letter's id (unique in the file); at most ``_DECODED_KEPT``
+        letters are kept."""
+        decoded = self._decoded_rows.get(row[1])
+        if decoded is None:
+            personalisation = json.loads(row[4])
+            lines = [str(personalisation[k]) for k in ADDRESS_KEYS if personalisation.get(k)]
+            decoded = (
+                {f"line_{i}": line for i, line in enumerate(lines, start=1)},
+                _parse(row[5]),
+                _parse(row[8]),
+                _parse(row[9]),
+            )
+            if len(self._decoded_rows) >= _DECODED_KEPT:
+                self._decoded_rows.clear()
+            self._decoded_rows[row[1]] = decoded
+        return decoded
 
     def _status(self, row: tuple[Any, ...], now: datetime) -> str:
-        fate, received_at, fate_at = row[7], _parse(row[8]), _parse(row[9])
+        _, _, received_at, fate_at = self._decoded(row)
+        fate = row[7]
         if fate in ("technical-failure", "permanent-failure"):
             return fate if now >= fate_at else "accepted"
         if now < received_at:
@@ -566,8 +636,6 @@ class FakeNotify:
 
     def _public(self, row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
         """A notification as Notify's API shows it, address lines included (as Notify does)."""
-        personalisation = json.loads(row[4])
-        lines = [str(personalisation[k]) for k in ADDRESS_KEYS if personalisation.get(k)]
         status = self._status(row, now)
         reply: dict[str, Any] = {
             "id": row[1],
@@ -582,7 +650,7 @@ class FakeNotify:
             "completed_at": row[9] if status != "accepted" else None,
             "postage": "second",
         }
-        reply.update({f"line_{i}": line for i, line in enumerate(lines, start=1)})
+        reply.update(self._decoded(row)[0])
         return reply
 
     # --- inspection for tests and the demo -------------------------------------------------
@@ -640,18 +708,13 @@ class FakeNotify:
         report = []
         with self._transaction():
             now = self.now()
+            state = self._counters()
             for number, row in enumerate(rows, start=1):
                 lines = [row.get(f"address line {n}") or "" for n in range(1, 7)]
                 lines.append(row.get("postcode") or "")
                 personalisation = {f"address_line_{n}": v for n, v in enumerate(lines, 1) if v}
-                (seq,) = self._db.execute(
-                    "SELECT coalesce(max(seq), 0) + 1 FROM notifications"
-                ).fetchone()
-                notify_id = str(
-                    uuid.UUID(
-                        int=random.Random(f"{self.seed}:id:{seq}").getrandbits(128), version=4
-                    )
-                )
+                seq = state.last_seq + 1
+                notify_id = self._notify_id(seq)
                 fate, fate_after = self._fate(seq)
                 self._db.execute(
                     "INSERT INTO notifications (seq, id, reference, template_id, personalisation,"
@@ -673,6 +736,7 @@ class FakeNotify:
                     "INSERT INTO uploads (id, file_name, row_number) VALUES (?, ?, ?)",
                     (notify_id, Path(path).name, number),
                 )
+                state.last_seq = seq
                 report.append((number, notify_id))
         return report
 
@@ -714,18 +778,39 @@ class FakeNotify:
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._refresh()  # checked once the write lock is held
+            self._in_transaction = True
             yield
         except BaseException:
+            self._state = None  # what this transaction counted is rolled back with it
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
         self._db.execute("COMMIT")
 
-    def _log_request(self, now: datetime, method: str, kind: str, reference: Any) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO requests (at, method, kind, reference, outcome) VALUES (?,?,?,?,?)",
-            (_iso(now), method, kind, reference if isinstance(reference, str) else None, "-"),
-        )
-        return int(cursor.lastrowid or 0)
+    def _counters(self) -> _Counters:
+        """The clock offset, the last request and letter numbers and the day counts, kept in
+        memory between requests instead of read from the file each time. Every ``FakeNotify``
+        has its own connection, and another one (another thread's or process's) may have
+        written since: SQLite's ``data_version`` changes exactly when another connection has
+        committed, so the counters are read again then. In a transaction this runs once, after
+        ``BEGIN IMMEDIATE`` takes the write lock, so nobody else can change them until the
+        commit; a rollback forgets them. One ``FakeNotify`` is not for several threads at
+        once (neither is its connection)."""
+        if self._in_transaction and self._state is not None:
+            return self._state
+        return self._refresh()
+
+    def _refresh(self) -> _Counters:
+        state = self._state
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if state is None or state.version != version:
+            (seq,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM notifications").fetchone()
+            (n,) = self._db.execute("SELECT coalesce(max(n), 0) FROM requests").fetchone()
+            offset = float(self._meta("offset_seconds", "0"))
+            state = self._state = _Counters(int(version), offset, int(seq), int(n))
+        return state
 
     def _meta(self, key: str, default: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -737,6 +822,23 @@ class FakeNotify:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+# a letter's address lines as Notify's API shows them (line_1, ...), created_at, received_at
+# and fate_at; see FakeNotify._decoded
+_Decoded = tuple[dict[str, str], datetime, datetime, datetime]
+_DECODED_KEPT = 200_000
+
+
+@dataclass
+class _Counters:
+    """What :meth:`FakeNotify._counters` keeps between requests."""
+
+    version: int  # the connection's ``PRAGMA data_version`` when these were read
+    offset: float  # seconds the service's clock is ahead (``meta.offset_seconds``)
+    last_seq: int  # max(notifications.seq)
+    last_request: int  # max(requests.n)
+    days: dict[str, int] = field(default_factory=dict)  # day_counts read so far
 
 
 # Notify's returned-letters report, as its dashboard downloads it
