@@ -56,6 +56,7 @@ def render_rule_set(console: Console, rule_set: RuleSet) -> None:
                 ]
                 for name, p in rule_set.parameters.items()
             ],
+            whole=["value"],
         )
     )
     console.print(

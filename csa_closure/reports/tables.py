@@ -39,10 +39,12 @@ class FitTable(Table):
         self.drop = tuple(drop)
 
     def _ranges(self, console: Console, options: ConsoleOptions) -> list[tuple[int, int]]:
-        return [
-            (m.minimum, m.maximum)
-            for m in (self._measure_column(console, options, c) for c in self.columns)
-        ]
+        ranges = []
+        for column in self.columns:
+            m = self._measure_column(console, options, column)
+            # a column that must not wrap needs its widest cell, or it is dropped or stacked
+            ranges.append((m.maximum, m.maximum) if column.no_wrap else (m.minimum, m.maximum))
+        return ranges
 
     def _fits(self, console: Console, options: ConsoleOptions) -> bool:
         available = options.max_width - self._extra_width
@@ -125,13 +127,17 @@ def rich_table(
     *,
     right: Iterable[str] = (),
     drop: Sequence[str] = (),
+    whole: Iterable[str] = (),
 ) -> Table:
     """A :class:`FitTable`: ``right`` columns right-aligned, ``drop`` the columns to leave out
-    first when the terminal is too narrow."""
-    right_set = set(right)
+    first when the terminal is too narrow, ``whole`` the columns whose cells are never
+    wrapped (a value with its note, such as "£600.00 (--set)", read as one)."""
+    right_set, whole_set = set(right), set(whole)
     table = FitTable(title=title, title_justify="left", drop=drop)
     for name in columns:
-        table.add_column(name, justify="right" if name in right_set else "left")
+        table.add_column(
+            name, justify="right" if name in right_set else "left", no_wrap=name in whole_set
+        )
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     return table
