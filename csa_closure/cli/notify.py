@@ -440,7 +440,7 @@ def render_send(console: Console, result: SendResult) -> None:
 @click.option(
     "--intent-group",
     type=click.IntRange(1, 500),
-    default=20,
+    default=SendOptions.intent_group,
     show_default=True,
     help="Letters whose send intent is committed together before each is sent: a crash "
     "leaves at most this many to reconcile by reference.",

@@ -17,13 +17,16 @@ configuration: once a letter of it has been tried, another channel or configurat
    guidance; ``notify settle`` decides); not found -> back to ``pending`` (safe to send
    again); too soon to tell -> left for the next run; too old to tell (past Notify's
    retention) -> flagged for a person.
-2. *Intent before the call.* Letters go in small groups (``intent_group``, default 20). For
+2. *Intent before the call.* Letters go in small groups (``intent_group``, default 100). For
    each group one transaction reserves the group in the day's quota and marks its letters
    ``sending`` with the attempt time and the letter date; only then is Notify called, once per
    letter. A crash at any moment leaves at most one group ``sending``, which step 1 settles by
    reference on the re-run: no letter is ever sent twice, none is lost. (One transaction per
    group instead of per letter keeps the database's share of a send small; the price is that a
-   crash costs up to ``intent_group`` lookups, which Notify answers in a second.)
+   crash costs up to ``intent_group`` lookups by reference. At 100 instead of 20 the store's
+   two transactions a group are shared by five times the letters: the default demo went from
+   73 s to 58 s of CPU (2026-12-03); a crash then costs about two seconds of lookups at
+   Notify's 3,000 requests a minute.)
 3. *Outcome after the calls.* One transaction per group records what Notify said: accepted
    (with Notify's id; a final-chance letter starts its debt's response window), ``unknown``
    (timeout, dropped connection, 5xx: reconciled before any resend), ``failed`` (400: the
@@ -176,7 +179,7 @@ class Stop:
 @dataclass
 class SendOptions:
     daily_limit: int | None = quota.DEFAULT_DAILY_LIMIT  # None: no daily limit (print files)
-    intent_group: int = 20  # letters whose intent is committed together before their calls
+    intent_group: int = 100  # letters whose intent is committed together before their calls
     max_ambiguous_in_a_row: int = 3  # then the batch stops: an outage
     settle: timedelta = SETTLE  # how long Notify may take to show a letter it accepted
     read_size: int = 2_000  # letters read (and composed) at a time
