@@ -41,6 +41,8 @@ def test_each_system_of_the_pull_has_its_own_bars(ctx: Context, tmp_path: Path) 
         assert seen.totals[task] == seen.done[task] > 0  # the total is what is done: true ETA
         assert seen.totals[task] == result.systems[system].cases_loaded
         assert f"pull {system}: reading" in seen.finished and task in seen.finished
+        reading = f"pull {system}: reading"  # the legacy rows, counted first: a true total
+        assert seen.totals[reading] == seen.done[reading] > seen.totals[task]
     assert not [t for t in seen.totals if t.startswith("pull:")]  # no unlabelled bar
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import CONTROL_TABLE, SPECS, SYSTEMS, TABLES
+from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.resources import sql_text
 from csa_closure.store.dialect import backend, driver_batches, read_only_source
 from csa_closure.store.engine import make_engine, normalise_url, redacted
@@ -62,13 +63,16 @@ def read_legacy(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     systems: Sequence[str] = SYSTEMS,
+    progress: Progress = NO_PROGRESS,
+    task: str = "reading",
 ) -> LegacyExtract:
     """Read every table of the legacy systems (both by default), and ``extract_control``,
     from ``source_url``.
 
     Raises ``InputError`` naming the table (or column) when the source lacks part of the
     contract, before anything else is read. Reading one system at a time (``systems``)
-    halves the memory a pull needs at full scale.
+    halves the memory a pull needs at full scale. ``progress`` gets ``task`` with the rows
+    to read (counted first, in the same snapshot) and each batch as it is read.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -80,8 +84,10 @@ def read_legacy(
     try:
         with engine.connect() as source, read_only_source(source) as conn:
             _require_contract(conn)
+            reading = [table for table in TABLES if table in wanted]
+            progress.start(task, sum(_row_count(conn, table) for table in reading))
             tables = {
-                table: _read_table(conn, table, batch_size) for table in TABLES if table in wanted
+                table: _read_table(conn, table, batch_size, progress, task) for table in reading
             }
             dialect = backend(conn)
     finally:
@@ -134,12 +140,20 @@ def _require_contract(conn: Connection) -> None:
             )
 
 
-def _read_table(conn: Connection, table: str, batch_size: int) -> pl.DataFrame:
+def _row_count(conn: Connection, table: str) -> int:
+    # (table names come from the contract's own list, never from input)
+    return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one())
+
+
+def _read_table(
+    conn: Connection, table: str, batch_size: int, progress: Progress, task: str
+) -> pl.DataFrame:
     columns = TABLES[table]
     schema = dict.fromkeys(columns, pl.String)
-    frames = [
-        _batch_frame(rows, columns) for rows in _batches(conn, extraction_sql(table), batch_size)
-    ]
+    frames = []
+    for rows in _batches(conn, extraction_sql(table), batch_size):
+        frames.append(_batch_frame(rows, columns))
+        progress.advance(task, len(rows))
     if not frames:
         return pl.DataFrame(schema=schema)
     return pl.concat(frames, rechunk=True)

@@ -629,8 +629,10 @@ def _pull_system(
     and one system at a time keeps the pull's memory to about half). Each system's steps
     have their own progress bars ("pull CS2: loading cases")."""
     progress = Relabelled(progress, "pull:", f"pull {system}:")
-    progress.start("pull: reading", None)
-    book = normalise(read_legacy(source_url, systems=[system]))
+    # the rows are counted first, so the bar has a true total and an ETA
+    book = normalise(
+        read_legacy(source_url, systems=[system], progress=progress, task="pull: reading")
+    )
     progress.finish("pull: reading")
     with run.ctx.engine.connect() as conn:
         plan = plan_pull(book, conn, system)
