@@ -162,9 +162,7 @@ def test_every_refused_claim_is_recorded_refused_and_releases_what_it_took(ctx: 
         with stage_run(ctx, "other", {}, claims=["stage:assess"]):
             pass
     with ctx.engine.connect() as conn:
-        statuses = dict(
-            conn.execute(select(stage_runs.c.stage, stage_runs.c.status)).tuples().all()
-        )
+        statuses = dict(conn.execute(select(stage_runs.c.stage, stage_runs.c.status)).all())
     assert statuses == {"pull": "completed", "assess": REFUSED, "other": "completed"}
 
 
