@@ -163,34 +163,28 @@ def change_letters(
             ).iter_rows()
         ]
         changed = execute_many(conn, sql, params)
-    elif changes["letter_id"].is_duplicated().any():
-        # a letter moved twice in one chunk: the moves apply in order, one statement each
-        staged = driver_frame(
-            conn,
-            letters,
-            changes.select(
-                pl.col("to_status").alias("status"),
-                pl.lit(now).alias("status_at"),
-                *set_columns,
-                "letter_id",
-            ),
-        ).with_columns(changes["from_status"].alias("from_status_"))
-        changed = execute_many(conn, sql, list(staged.iter_rows()))
     else:
-        changed = update_from_frame(
-            conn,
-            letters,
-            changes.select(
-                pl.col("to_status").alias("status"),
-                pl.lit(now).alias("status_at"),
-                *set_columns,
-                "letter_id",
-                pl.col("from_status").alias("from_status_"),
-            ),
-            key="letter_id",
-            guards={"from_status_": "status"},
-            increment=("attempts",) if count_attempt else (),
+        moves = changes.select(
+            pl.col("to_status").alias("status"),
+            pl.lit(now).alias("status_at"),
+            *set_columns,
+            "letter_id",
+            pl.col("from_status").alias("from_status_"),
         )
+        if changes["letter_id"].is_duplicated().any():
+            # a letter moved twice in one chunk: the moves apply in order, one statement each
+            staged = driver_frame(conn, letters, moves.drop("from_status_"))
+            rows = staged.with_columns(moves["from_status_"]).iter_rows()
+            changed = execute_many(conn, sql, list(rows))
+        else:
+            changed = update_from_frame(
+                conn,
+                letters,
+                moves,
+                key="letter_id",
+                guards={"from_status_": "status"},
+                increment=("attempts",) if count_attempt else (),
+            )
     if changed != changes.height:
         raise ConcurrentChange(
             f"{changes.height - changed} of {changes.height} letters were no longer in the "
