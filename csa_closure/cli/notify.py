@@ -216,10 +216,13 @@ def _channel(
     )
 
 
-def _settle(channel: str) -> SendOptions:
+def _settle(channel: str, daily_limit: int | None = None) -> SendOptions:
+    """Send options for ``channel``, with ``--daily-limit`` (Notify's own when not given)."""
     # the fake answers before the call returns, so there is nothing to wait for before a
     # reconcile; Notify may take a few minutes to show a letter it accepted
-    return SendOptions(settle=timedelta(0)) if channel == FAKE_NOTIFY else SendOptions()
+    options = SendOptions(settle=timedelta(0)) if channel == FAKE_NOTIFY else SendOptions()
+    options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
+    return options
 
 
 # --- build ---------------------------------------------------------------------------------------
@@ -475,7 +478,7 @@ def send(
     """
     config = _config(letters_config)
     ctx = state.context()
-    options = _settle(channel)
+    options = _settle(channel, daily_limit)
     options.intent_group = intent_group
     if channel == PRINT_FILE:
         if out_dir is None:
@@ -485,7 +488,6 @@ def send(
     else:
         if out_dir is not None:
             raise UsageError("--out is for --channel print-file only")
-        options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
         target = _channel(
             channel,
             config,
@@ -596,8 +598,7 @@ def sync(
         fake_fates=fake_fates,
         fake_seed=fake_seed,
     )
-    options = _settle(channel)
-    options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
+    options = _settle(channel, daily_limit)
     report = None
     if isinstance(target, FakeNotifyChannel):
         report = [(i, r) for i, r, _ in target.service.returned_letters()]
@@ -682,8 +683,7 @@ def settle(
         fake_fates=fake_fates,
         fake_seed=fake_seed,
     )
-    options = _settle(channel)
-    options.daily_limit = DEFAULT_DAILY_LIMIT if daily_limit is None else daily_limit
+    options = _settle(channel, daily_limit)
     result = settle_letter(ctx, target, config, reference, SettleAction(action), options=options)
     emit(
         fmt,
