@@ -182,6 +182,12 @@ def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
     )
 
 
+# the simulated outside files (responses, acknowledgements): one seed option for both
+FILE_SEED_OPTION = click.option(
+    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
+)
+
+
 @sample.command("responses")
 @click.option(
     "--out",
@@ -189,9 +195,7 @@ def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The response file to write (the contact centre's CSV, runbook 04).",
 )
-@click.option(
-    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
-)
+@FILE_SEED_OPTION
 @click.option(
     "--duplicates",
     type=click.IntRange(min=0),
@@ -243,9 +247,7 @@ def responses(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The acknowledgement file to write (the CMS's CSV).",
 )
-@click.option(
-    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
-)
+@FILE_SEED_OPTION
 @click.option(
     "--rejected-per-thousand",
     type=click.IntRange(0, 1000),
