@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from csa_closure.channels import LetterChannel, NotifyChannel, PrintFileChannel, TokenBucket
+from csa_closure.channels import LetterChannel, PrintFileChannel
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
+from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, note_waiting, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
-from csa_closure.simulation.fake_notify import FakeNotifyChannel, Fates, Faults
 from csa_closure.stages.letters_outbox import (
     CHANNELS,
     DEFAULT_DAILY_LIMIT,
@@ -47,7 +47,6 @@ from csa_closure.stages.letters_outbox import (
     settle_letter,
     sync_letters,
 )
-from csa_closure.stages.letters_outbox.send import refuse_example_config
 from csa_closure.stages.letters_outbox.sync import (
     record_upload_report,
     references_in_print_files,
@@ -195,18 +194,15 @@ def _channel(
     fake_fates: dict[str, float],
     fake_seed: int,
 ) -> LetterChannel:
-    if name != FAKE_NOTIFY and (fake_faults or fake_fates):
-        raise UsageError("--fake-fault and --fake-fate are for --channel fake-notify only")
-    refuse_example_config(name, config)
-    if name == GOVUK_NOTIFY:
-        return NotifyChannel.from_env(limiter=TokenBucket(rate_per_minute=rate_per_minute))
-    return FakeNotifyChannel(
-        fake_state,
-        faults=Faults(**fake_faults),  # type: ignore[arg-type]
-        fates=Fates(**fake_fates),  # type: ignore[arg-type]
-        seed=fake_seed,
-        templates=config,
+    """A Notify channel (govuk-notify or fake-notify) from the command's options."""
+    channel = letters_channel(
+        name,
+        config,
+        rate_per_minute=rate_per_minute,
+        fake=FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed),
     )
+    assert not isinstance(channel, PrintFileChannel)
+    return channel
 
 
 def _settle(channel: str, daily_limit: int | None = None) -> SendOptions:
@@ -474,22 +470,14 @@ def send(
     options = _settle(channel, daily_limit)
     options.intent_group = intent_group
     if channel == PRINT_FILE:
-        if out_dir is None:
-            raise UsageError("--channel print-file needs --out DIR for the files")
         options.daily_limit = daily_limit
-        target: LetterChannel | PrintFileChannel = PrintFileChannel(out_dir, config)
-    else:
-        if out_dir is not None:
-            raise UsageError("--out is for --channel print-file only")
-        target = _channel(
-            channel,
-            config,
-            rate_per_minute=rate_per_minute,
-            fake_state=fake_state,
-            fake_faults=fake_faults,
-            fake_fates=fake_fates,
-            fake_seed=fake_seed,
-        )
+    target = letters_channel(
+        channel,
+        config,
+        out_dir=out_dir,
+        rate_per_minute=rate_per_minute,
+        fake=FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed),
+    )
     try:
         with progress_bars(fmt == "table") as progress:
             result = send_batch(ctx, batch_id, target, config, options=options, progress=progress)
@@ -592,9 +580,7 @@ def sync(
         fake_seed=fake_seed,
     )
     options = _settle(channel, daily_limit)
-    report = None
-    if isinstance(target, FakeNotifyChannel):
-        report = [(i, r) for i, r, _ in target.service.returned_letters()]
+    report = simulated_returns(target)
     with progress_bars(fmt == "table") as progress:
         result = sync_letters(
             ctx, target, config, returned_report=report, options=options, progress=progress
