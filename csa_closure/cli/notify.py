@@ -6,12 +6,13 @@ Runbook: `csa-closure docs letters`.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -19,8 +20,8 @@ from rich.console import Console
 from csa_closure.channels import LetterChannel, PrintFileChannel
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
 from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, note_waiting, rich_table
+from csa_closure.cli.params import CliState, format_option, out_option, pass_state
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
@@ -120,6 +121,23 @@ def _parse_rates(
 
 
 def _fake_options(func: F) -> F:
+    """The --fake-* options, given to the command as one ``fake: FakeNotifyOptions``."""
+
+    inner = func
+
+    @functools.wraps(inner)
+    def command(
+        *args: Any,
+        fake_state: Path,
+        fake_faults: dict[str, float],
+        fake_fates: dict[str, float],
+        fake_seed: int,
+        **kwargs: Any,
+    ) -> Any:
+        fake = FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed)
+        return inner(*args, fake=fake, **kwargs)
+
+    func = cast(F, command)
     func = click.option(
         "--fake-seed",
         type=int,
@@ -185,22 +203,10 @@ def _config(path: Path | None) -> LettersConfig:
 
 
 def _channel(
-    name: str,
-    config: LettersConfig,
-    *,
-    rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    name: str, config: LettersConfig, *, rate_per_minute: int, fake: FakeNotifyOptions
 ) -> LetterChannel:
     """A Notify channel (govuk-notify or fake-notify) from the command's options."""
-    channel = letters_channel(
-        name,
-        config,
-        rate_per_minute=rate_per_minute,
-        fake=FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed),
-    )
+    channel = letters_channel(name, config, rate_per_minute=rate_per_minute, fake=fake)
     assert not isinstance(channel, PrintFileChannel)
     return channel
 
@@ -420,12 +426,11 @@ def render_send(console: Console, result: SendResult) -> None:
     help="govuk-notify (API key from NOTIFY_API_KEY), print-file (files in --out), or "
     "fake-notify (a simulated Notify for rehearsals and the demo; NOT for production).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="print-file: the directory the batch's files are written under (owner-only).",
+@out_option(
+    "print-file: the directory the batch's files are written under (owner-only).",
+    directory=True,
+    required=False,
+    dest="out_dir",
 )
 @_letters_config_option
 @_limit_options
@@ -449,10 +454,7 @@ def send(
     daily_limit: int | None,
     rate_per_minute: int,
     intent_group: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Send approved batch BATCH, each letter exactly once.
@@ -476,7 +478,7 @@ def send(
         config,
         out_dir=out_dir,
         rate_per_minute=rate_per_minute,
-        fake=FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed),
+        fake=fake,
     )
     try:
         with progress_bars(fmt == "table") as progress:
@@ -552,10 +554,7 @@ def sync(
     letters_config: Path | None,
     daily_limit: int | None,
     rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Poll Notify for letters not yet final and act on what comes back.
@@ -570,15 +569,7 @@ def sync(
     """
     config = _config(letters_config)
     ctx = state.context()
-    target = _channel(
-        channel,
-        config,
-        rate_per_minute=rate_per_minute,
-        fake_state=fake_state,
-        fake_faults=fake_faults,
-        fake_fates=fake_fates,
-        fake_seed=fake_seed,
-    )
+    target = _channel(channel, config, rate_per_minute=rate_per_minute, fake=fake)
     options = _settle(channel, daily_limit)
     report = simulated_returns(target)
     with progress_bars(fmt == "table") as progress:
@@ -634,10 +625,7 @@ def settle(
     letters_config: Path | None,
     daily_limit: int | None,
     rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Settle one technical-failure letter REFERENCE: --resend or --undeliverable.
@@ -653,15 +641,7 @@ def settle(
         raise UsageError("say what to do with the letter: --resend or --undeliverable")
     config = _config(letters_config)
     ctx = state.context()
-    target = _channel(
-        channel,
-        config,
-        rate_per_minute=rate_per_minute,
-        fake_state=fake_state,
-        fake_faults=fake_faults,
-        fake_fates=fake_fates,
-        fake_seed=fake_seed,
-    )
+    target = _channel(channel, config, rate_per_minute=rate_per_minute, fake=fake)
     options = _settle(channel, daily_limit)
     result = settle_letter(ctx, target, config, reference, SettleAction(action), options=options)
     emit(
