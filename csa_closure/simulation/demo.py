@@ -182,7 +182,6 @@ class Demo:
         assert isinstance(channel, LetterChannel)
         return channel
 
-
     def now(self) -> datetime:
         """The demo's instant: noon of the simulated day, plus one microsecond for every
         earlier reading of the clock that day. Everything (the store's timestamps and leases,
