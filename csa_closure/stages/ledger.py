@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.states import DebtState
 from csa_closure.store.dialect import insert_frame
@@ -100,7 +101,7 @@ def record_write_offs(conn: Connection, run: Run, written: pl.DataFrame) -> int:
 
 
 @dataclass
-class ReversalResult:
+class ReversalResult(JsonFields):
     """JSON keys are the field names (see runbooks/05)."""
 
     run_id: int
@@ -113,20 +114,6 @@ class ReversalResult:
     reason: str
     debt_state: str
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "entry_id": self.entry_id,
-            "reversal_entry_id": self.reversal_entry_id,
-            "debt_id": self.debt_id,
-            "case_ref": self.case_ref,
-            "creditor": self.creditor,
-            "amount_pence": self.amount_pence,
-            "reason": self.reason,
-            "debt_state": self.debt_state,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 def _refusal(conn: Connection, entry_id: int) -> tuple[Any, str | None]:
