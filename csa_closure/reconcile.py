@@ -25,8 +25,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import DebtState
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
-from csa_closure.states import DebtState
 from csa_closure.store.schema import debts, ledger_entries, quarantine, stage_runs
 
 SYSTEMS = ("CSCS", "CS2")

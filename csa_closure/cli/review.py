@@ -11,6 +11,7 @@ from rich.console import Console
 
 from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.errors import UsageError
 from csa_closure.stages.review import (
     DECIDABLE_OUTCOMES,
@@ -26,7 +27,6 @@ from csa_closure.stages.review import (
     refer,
     summarise_review,
 )
-from csa_closure.states import CREDITORS, DebtState
 
 COLUMNS = [f.name for f in dataclasses.fields(ReviewItem)]
 DECISION_COLUMNS = [

@@ -27,7 +27,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.states import CLOSED_STATES
+from csa_closure.domain.states import CLOSED_STATES
 from csa_closure.store.schema import debts, events
 
 DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")

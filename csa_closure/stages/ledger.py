@@ -28,11 +28,11 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import DebtState
 from csa_closure.errors import UsageError
 from csa_closure.stages.checks import BookCheck, check_book
-from csa_closure.states import DebtState
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries
 

@@ -34,17 +34,17 @@ from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
-from csa_closure.stages.checks import BookCheck, check_book
-from csa_closure.stages.ledger import check_reason_code
-from csa_closure.states import (
+from csa_closure.domain.states import (
     CLOSED_STATES,
     STATE_FOR_OUTCOME,
     TRANSITIONS,
     DebtState,
     Outcome,
 )
-from csa_closure.store.moves import move_debts
+from csa_closure.errors import UsageError
+from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.ledger import check_reason_code
+from csa_closure.store.debts import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries, letters
 

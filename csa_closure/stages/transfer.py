@@ -38,15 +38,15 @@ from sqlalchemy import BigInteger, case, cast, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import DebtState
 from csa_closure.errors import InputError, Unbalanced, UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.stages.checks import BookCheck, book_check
 from csa_closure.stages.intake import sha256_bytes, sha256_file
-from csa_closure.states import DebtState
 from csa_closure.store import events
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import PERSONAL_DATA_COLUMNS, transfer_batches, transfer_items
 

@@ -212,7 +212,7 @@ debts = Table(
     Column("creditor", String(3), nullable=False),  # PWC|SOS
     Column("opening_pence", Pence, nullable=False),  # balance as pulled; never changes
     Column("source_pence", Pence, nullable=False),  # balance at source when last pulled
-    Column("state", String(24), nullable=False),  # see csa_closure.states
+    Column("state", String(24), nullable=False),  # see csa_closure.domain.states
     # the current decision (its history is in events)
     Column("outcome", String(24)),
     Column("reason", String(32)),
