@@ -36,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from csa_closure.domain.states import DebtState
+
 # SQLite only makes an auto-incrementing alias of the rowid for "INTEGER PRIMARY KEY";
 # PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -203,6 +205,9 @@ payment_days = Table(
     Column("amount_pence", Pence, nullable=False),
 )
 
+# debts.state holds only the state machine's states (migration 0005 added it to older stores)
+DEBT_STATE_CHECK = "state IN (" + ", ".join(f"'{state.value}'" for state in DebtState) + ")"
+
 debts = Table(
     "debts",
     metadata,
@@ -234,6 +239,7 @@ debts = Table(
     Column("updated_run_id", ForeignKey("stage_runs.run_id")),
     UniqueConstraint("case_ref", "creditor"),
     CheckConstraint("creditor IN ('PWC', 'SOS')", name="creditor"),
+    CheckConstraint(DEBT_STATE_CHECK, name="state"),
     Index(None, "state"),
     Index(None, "response_deadline"),
 )
