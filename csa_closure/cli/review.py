@@ -144,7 +144,11 @@ def list_command(
 
 
 def render_decision(console: Console, result: DecisionResult) -> None:
-    how = " (referred to review first)" if result.referred and result.state != "review" else ""
+    how = (
+        " (referred to review first)"
+        if result.referred and result.state != DebtState.REVIEW
+        else ""
+    )
     console.print(
         f"{result.case_ref} {result.creditor}: {result.from_state} -> {result.state}{how}; "
         f"outcome {result.outcome}, reason {result.reason}, rule {result.rule_id}, "

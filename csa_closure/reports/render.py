@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from csa_closure.domain.states import CREDITORS
+from csa_closure.domain.states import CREDITORS, RunStatus
 from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.reports.progress import (
     DayClosures,
@@ -519,7 +519,7 @@ def runs_renderable(runs: list[RunRow]) -> Group:
                 f"{r.actor}@{r.host}",
                 r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                 r.as_of.isoformat(),
-                r.status if r.status == "completed" else f"[bold red]{r.status}[/]",
+                r.status if r.status == RunStatus.COMPLETED else f"[bold red]{r.status}[/]",
                 _duration(r.duration_seconds),
                 escape(_counts_text(r.counts) + (f" error: {r.error}" if r.error else "")),
             ]

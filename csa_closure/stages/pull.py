@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import DebtState
+from csa_closure.domain.states import DebtState, QuarantineStatus
 from csa_closure.errors import Unbalanced
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
 from csa_closure.legacy.extract import read_legacy
@@ -419,10 +419,12 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
     key = ["source_system", "case_ref", "item_kind"]
     fresh = items.join(stored, on=key, how="anti")
     still = items.join(stored, on=key, how="inner")
-    released = stored.filter(pl.col("status") == "held").join(items, on=key, how="anti")
+    released = stored.filter(pl.col("status") == QuarantineStatus.HELD.value).join(
+        items, on=key, how="anti"
+    )
     # what a held item records, whether new this pull or still held from an earlier one
     held: list[pl.Expr | str] = [
-        pl.lit("held").alias("status"),
+        pl.lit(QuarantineStatus.HELD.value).alias("status"),
         "pwc_pence",
         "sos_pence",
         "unreadable_pence",
@@ -449,7 +451,7 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
             conn.execute(
                 update(quarantine)
                 .where(quarantine.c.quarantine_id.in_(released["quarantine_id"].to_list()))
-                .values(status="released", released_run_id=run.run_id)
+                .values(status=QuarantineStatus.RELEASED.value, released_run_id=run.run_id)
             )
         events.record_frame(
             conn,
