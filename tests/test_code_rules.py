@@ -93,6 +93,24 @@ def test_layers_only_import_downwards() -> None:
         for name, text in _sources().items()
         if name.startswith("domain")
         for module in _imports(text)
-        if module.startswith("csa_closure") and module != "csa_closure.states"
+        if module.startswith("csa_closure") and not module.startswith("csa_closure.domain")
     )
     assert domain == []
+
+
+def test_only_the_store_s_debts_module_writes_debts() -> None:
+    """store/debts.py is the one writer of ``debts`` (it checks each move against the state
+    machine and each write's row count): no other module inserts, updates or deletes debts,
+    whether with SQL text or SQLAlchemy Core. The migrations create the table."""
+    pattern = re.compile(
+        r"\bINSERT\s+INTO\s+debts\b|\bUPDATE\s+debts\b|\bDELETE\s+FROM\s+debts\b"
+        r"|\b(?:insert|update|delete)\(\s*debts\b|\bdebts\.(?:insert|update|delete)\("
+        r"|\b(?:insert_frame|insert_rows|insert_tuples|update_from_frame)\(\s*conn,\s*debts\b",
+        re.IGNORECASE,
+    )
+    offenders = sorted(
+        name
+        for name, text in _sources(exclude=("store/migrations",)).items()
+        if pattern.search(text) and name != "store/debts.py"
+    )
+    assert offenders == []
