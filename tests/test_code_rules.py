@@ -39,7 +39,7 @@ def test_no_database_branch_outside_the_store() -> None:
         name
         for name, text in _sources(exclude=("store",)).items()
         # the sample generator fills a replica that stands for the legacy systems, not the store
-        if pattern.search(text) and name != "sample/legacy.py"
+        if pattern.search(text) and name != "simulation/legacy.py"
     )
     assert offenders == []
 

@@ -1,7 +1,8 @@
 """The letter channel protocol: send one letter, look letters up.
 
 Implemented by :class:`~csa_closure.channels.notify.NotifyChannel` (GOV.UK Notify) and
-:class:`~csa_closure.channels.fake.FakeNotifyChannel` (the fake service). The print-file channel
+:class:`~csa_closure.simulation.fake_notify.FakeNotifyChannel` (the fake service, simulation).
+The print-file channel
 works a batch at a time instead (:class:`~csa_closure.channels.printfile.PrintFileChannel`).
 """
 
