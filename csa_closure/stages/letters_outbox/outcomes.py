@@ -34,12 +34,11 @@ from csa_closure.stages.letters_outbox.common import (
     REASON_RETURNED,
     REASON_SENT_AFTER_MOVE,
     REASON_TECHNICAL_FAILURE,
-    change_letters,
     flag_debts,
-    letter_changes,
     read_in,
 )
 from csa_closure.states import DISPATCHED_LETTER_STATUSES, DebtState, LetterStatus
+from csa_closure.store.letters import change_letters, letter_changes
 from csa_closure.store.moves import move_debts
 
 if TYPE_CHECKING:

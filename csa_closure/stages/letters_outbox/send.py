@@ -104,9 +104,7 @@ from csa_closure.stages.letters_outbox.common import (
     BatchStatus,
     batch_lease,
     batch_row,
-    change_letters,
     flag_debts,
-    letter_changes,
     slices,
 )
 from csa_closure.stages.letters_outbox.outcomes import (
@@ -133,6 +131,7 @@ from csa_closure.stages.letters_outbox.outgoing import (
 from csa_closure.stages.letters_outbox.templates import check_templates
 from csa_closure.states import LetterStatus
 from csa_closure.store import events, failpoints
+from csa_closure.store.letters import change_letters, letter_changes
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import events as events_table
 from csa_closure.store.schema import letter_batches, letters

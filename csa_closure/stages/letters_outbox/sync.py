@@ -56,9 +56,7 @@ from csa_closure.stages.letters_outbox.common import (
     TOOLKIT,
     BatchStatus,
     batch_lease,
-    change_letters,
     flag_debts,
-    letter_changes,
     read_in,
 )
 from csa_closure.stages.letters_outbox.outcomes import apply_statuses
@@ -73,6 +71,7 @@ from csa_closure.stages.letters_outbox.send import (
 from csa_closure.states import LetterStatus
 from csa_closure.store import events
 from csa_closure.store.dialect import read_frame
+from csa_closure.store.letters import change_letters, letter_changes, set_notify_ids
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import letter_batches, letters
 
@@ -381,12 +380,13 @@ def record_upload_report(
         todo = found.filter(pl.col("notify_id").is_null())
         result.already = found.height - todo.height
         with run.chunk() as conn:
-            for letter_id, reference in todo.select("letter_id", "reference").iter_rows():
-                conn.execute(
-                    update(letters)
-                    .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
-                    .values(notify_id=by_reference[reference])
-                )
+            set_notify_ids(
+                conn,
+                (
+                    (letter_id, by_reference[reference])
+                    for letter_id, reference in todo.select("letter_id", "reference").iter_rows()
+                ),
+            )
             events.record(
                 conn,
                 run,

@@ -1,0 +1,284 @@
+"""The one writer of the ``letters`` table and its ``letter_status_history``.
+
+Every insert or update on either table goes through here (tests/test_code_rules.py keeps it
+so): :func:`insert_letters` (a build's new letters), :func:`change_letters` (every status
+change, compare-and-set), :func:`record_letter_history` and :func:`set_notify_ids` (Notify's
+upload report). :func:`change_letters` is to letters what ``move_debts`` is to debts: each
+change is a compare-and-set update (``WHERE status = from``), a ``letter_status_history`` row
+and an event, in the caller's transaction, in bulk. Neither the history nor the event carries
+personal data: they hold the letter's id, its opaque reference, its kind, the batch and a
+reason code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import polars as pl
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.errors import ConcurrentChange
+from csa_closure.store import events
+from csa_closure.store.dialect import (
+    driver_frame,
+    execute_many,
+    insert_frame,
+    insert_tuples,
+    read_frame,
+    update_from_frame,
+    values_for_driver,
+)
+from csa_closure.store.schema import letter_status_history, letters
+
+if TYPE_CHECKING:
+    from csa_closure.store.runs import Run
+
+LETTER_EVENT = "letter.status_changed"
+LETTER_BUILT_EVENT = "letter.built"
+
+LETTER_CHANGE_COLUMNS = (
+    "letter_id",
+    "reference",
+    "batch_id",
+    "debt_id",
+    "case_ref",
+    "purpose",
+    "recipient",
+    "from_status",
+    "to_status",
+    "reason",
+)
+
+
+def change_letters(
+    conn: Connection,
+    run: Run,
+    changes: pl.DataFrame,
+    *,
+    source: str,
+    set_columns: Sequence[str] = (),
+    count_attempt: bool = False,
+) -> int:
+    """Move each letter in ``changes`` from ``from_status`` to ``to_status``, compare-and-set.
+
+    ``changes`` has :data:`LETTER_CHANGE_COLUMNS` (``reason``: a code, or null) and every
+    column in ``set_columns`` (written to ``letters`` too). ``count_attempt`` adds one to
+    ``attempts``. Refused with ``ConcurrentChange`` (the caller's transaction rolls back) if
+    any letter is no longer in its ``from_status``.
+    """
+    if changes.height == 0:
+        return 0
+    missing = [c for c in (*LETTER_CHANGE_COLUMNS, *set_columns) if c not in changes.columns]
+    if missing:
+        raise ValueError(f"letter changes lack columns {missing}")
+    now = run.ctx.clock()
+    assignments = ["status = ?", "status_at = ?", *(f"{c} = ?" for c in set_columns)]
+    if count_attempt:
+        assignments.append("attempts = attempts + 1")
+    sql = f"UPDATE letters SET {', '.join(assignments)} WHERE letter_id = ? AND status = ?"
+    if changes.height <= SMALL:
+        # a send group: plain tuples, no frame work per statement (the hot path)
+        params = [
+            values_for_driver(conn, (to, now, *values, letter_id, frm))
+            for to, *values, letter_id, frm in changes.select(
+                "to_status", *set_columns, "letter_id", "from_status"
+            ).iter_rows()
+        ]
+        changed = execute_many(conn, sql, params)
+    else:
+        moves = changes.select(
+            pl.col("to_status").alias("status"),
+            pl.lit(now).alias("status_at"),
+            *set_columns,
+            "letter_id",
+            pl.col("from_status").alias("from_status_"),
+        )
+        if changes["letter_id"].is_duplicated().any():
+            # a letter moved twice in one chunk: the moves apply in order, one statement each
+            staged = driver_frame(conn, letters, moves.drop("from_status_"))
+            rows = staged.with_columns(moves["from_status_"]).iter_rows()
+            changed = execute_many(conn, sql, list(rows))
+        else:
+            changed = update_from_frame(
+                conn,
+                letters,
+                moves,
+                key="letter_id",
+                guards={"from_status_": "status"},
+                increment=("attempts",) if count_attempt else (),
+            )
+    if changed != changes.height:
+        raise ConcurrentChange(
+            f"{changes.height - changed} of {changes.height} letters were no longer in the "
+            "status this run read them in (another run changed them); nothing from this chunk "
+            "was written. Run the command again."
+        )
+    record_letter_history(conn, run, changes, source=source, event_type=LETTER_EVENT)
+    return changed
+
+
+def record_letter_history(
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+) -> None:
+    """A history row and an event for each letter in ``changes`` (see ``change_letters``)."""
+    if changes.height <= SMALL:
+        _record_small(conn, run, changes, source=source, event_type=event_type)
+        return
+    now = run.ctx.clock()
+    insert_frame(
+        conn,
+        letter_status_history,
+        changes.select(
+            "letter_id",
+            pl.col("to_status").alias("status"),
+            pl.lit(now).alias("recorded_at"),
+            pl.lit(source).alias("source"),
+            pl.col("reason").cast(pl.String).str.slice(0, 200).alias("detail"),
+        ),
+    )
+    events.record_frame(
+        conn,
+        run,
+        event_type,
+        changes.select(
+            "case_ref",
+            "debt_id",
+            pl.concat_str(pl.lit("letter:"), pl.col("letter_id").cast(pl.String)).alias("entity"),
+            pl.col("from_status").cast(pl.String).alias("from_state"),
+            pl.col("to_status").alias("to_state"),
+            pl.struct(
+                "reference",
+                "purpose",
+                "recipient",
+                pl.col("batch_id").cast(pl.Int64),
+                pl.col("reason").cast(pl.String),
+            ).alias("detail"),
+        ),
+    )
+
+
+SMALL = 500  # up to this many letters a change is written from plain tuples
+_HISTORY_COLUMNS = ("letter_id", "status", "recorded_at", "source", "detail")
+_EVENT_COLUMNS = (
+    "run_id",
+    "occurred_at",
+    "as_of",
+    "actor",
+    "event_type",
+    "case_ref",
+    "debt_id",
+    "entity",
+    "from_state",
+    "to_state",
+    "detail",
+)
+
+
+def _record_small(
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+) -> None:
+    ctx = run.ctx
+    now = ctx.clock()
+    history = []
+    logged = []
+    for (
+        letter_id,
+        reference,
+        batch_id,
+        debt_id,
+        case_ref,
+        purpose,
+        recipient,
+        frm,
+        to,
+        reason,
+    ) in changes.select(LETTER_CHANGE_COLUMNS).iter_rows():
+        why = None if reason is None else str(reason)
+        history.append(values_for_driver(conn, (letter_id, to, now, source, why and why[:200])))
+        detail = {
+            "batch_id": batch_id,
+            "purpose": purpose,
+            "reason": why,
+            "recipient": recipient,
+            "reference": reference,
+        }
+        logged.append(
+            values_for_driver(
+                conn,
+                (
+                    run.run_id,
+                    now,
+                    ctx.as_of,
+                    ctx.actor,
+                    event_type,
+                    case_ref,
+                    debt_id,
+                    f"letter:{letter_id}",
+                    frm,
+                    to,
+                    json.dumps(detail, sort_keys=True),
+                ),
+            )
+        )
+    insert_tuples(conn, "letter_status_history", _HISTORY_COLUMNS, history)
+    insert_tuples(conn, "events", _EVENT_COLUMNS, logged)
+
+
+def letter_changes(
+    rows: pl.DataFrame, to_status: str, reason: str | pl.Expr | None = None
+) -> pl.DataFrame:
+    """:data:`LETTER_CHANGE_COLUMNS` for ``rows`` (letters as read, with ``status``) moving to
+    ``to_status``, plus every other column of ``rows``."""
+    reason_expr = reason if isinstance(reason, pl.Expr) else pl.lit(reason, dtype=pl.String)
+    return rows.with_columns(
+        pl.col("status").alias("from_status"),
+        pl.lit(to_status).alias("to_status"),
+        reason_expr.cast(pl.String).alias("reason"),
+    )
+
+
+def insert_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    """Insert new letters (``rows``: columns of ``letters``, each with its unique
+    ``reference``, ``status`` and ``held_reason``) with their history rows and
+    ``letter.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
+    if rows.height == 0:
+        return pl.DataFrame(schema={c: pl.String for c in LETTER_CHANGE_COLUMNS})
+    # only a build inserts letters, under its lease: the ids after the highest one before this
+    # insert are this insert's (read back by range, one statement, not by reference lists)
+    before = conn.execute(select(func.coalesce(func.max(letters.c.letter_id), 0))).scalar_one()
+    insert_frame(conn, letters, rows)
+    ids = read_frame(
+        conn,
+        ("SELECT letter_id, reference FROM letters WHERE letter_id > ?", [int(before)]),
+        {"letter_id": pl.Int64(), "reference": pl.String()},
+    )
+    made = rows.join(ids, on="reference", how="inner").select(
+        "letter_id",
+        "reference",
+        "batch_id",
+        "debt_id",
+        "case_ref",
+        "purpose",
+        "recipient",
+        pl.lit(None, dtype=pl.String).alias("from_status"),
+        pl.col("status").alias("to_status"),
+        pl.col("held_reason").alias("reason"),
+    )
+    record_letter_history(conn, run, made, source=source, event_type=LETTER_BUILT_EVENT)
+    return made
+
+
+def set_notify_ids(conn: Connection, notify_ids: Iterable[tuple[int, str]]) -> int:
+    """Give letters (``letter_id``, Notify id) that have none their Notify id (an upload
+    report's); a letter that already has one keeps it. Returns how many were given one."""
+    given = 0
+    for letter_id, notify_id in notify_ids:
+        given += conn.execute(
+            update(letters)
+            .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
+            .values(notify_id=notify_id)
+        ).rowcount
+    return given
