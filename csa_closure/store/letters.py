@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 LETTER_EVENT = "letter.status_changed"
 LETTER_BUILT_EVENT = "letter.built"
 
-LETTER_CHANGE_COLUMNS = (
+# what a change of status records of a letter (no personal data: ids, reference, kind)
+LETTER_KEY_COLUMNS = (
     "letter_id",
     "reference",
     "batch_id",
@@ -47,6 +48,9 @@ LETTER_CHANGE_COLUMNS = (
     "case_ref",
     "purpose",
     "recipient",
+)
+LETTER_CHANGE_COLUMNS = (
+    *LETTER_KEY_COLUMNS,
     "from_status",
     "to_status",
     "reason",
@@ -256,13 +260,7 @@ def insert_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: st
         {"letter_id": pl.Int64(), "reference": pl.String()},
     )
     made = rows.join(ids, on="reference", how="inner").select(
-        "letter_id",
-        "reference",
-        "batch_id",
-        "debt_id",
-        "case_ref",
-        "purpose",
-        "recipient",
+        *LETTER_KEY_COLUMNS,
         pl.lit(None, dtype=pl.String).alias("from_status"),
         pl.col("status").alias("to_status"),
         pl.col("held_reason").alias("reason"),
