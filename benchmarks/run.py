@@ -3,9 +3,9 @@
     python benchmarks/run.py --cases 1300000                 # SQLite (the embedded default)
     python benchmarks/run.py --cases 1300000 --db postgresql+psycopg://postgres@127.0.0.1/test
 
-It runs the demo's programme (csa_closure.demo: exactly the stages operators run, in order,
-with the simulated world around them), measuring every step: wall time, the rows it handled
-and the process's peak resident memory while it ran (sampled every 20 ms; it includes what
+It runs the demo's programme (csa_closure.simulation.demo: exactly the stages operators run,
+in order, with the simulated world around them), measuring every step: wall time, the rows it
+handled and the process's peak resident memory while it ran (sampled every 20 ms; it includes what
 earlier steps left allocated, so it errs high). It also times ``rules simulate`` on the
 pulled book, and a floor: bulk-inserting the rows the pull loaded (cases, parties, debts,
 payment days, and one event per debt) straight through the database driver (sqlite3
@@ -40,8 +40,8 @@ from rich.table import Table
 from sqlalchemy import create_engine
 
 from csa_closure.context import Context
-from csa_closure.demo import Demo, DemoSettings, prepare_directory
 from csa_closure.policy import load_rule_set
+from csa_closure.simulation.demo import Demo, DemoSettings, prepare_directory
 from csa_closure.stages.rules_review import simulate_on_book
 from csa_closure.store import migrate
 from csa_closure.store.engine import make_engine, normalise_url

@@ -51,14 +51,14 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from csa_closure.demo import (
+from csa_closure.simulation.decisions import write_decisions_file
+from csa_closure.simulation.demo import (
     CASEWORKER,
     OPERATOR,
     Demo,
     DemoSettings,
     prepare_directory,
 )
-from csa_closure.sample.decisions import write_decisions_file
 from csa_closure.store import failpoints
 from csa_closure.store.engine import make_engine
 
@@ -261,7 +261,7 @@ def align_fake_notify(directory: Path, calendar: Calendar) -> None:
     state = directory / FAKE_NOTIFY_STATE
     if not state.exists():
         return
-    from csa_closure.channels.fake import FakeNotify
+    from csa_closure.simulation.fake_notify import FakeNotify
 
     service = FakeNotify(state)
     try:

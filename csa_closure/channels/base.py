@@ -2,7 +2,7 @@
 
 :class:`LetterChannel`: send one letter, look letters up. Implemented by
 :class:`~csa_closure.channels.notify.NotifyChannel` (GOV.UK Notify) and
-:class:`~csa_closure.channels.fake.FakeNotifyChannel` (the fake service).
+:class:`~csa_closure.simulation.fake_notify.FakeNotifyChannel` (the fake service, simulation).
 
 :class:`PrintChannel`: a whole batch at a time, as files under ``out_dir``. Implemented by
 :class:`~csa_closure.channels.printfile.PrintFileChannel` (Notify's bulk-upload CSV and a

@@ -16,21 +16,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from csa_closure.channels import (
-    FakeNotifyChannel,
-    Fates,
-    Faults,
-    LetterChannel,
-    NotifyChannel,
-    PrintFileChannel,
-    TokenBucket,
-)
+from csa_closure.channels import LetterChannel, NotifyChannel, PrintFileChannel, TokenBucket
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
 from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, note_waiting, rich_table
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
+from csa_closure.simulation.fake_notify import FakeNotifyChannel, Fates, Faults
 from csa_closure.stages.letters_outbox import (
     CHANNELS,
     DEFAULT_DAILY_LIMIT,

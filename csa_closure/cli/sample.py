@@ -11,16 +11,16 @@ import click
 from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.legacy.contract import SYSTEMS
-from csa_closure.sample.acknowledgements import write_acks_file
-from csa_closure.sample.decisions import write_decisions_file
-from csa_closure.sample.legacy import (
+from csa_closure.simulation.acknowledgements import write_acks_file
+from csa_closure.simulation.decisions import write_decisions_file
+from csa_closure.simulation.legacy import (
     DEFAULT_AS_AT,
     DEFAULT_DIRTY_RATE,
     GenerationSummary,
     generate_legacy,
     load_legacy_sql,
 )
-from csa_closure.sample.responses import write_response_file
+from csa_closure.simulation.responses import write_response_file
 
 
 @click.group()

@@ -31,15 +31,15 @@ from typing import Any
 
 from sqlalchemy import text
 
-from csa_closure.channels.fake import FakeNotifyChannel, Fates
 from csa_closure.context import Context, Settings
 from csa_closure.errors import UsageError
 from csa_closure.letters.config import load_letters_config
 from csa_closure.progress import NO_PROGRESS, Progress
-from csa_closure.sample.acknowledgements import rejections_for, write_ack_file
-from csa_closure.sample.decisions import caseworker_decisions
-from csa_closure.sample.legacy import generate_legacy
-from csa_closure.sample.responses import write_response_file
+from csa_closure.simulation.acknowledgements import rejections_for, write_ack_file
+from csa_closure.simulation.decisions import caseworker_decisions
+from csa_closure.simulation.fake_notify import FakeNotifyChannel, Fates
+from csa_closure.simulation.legacy import generate_legacy
+from csa_closure.simulation.responses import write_response_file
 from csa_closure.stages.archive import archive, verify
 from csa_closure.stages.assess import assess
 from csa_closure.stages.decommission import DecommissionCheck, decommission_check
@@ -296,7 +296,7 @@ class Demo:
         )
 
     def caseworkers(self) -> None:
-        # the simulated caseworkers' fixed choices (csa_closure.sample.decisions)
+        # the simulated caseworkers' fixed choices (csa_closure.simulation.decisions)
         decisions = caseworker_decisions(self.ctx(CASEWORKER))
         if not decisions:
             return
