@@ -4,17 +4,25 @@ Every insert or update on either table goes through here (tests/test_code_rules.
 so): :func:`insert_letters` (a build's new letters), :func:`change_letters` (every status
 change, compare-and-set), :func:`record_letter_history` and :func:`set_notify_ids` (Notify's
 upload report). :func:`change_letters` is to letters what ``move_debts`` is to debts: each
-change is a compare-and-set update (``WHERE status = from``), a ``letter_status_history`` row
-and an event, in the caller's transaction, in bulk. Neither the history nor the event carries
-personal data: they hold the letter's id, its opaque reference, its kind, the batch and a
-reason code.
+change is a compare-and-set update (``WHERE status = from``) with its evidence, in the
+caller's transaction, in bulk.
+
+**The evidence.** Each letter's every status is one ``letter_status_history`` row (the letter,
+the status, when, who said so: ``source``, and why: the reason code in ``detail``); the row
+before it is where the letter came from. What a row does not say is which run wrote it, so
+each change also writes one event per move (from, to): ``letters.status_changed`` (or
+``letters.built``) with the run, actor and as-of date as every event has, the batch as its
+entity when there is one, and in ``detail`` how many letters moved, every one's id, their
+batches and kinds. One event per letter per status change said the same again, a row per
+letter in the widest table (about half of a print send's writes went to it). Neither the
+history nor the events carry personal data: ids, kinds, batches and reason codes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import func, select, update
@@ -36,8 +44,9 @@ from csa_closure.store.schema import letter_status_history, letters
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
 
-LETTER_EVENT = "letter.status_changed"
-LETTER_BUILT_EVENT = "letter.built"
+# one event per move (from, to) per change: the history holds each letter's row
+LETTER_EVENT = "letters.status_changed"
+LETTER_BUILT_EVENT = "letters.built"
 
 # what a change of status records of a letter (no personal data: ids, reference, kind)
 LETTER_KEY_COLUMNS = (
@@ -127,108 +136,65 @@ def change_letters(
 def record_letter_history(
     conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
 ) -> None:
-    """A history row and an event for each letter in ``changes`` (see ``change_letters``)."""
-    if changes.height <= SMALL:
-        _record_small(conn, run, changes, source=source, event_type=event_type)
+    """A history row for each letter in ``changes`` (see ``change_letters``) and one event
+    for each move (from, to) among them, naming every letter it moved (see the module doc)."""
+    if changes.height == 0:
         return
     now = run.ctx.clock()
-    insert_frame(
-        conn,
-        letter_status_history,
-        changes.select(
-            "letter_id",
-            pl.col("to_status").alias("status"),
-            pl.lit(now).alias("recorded_at"),
-            pl.lit(source).alias("source"),
-            pl.col("reason").cast(pl.String).str.slice(0, 200).alias("detail"),
-        ),
+    history = changes.select(
+        "letter_id",
+        pl.col("to_status").alias("status"),
+        pl.lit(now).alias("recorded_at"),
+        pl.lit(source).alias("source"),
+        pl.col("reason").cast(pl.String).str.slice(0, 200).alias("detail"),
     )
-    events.record_frame(
-        conn,
-        run,
-        event_type,
-        changes.select(
-            "case_ref",
-            "debt_id",
-            pl.concat_str(pl.lit("letter:"), pl.col("letter_id").cast(pl.String)).alias("entity"),
-            pl.col("from_status").cast(pl.String).alias("from_state"),
-            pl.col("to_status").alias("to_state"),
-            pl.struct(
-                "reference",
-                "purpose",
-                "recipient",
-                pl.col("batch_id").cast(pl.Int64),
-                pl.col("reason").cast(pl.String),
-            ).alias("detail"),
-        ),
-    )
+    if changes.height <= SMALL:
+        # a send group: plain tuples, no frame conversion per statement (the hot path)
+        rows = [values_for_driver(conn, row) for row in history.iter_rows()]
+        insert_tuples(conn, letter_status_history.name, history.columns, rows)
+    else:
+        insert_frame(conn, letter_status_history, history)
+    events.record_frame(conn, run, event_type, _moves(changes, source))
 
 
 SMALL = 500  # up to this many letters a change is written from plain tuples
-_HISTORY_COLUMNS = ("letter_id", "status", "recorded_at", "source", "detail")
-_EVENT_COLUMNS = (
-    "run_id",
-    "occurred_at",
-    "as_of",
-    "actor",
-    "event_type",
-    "case_ref",
-    "debt_id",
-    "entity",
-    "from_state",
-    "to_state",
-    "detail",
-)
 
 
-def _record_small(
-    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
-) -> None:
-    ctx = run.ctx
-    now = ctx.clock()
-    history = []
-    logged = []
-    for (
-        letter_id,
-        reference,
-        batch_id,
-        debt_id,
-        case_ref,
-        purpose,
-        recipient,
-        frm,
-        to,
-        reason,
-    ) in changes.select(LETTER_CHANGE_COLUMNS).iter_rows():
-        why = None if reason is None else str(reason)
-        history.append(values_for_driver(conn, (letter_id, to, now, source, why and why[:200])))
+def _moves(changes: pl.DataFrame, source: str) -> pl.DataFrame:
+    """One event row per (from, to) in ``changes``, in the order the moves first appear: how
+    many letters, their ids and batches, their kinds, and who said so (``source``)."""
+    moved: dict[tuple[str | None, str], dict[str, Any]] = {}
+    for letter_id, batch_id, purpose, recipient, frm, to in changes.select(
+        "letter_id", "batch_id", "purpose", "recipient", "from_status", "to_status"
+    ).iter_rows():
+        move = moved.setdefault((frm, to), {"ids": [], "batches": set(), "kinds": {}})
+        move["ids"].append(int(letter_id))
+        if batch_id is not None:
+            move["batches"].add(int(batch_id))
+        kind = f"{purpose}.{recipient}"
+        move["kinds"][kind] = move["kinds"].get(kind, 0) + 1
+    rows = []
+    for (frm, to), move in moved.items():
+        batches = sorted(move["batches"])
         detail = {
-            "batch_id": batch_id,
-            "purpose": purpose,
-            "reason": why,
-            "recipient": recipient,
-            "reference": reference,
+            "letters": len(move["ids"]),
+            "letter_ids": move["ids"],
+            "batch_ids": batches,
+            "kinds": dict(sorted(move["kinds"].items())),
+            "source": source,
         }
-        logged.append(
-            values_for_driver(
-                conn,
-                (
-                    run.run_id,
-                    now,
-                    ctx.as_of,
-                    ctx.actor,
-                    event_type,
-                    case_ref,
-                    debt_id,
-                    f"letter:{letter_id}",
-                    frm,
-                    to,
-                    json.dumps(detail, sort_keys=True),
-                ),
-            )
-        )
-    insert_tuples(conn, "letter_status_history", _HISTORY_COLUMNS, history)
-    insert_tuples(conn, "events", _EVENT_COLUMNS, logged)
+        entity = f"batch:{batches[0]}" if len(batches) == 1 else None
+        rows.append((entity, frm, to, json.dumps(detail, sort_keys=True)))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "entity": pl.String,
+            "from_state": pl.String,
+            "to_state": pl.String,
+            "detail": pl.String,
+        },
+        orient="row",
+    )
 
 
 def letter_changes(
