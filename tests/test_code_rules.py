@@ -116,3 +116,22 @@ def test_only_the_store_s_debts_module_writes_debts() -> None:
         if pattern.search(text) and name != "store/debts.py"
     )
     assert offenders == []
+
+
+def test_letters_have_one_writer() -> None:
+    """store/letters.py is the only writer of the letters and their status history: every
+    insert, update or delete on either table goes through it (so every status change is a
+    compare-and-set with its history row)."""
+    tables = r"(letters|letter_status_history)\b"
+    pattern = re.compile(
+        rf"\b(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+{tables}"
+        rf"|\b(insert_frame|insert_tuples|insert_rows|update_from_frame|insert|update|delete)"
+        rf"\(\s*(conn,\s*)?[\"']?{tables}"
+        rf"|\b{tables}\.(insert|update|delete)\("
+    )
+    offenders = sorted(
+        name
+        for name, text in _sources(exclude=("store/letters.py", "store/migrations")).items()
+        if pattern.search(text)
+    )
+    assert offenders == []
