@@ -23,6 +23,7 @@ from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulat
 from csa_closure.cli.output import count_rows, emit, note_waiting, rich_table
 from csa_closure.cli.params import CliState, format_option, out_option, pass_state
 from csa_closure.cli.progress import progress_bars
+from csa_closure.domain.states import BatchStatus
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
 from csa_closure.stages.letters_outbox import (
@@ -832,7 +833,7 @@ def render_status(console: Console, result: OutboxStatus) -> None:
         )
     )
     for b in result.batches:
-        if b.stop_reason and b.status == "stopped":
+        if b.stop_reason and b.status == BatchStatus.STOPPED:
             console.print(f"Batch {b.batch_id} stopped: {b.stop_reason}")
     console.print(
         rich_table(

@@ -17,6 +17,7 @@ from csa_closure.cli.output import (
 )
 from csa_closure.cli.params import CliState, format_option, out_option, pass_state, rejects_option
 from csa_closure.cli.progress import progress_bars
+from csa_closure.domain.states import TransferBatchStatus
 from csa_closure.errors import ExitCode, Unbalanced
 from csa_closure.stages.transfer import (
     DEFAULT_BATCH_SIZE,
@@ -195,7 +196,7 @@ def ack_command(state: CliState, file: Path, rejects_path: Path | None, fmt: str
 @transfer.command(name="list")
 @click.option(
     "--status",
-    type=click.Choice(["exporting", "exported", "acknowledged"]),
+    type=click.Choice([s.value for s in TransferBatchStatus]),
     help="Only batches in this status.",
 )
 @format_option
