@@ -44,6 +44,7 @@ from datetime import date
 
 import polars as pl
 
+from csa_closure.domain.reconciliation import source_equation
 from csa_closure.domain.states import CREDITORS
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import (
@@ -191,7 +192,9 @@ class NormalisedBook:
                         "control_pence": control_pence,
                         "loaded_pence": loaded,
                         "quarantined_pence": held,
-                        "difference_pence": control_pence - loaded - held,
+                        "difference_pence": source_equation(
+                            source=control_pence, drift=0, loaded=loaded, quarantined=held
+                        ).difference_pence,
                     }
                 )
         return pl.DataFrame(
