@@ -1,4 +1,4 @@
--- A synthetic legacy CSA replica made by csa_closure.sample.legacy (see sample_data/README.md).
+-- A synthetic legacy CSA replica made by csa_closure.simulation.legacy (see sample_data/README.md).
 -- Every name, address, NINO and date of birth is made up.
 -- The legacy CSA replica's schema: CSCS (1993 scheme) and CS2 (2003 scheme) tables and the
 -- extract control totals, copied verbatim from the legacy-CSA contract. The toolkit reads

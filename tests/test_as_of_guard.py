@@ -13,7 +13,7 @@ from sqlalchemy import select
 from csa_closure.cli import cli
 from csa_closure.context import Context
 from csa_closure.errors import ExitCode
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.store.runs import AS_OF_ALLOWED
 from csa_closure.store.schema import stage_runs
 

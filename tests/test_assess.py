@@ -21,7 +21,7 @@ from csa_closure.context import Context
 from csa_closure.errors import NotReady
 from csa_closure.policy import RuleSetError
 from csa_closure.resources import default_rules_dir
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.assess import assess
 from csa_closure.stages.pull import pull
 from csa_closure.store.schema import debts, events, rule_sets, stage_runs

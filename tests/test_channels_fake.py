@@ -21,17 +21,12 @@ from csa_closure.channels import (
     ChannelForbidden,
     ChannelUnavailable,
     DailyLimitReached,
-    FakeNotifyChannel,
-    Fates,
-    FaultKind,
-    Faults,
     LetterRejected,
     NotifyStatus,
     ReconcileDecision,
     RetryPolicy,
     reconcile,
 )
-from csa_closure.channels.fake import FAKE_BASE_URL, FAKE_SECRET, FAKE_SERVICE_ID
 from csa_closure.letters import (
     LetterFacts,
     OutgoingLetter,
@@ -39,6 +34,15 @@ from csa_closure.letters import (
     load_letters_config,
     new_reference,
     prepare_letter,
+)
+from csa_closure.simulation.fake_notify import (
+    FAKE_BASE_URL,
+    FAKE_SECRET,
+    FAKE_SERVICE_ID,
+    FakeNotifyChannel,
+    Fates,
+    FaultKind,
+    Faults,
 )
 
 CONFIG = load_letters_config(env={})
@@ -411,7 +415,8 @@ SENDER = textwrap.dedent(
     """
     import os, signal, sqlite3, sys
     from datetime import UTC, date, datetime, timedelta
-    from csa_closure.channels import AmbiguousSend, FakeNotifyChannel, Faults, FaultKind
+    from csa_closure.channels import AmbiguousSend
+    from csa_closure.simulation.fake_notify import FakeNotifyChannel, Faults, FaultKind
     from csa_closure.channels import ReconcileDecision, reconcile
     from csa_closure.letters import LetterFacts, RecipientParty, load_letters_config
     from csa_closure.letters import prepare_letter

@@ -26,8 +26,8 @@ import pytest
 from sqlalchemy import event, text
 
 from csa_closure.context import Context
-from csa_closure.demo import DemoSettings
 from csa_closure.errors import LeaseHeld
+from csa_closure.simulation.demo import DemoSettings
 from csa_closure.store import leases as lease_store
 from csa_closure.store import migrate
 from csa_closure.store.engine import make_engine

@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from csa_closure.demo import DemoSettings
 from csa_closure.reconcile import reconcile
+from csa_closure.simulation.demo import DemoSettings
 from tests.conftest import _pg_server_url, context_for
 from tests.faults import (
     Databases,

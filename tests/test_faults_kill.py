@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from csa_closure.demo import DemoSettings
 from csa_closure.reconcile import reconcile
+from csa_closure.simulation.demo import DemoSettings
 from csa_closure.store.engine import make_engine
 from tests.conftest import _pg_server_url, context_for
 from tests.faults import (

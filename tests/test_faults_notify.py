@@ -26,12 +26,11 @@ import polars as pl
 import pytest
 from sqlalchemy import text
 
-from csa_closure.channels import Faults
-from csa_closure.channels.fake import FaultKind
 from csa_closure.context import Context
 from csa_closure.letters import is_reference
 from csa_closure.reconcile import reconcile
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.fake_notify import FaultKind, Faults
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.assess import assess
 from csa_closure.stages.letters_outbox import BatchStopped, SendOptions, send_batch
 from csa_closure.stages.pull import pull

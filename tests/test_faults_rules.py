@@ -35,7 +35,7 @@ from csa_closure.policy.errors import RuleSetError
 from csa_closure.policy.loader import load_rule_set
 from csa_closure.reconcile import reconcile
 from csa_closure.resources import default_rules_dir
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.assess import assess
 from csa_closure.stages.pull import pull
 from csa_closure.store import migrate

@@ -12,7 +12,7 @@ import pytest
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import TABLES
 from csa_closure.legacy.extract import extraction_sql, read_legacy
-from csa_closure.sample.legacy import legacy_ddl, sql_statements
+from csa_closure.simulation.legacy import legacy_ddl, sql_statements
 from csa_closure.store.engine import make_engine
 
 

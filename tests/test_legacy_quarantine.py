@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import NormalisedBook, normalise
-from csa_closure.sample.legacy import DIRTY_KIND_NAMES, GenerationSummary, generate_legacy
+from csa_closure.simulation.legacy import DIRTY_KIND_NAMES, GenerationSummary, generate_legacy
 
 KEYS = ["source_system", "case_ref", "item_kind"]
 

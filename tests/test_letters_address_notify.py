@@ -18,9 +18,9 @@ import jwt
 import polars as pl
 import pytest
 
-from csa_closure.channels.fake import FAKE_SECRET, FAKE_SERVICE_ID, FakeNotify
 from csa_closure.letters import RecipientParty, address_lines, check_address
 from csa_closure.letters.address import PARTY_COLUMNS, address_frame
+from csa_closure.simulation.fake_notify import FAKE_SECRET, FAKE_SERVICE_ID, FakeNotify
 
 ACCEPT, REFUSE = "accept", "refuse"
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from csa_closure.cli import cli
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.store.engine import make_engine
 from csa_closure.store.schema import stage_runs
 from tests.conftest import AS_OF

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from csa_closure.channels import FakeNotify
 from csa_closure.cli import cli
 from csa_closure.cli.notify import read_returned_report
 from csa_closure.letters.config import bundled_config_text
+from csa_closure.simulation.fake_notify import FakeNotify
 from tests.conftest import context_for
 from tests.test_notify_support import letters_book
 
@@ -283,8 +283,7 @@ def test_returns_of_an_uploaded_print_file_need_its_upload_report(
 def test_returns_of_an_uploaded_file_match_by_spreadsheet_file_and_row(
     store: str, tmp_path: Path
 ) -> None:
-    from csa_closure.channels import Fates
-    from csa_closure.channels.fake import RETURNED_REPORT_COLUMNS
+    from csa_closure.simulation.fake_notify import RETURNED_REPORT_COLUMNS, Fates
 
     batch = str(_json(_run(store, "maker", "build", "--format", "json"))["batch_id"])
     _json(_run(store, "checker", "approve", batch, "--format", "json"))

@@ -18,8 +18,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from csa_closure.channels import FakeNotify, FakeNotifyChannel
 from csa_closure.errors import LeaseHeld
+from csa_closure.simulation.fake_notify import FakeNotify, FakeNotifyChannel
 from csa_closure.stages.letters_outbox import SendOptions, send_batch
 from csa_closure.store.failpoints import ENV as FAILPOINT_ENV
 from tests.builders import BookBuilder

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from csa_closure.channels import Fates, PrintFileChannel
+from csa_closure.channels import PrintFileChannel
 from csa_closure.context import Context
 from csa_closure.letters import RecipientParty, address_lines, is_reference
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.fake_notify import Fates
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.assess import assess
 from csa_closure.stages.letters_outbox import SendOptions, send_batch, sync_letters
 from csa_closure.stages.pull import pull

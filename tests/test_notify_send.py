@@ -14,10 +14,16 @@ import polars as pl
 import pytest
 from sqlalchemy import select, text, update
 
-from csa_closure.channels import FakeNotifyChannel, Fates, FaultKind, Faults, NotifyChannel
-from csa_closure.channels.fake import FAKE_SERVICE_ID
+from csa_closure.channels import NotifyChannel
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
+from csa_closure.simulation.fake_notify import (
+    FAKE_SERVICE_ID,
+    FakeNotifyChannel,
+    Fates,
+    FaultKind,
+    Faults,
+)
 from csa_closure.stages.letters_outbox import (
     BatchStopped,
     SendOptions,

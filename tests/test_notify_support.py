@@ -19,9 +19,9 @@ from typing import Any
 import polars as pl
 from sqlalchemy import select, text
 
-from csa_closure.channels import FakeNotifyChannel
 from csa_closure.context import Context
 from csa_closure.letters import load_letters_config
+from csa_closure.simulation.fake_notify import FakeNotifyChannel
 from csa_closure.stages.letters_outbox import approve_batch, build_batch
 from csa_closure.store.dialect import read_frame
 from csa_closure.store.schema import debts, letters

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 from sqlalchemy import text
 
-from csa_closure.channels import Fates, NotificationInfo, NotifyStatus
+from csa_closure.channels import NotificationInfo, NotifyStatus
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
+from csa_closure.simulation.fake_notify import Fates
 from csa_closure.stages.letters_outbox import (
     SendOptions,
     SettleAction,

@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from csa_closure.context import Context
-from csa_closure.demo import OVERALL_TASK, DemoSettings, run_demo
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.demo import OVERALL_TASK, DemoSettings, run_demo
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.pull import pull
 from tests.conftest import AS_OF
 

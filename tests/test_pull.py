@@ -20,7 +20,7 @@ from csa_closure.cli import cli
 from csa_closure.context import Context
 from csa_closure.errors import Unbalanced, UsageError
 from csa_closure.legacy.reasons import Reason
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.stages.assess import assess
 from csa_closure.stages.pull import pull
 from csa_closure.store.schema import debts, events, quarantine, stage_runs

@@ -134,7 +134,7 @@ def test_a_file_that_cannot_be_written_names_the_cause_and_the_file(
     def refuse(path: str) -> None:
         raise OSError(code, os.strerror(code), path)
 
-    monkeypatch.setattr("csa_closure.sample.legacy.create_owner_only", refuse)
+    monkeypatch.setattr("csa_closure.simulation.legacy.create_owner_only", refuse)
     result = CliRunner().invoke(
         cli, ["sample", "legacy", "--cases", "10", "--seed", "1", "--out", str(out)]
     )

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from csa_closure.cli import cli
 from csa_closure.context import Context, Settings
 from csa_closure.errors import ExitCode
-from csa_closure.sample.acknowledgements import write_ack_file
+from csa_closure.simulation.acknowledgements import write_ack_file
 from csa_closure.store.engine import make_engine
 from tests.builders import BookBuilder
 from tests.test_resolve_support import (

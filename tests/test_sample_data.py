@@ -8,7 +8,7 @@ import polars as pl
 
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import normalise
-from csa_closure.sample.legacy import (
+from csa_closure.simulation.legacy import (
     DIRTY_KIND_NAMES,
     build_legacy_book,
     generate_legacy,

@@ -13,13 +13,13 @@ import pytest
 from csa_closure.errors import UsageError
 from csa_closure.legacy.extract import LegacyExtract
 from csa_closure.legacy.normalise import normalise
-from csa_closure.sample import SeededRandom, splitmix64_reference
-from csa_closure.sample.legacy import (
+from csa_closure.simulation.legacy import (
     build_legacy_book,
     coverage_scenarios,
     generate_legacy,
     minus_months,
 )
+from csa_closure.simulation.seeded import SeededRandom, splitmix64_reference
 
 NINO = re.compile(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
 POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9]{1,2} [0-9][ABD-HJLNP-UW-Z]{2}$")

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from csa_closure.cli import cli
 from csa_closure.errors import ExitCode
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 from tests.conftest import context_for
 
 AFTER_ASSESS = [

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from csa_closure.context import Context
 from csa_closure.errors import UsageError
-from csa_closure.sample.acknowledgements import write_ack_file
+from csa_closure.simulation.acknowledgements import write_ack_file
 from csa_closure.stages import transfer as transfer_stage
 from csa_closure.stages.responses import record_response
 from csa_closure.stages.review import decide

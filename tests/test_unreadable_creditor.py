@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from csa_closure.cli import cli
-from csa_closure.sample.legacy import generate_legacy
+from csa_closure.simulation.legacy import generate_legacy
 
 
 def _unreadable_rows(legacy: Path) -> int:

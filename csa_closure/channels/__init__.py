@@ -1,15 +1,15 @@
-"""Letter channels: GOV.UK Notify, a fake Notify service, and print-vendor files.
+"""Letter channels: GOV.UK Notify and print-vendor files.
 
 - :class:`NotifyChannel`: the official client, rate limited, retried where safe, errors mapped
   to what the outbox does (:mod:`~csa_closure.channels.errors`);
-- :class:`FakeNotifyChannel` / :class:`FakeNotify`: the same channel against a local, seeded,
-  persistent fake of the service;
+- the same channel against a local, seeded, persistent fake of the service is simulation, not
+  production: :mod:`csa_closure.simulation.fake_notify`;
 - :func:`reconcile`: what an ``unknown`` letter is, by its reference, before any resend;
 - :class:`PrintFileChannel` / :func:`write_print_batch` / :func:`write_print_frames`: Notify's
   bulk-upload CSV + manifest.
 """
 
-from csa_closure.channels.base import LetterChannel
+from csa_closure.channels.base import LetterChannel, PrintChannel
 from csa_closure.channels.errors import (
     AmbiguousSend,
     ChannelError,
@@ -18,14 +18,6 @@ from csa_closure.channels.errors import (
     ChannelUnavailable,
     DailyLimitReached,
     LetterRejected,
-)
-from csa_closure.channels.fake import (
-    FAKE_API_KEY,
-    FakeNotify,
-    FakeNotifyChannel,
-    Fates,
-    FaultKind,
-    Faults,
 )
 from csa_closure.channels.notify import API_KEY_ENV, BASE_URL_ENV, NotifyChannel, RetryPolicy
 from csa_closure.channels.printfile import (
@@ -49,7 +41,6 @@ from csa_closure.channels.status import (
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
-    "FAKE_API_KEY",
     "RETENTION_DAYS",
     "AmbiguousSend",
     "ChannelError",
@@ -57,11 +48,6 @@ __all__ = [
     "ChannelMisconfigured",
     "ChannelUnavailable",
     "DailyLimitReached",
-    "FakeNotify",
-    "FakeNotifyChannel",
-    "Fates",
-    "FaultKind",
-    "Faults",
     "LetterChannel",
     "LetterRejected",
     "NotificationInfo",
@@ -69,6 +55,7 @@ __all__ = [
     "NotifyStatus",
     "PrintBatch",
     "PrintBatchConflict",
+    "PrintChannel",
     "PrintFile",
     "PrintFileChannel",
     "ReconcileDecision",

@@ -7,8 +7,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.progress import progress_bars
 from csa_closure.domain.states import QuarantineStatus
 from csa_closure.errors import Unbalanced

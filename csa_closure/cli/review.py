@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.errors import UsageError
 from csa_closure.stages.review import (

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from csa_closure.domain.states import DebtState
+from csa_closure.store.dialect import impl_for
 
 # SQLite only makes an auto-incrementing alias of the rowid for "INTEGER PRIMARY KEY";
 # PostgreSQL gets a BIGINT identity.
@@ -66,8 +67,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("instants must be timezone-aware (UTC)")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return impl_for(dialect).bind_instant(value.astimezone(UTC))
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:

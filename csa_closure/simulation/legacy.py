@@ -59,7 +59,7 @@ from csa_closure.legacy.reasons import (
     Reason,
 )
 from csa_closure.resources import sql_text
-from csa_closure.sample import SeededRandom
+from csa_closure.simulation.seeded import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.store.engine import create_owner_only, make_engine, redacted
 
@@ -1803,7 +1803,7 @@ def render_legacy_sql(book: LegacyBook) -> str:
     """The replica as SQL text: the contract DDL, then one INSERT per row in key order, so
     a change shows as a line in a diff. Loads into SQLite with ``load_legacy_sql``."""
     parts = [
-        "-- A synthetic legacy CSA replica made by csa_closure.sample.legacy (see "
+        "-- A synthetic legacy CSA replica made by csa_closure.simulation.legacy (see "
         "sample_data/README.md).\n-- Every name, address, NINO and date of birth is made up.\n",
         legacy_ddl("sqlite"),
         "\n",

@@ -23,7 +23,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.sample import SeededRandom
+from csa_closure.simulation.seeded import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.responses import COLUMNS
 from csa_closure.store.dialect import read_frame

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from csa_closure.errors import UsageError
-from csa_closure.sample import SeededRandom
+from csa_closure.simulation.seeded import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.transfer import DEBTS_FILE, MANIFEST_FILE
 from csa_closure.stages.transfer_ack import COLUMNS

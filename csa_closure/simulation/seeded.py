@@ -1,5 +1,4 @@
-"""Synthetic data for tests, demos and benchmarks: a legacy replica, and (later) simulated
-responses and acknowledgements.
+"""The random source of the simulated world (legacy replica, responses, acknowledgements).
 
 All randomness comes from ``SeededRandom``: a counter-based generator (SplitMix64 over a
 stream key and the row number) evaluated in polars over whole columns. It is integer-only,
