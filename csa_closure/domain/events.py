@@ -26,8 +26,9 @@ class EventType(StrEnum):
     DEBT_REVIEWED = "debt.reviewed"
     DEBT_REFERRED = "debt.referred"  # to a caseworker
     # letters
-    LETTER_BUILT = "letter.built"
-    LETTER_STATUS_CHANGED = "letter.status_changed"
+    # one event per move (from, to) per change, naming its letters (store/letters.py)
+    LETTERS_BUILT = "letters.built"
+    LETTERS_STATUS_CHANGED = "letters.status_changed"
     LETTER_RETURN_UNMATCHED = "letter.return_unmatched"
     LETTERS_UPLOAD_REPORT = "letters.upload_report"
     BATCH_BUILT = "batch.built"
