@@ -26,11 +26,11 @@ class EventType(StrEnum):
     DEBT_REVIEWED = "debt.reviewed"
     DEBT_REFERRED = "debt.referred"  # to a caseworker
     # letters
-    # one event per move (from, to) per change, naming its letters (store/letters.py)
-    LETTERS_BUILT = "letters.built"
-    LETTERS_STATUS_CHANGED = "letters.status_changed"
     LETTER_RETURN_UNMATCHED = "letter.return_unmatched"
     LETTERS_UPLOAD_REPORT = "letters.upload_report"
+    # one event per move of many letters (their history rows hold each letter's change)
+    LETTERS_BUILT = "letters.built"
+    LETTERS_STATUS_CHANGED = "letters.status_changed"
     BATCH_BUILT = "batch.built"
     BATCH_APPROVED = "batch.approved"
     BATCH_SENDING = "batch.sending"

@@ -55,7 +55,6 @@ __all__ = [
     "read_frame",
     "read_only_source",
     "refresh_statistics",
-    "schema_upgrade",
     "update_from_frame",
     "values_for_driver",
 ]
@@ -163,13 +162,6 @@ def consistent_read(conn: Connection) -> AbstractContextManager[Connection]:
     while writers carry on. Rolled back at the end: a consistent read never writes.
     """
     return impl_for(conn).consistent_read(conn)
-
-
-def schema_upgrade(conn: Connection) -> AbstractContextManager[Connection]:
-    """``conn`` (not yet in a transaction) in the one transaction a schema upgrade runs in
-    (SQLite: with foreign keys checked in full at the end instead of row by row, so a
-    migration may rebuild a table others refer to)."""
-    return impl_for(conn).schema_upgrade(conn)
 
 
 def read_only_source(conn: Connection) -> AbstractContextManager[Connection]:

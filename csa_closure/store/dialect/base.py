@@ -181,8 +181,7 @@ class DialectImpl:
 
     @contextmanager
     def schema_upgrade(self, conn: Connection) -> Iterator[Connection]:
-        """``conn`` (not yet in a transaction) in the one transaction a schema upgrade runs
-        in: committed if the body returns, rolled back if it raises."""
+        """``conn`` in the one transaction a schema upgrade runs in (committed at the end)."""
         with conn.begin():
             yield conn
 

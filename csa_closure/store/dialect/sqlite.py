@@ -106,28 +106,32 @@ class SQLiteImpl(DialectImpl):
             conn.rollback()
 
     @contextmanager
+    def read_only_source(self, conn: Connection) -> Iterator[Connection]:
+        """The caller opened the file read-only; nothing to set."""
+        yield conn
+
+    @contextmanager
     def schema_upgrade(self, conn: Connection) -> Iterator[Connection]:
-        """SQLite alters a table by rebuilding it (Alembic's batch mode), and dropping the
-        old copy must not be refused by, or cascade to, the rows that refer to it. Foreign
-        keys are switched off for the upgrade (only possible outside a transaction) and
-        checked in full before it commits instead; a broken reference rolls it back."""
+        """SQLite alters a table by rebuilding it (batch mode): dropping the old copy must not
+        be refused by, or cascade to, the rows that refer to it. Foreign keys are switched off
+        for the upgrade (only possible outside a transaction) and checked in full before it
+        commits instead."""
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         conn.commit()
         try:
             with conn.begin():
                 yield conn
-                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
-                if broken:
-                    tables = sorted({str(row[0]) for row in broken})
-                    raise RuntimeError(
-                        f"the upgrade would leave {len(broken)} rows referring to rows that "
-                        f"do not exist (in {', '.join(tables)}); it was rolled back"
-                    )
+                _refuse_broken_references(conn)
         finally:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
             conn.commit()
 
-    @contextmanager
-    def read_only_source(self, conn: Connection) -> Iterator[Connection]:
-        """The caller opened the file read-only; nothing to set."""
-        yield conn
+
+def _refuse_broken_references(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(
+            f"the upgrade would leave {len(broken)} rows referring to rows that do not exist "
+            f"(in {', '.join(tables)}); it was rolled back"
+        )
