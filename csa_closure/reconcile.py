@@ -18,6 +18,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import LedgerEntryType
 from csa_closure.domain.reconciliation import (
     Equation,
     book_equation,
@@ -189,7 +190,10 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
             func.sum(ledger_entries.c.amount_pence),
             func.sum(
                 case(
-                    (ledger_entries.c.entry_type == "reversal", -ledger_entries.c.amount_pence),
+                    (
+                        ledger_entries.c.entry_type == LedgerEntryType.REVERSAL.value,
+                        -ledger_entries.c.amount_pence,
+                    ),
                     else_=0,
                 )
             ),

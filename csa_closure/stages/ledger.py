@@ -28,6 +28,7 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import LedgerEntryType, ReviewReasonPrefix, coded
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import DebtState
 from csa_closure.errors import UsageError
@@ -37,8 +38,8 @@ from csa_closure.store.dialect import insert_frame
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries
 
-WRITE_OFF = "write_off"
-REVERSAL = "reversal"
+WRITE_OFF = LedgerEntryType.WRITE_OFF.value
+REVERSAL = LedgerEntryType.REVERSAL.value
 # A reason given by an operator: a code, so no free text (and no personal data) gets in.
 REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 
@@ -198,7 +199,7 @@ def reverse_entry(ctx: Context, entry_id: int, reason: str) -> ReversalResult:
                 "case_ref": [entry.case_ref],
                 "from_state": [DebtState.WRITTEN_OFF.value],
                 "to_state": [DebtState.REVIEW.value],
-                "review_reason": [f"REVERSED:{reason}"[:64]],
+                "review_reason": [coded(ReviewReasonPrefix.REVERSED, reason)],
                 "detail": [
                     {
                         "entry_id": entry_id,

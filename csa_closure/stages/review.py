@@ -34,6 +34,12 @@ from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import (
+    CASEWORKER_RULE,
+    REVIEW_REASON_LENGTH,
+    LedgerEntryType,
+    ReviewReason,
+)
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import (
     CLOSED_STATES,
@@ -49,8 +55,6 @@ from csa_closure.store.debts import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries, letters
 
-CASEWORKER_RULE = "caseworker"
-REFERRED_REASON = "CASEWORKER_REFERRAL"
 # Open states a caseworker may take a debt from into review. A debt in a CMS package is the
 # CMS's until it answers, and review itself needs no referral.
 REFERABLE_STATES = frozenset(
@@ -223,7 +227,7 @@ def _open_write_off(conn: Connection, debt_id: int) -> int | None:
         select(ledger_entries.c.entry_id)
         .where(
             ledger_entries.c.debt_id == debt_id,
-            ledger_entries.c.entry_type == "write_off",
+            ledger_entries.c.entry_type == LedgerEntryType.WRITE_OFF.value,
             ledger_entries.c.entry_id.notin_(reversed_ids),
         )
         .order_by(ledger_entries.c.entry_id.desc())
@@ -378,8 +382,8 @@ def _plan_decision(
                 debt.state,
                 DebtState.REVIEW.value,
                 EventType.DEBT_REFERRED,
-                {"review_reason": debt.review_reason or REFERRED_REASON},
-                {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
+                {"review_reason": debt.review_reason or ReviewReason.CASEWORKER_REFERRAL},
+                {"reason": debt.review_reason or ReviewReason.CASEWORKER_REFERRAL, "flagged": True},
             )
         )
     moves.append(
@@ -572,7 +576,7 @@ def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionRe
                     state.value,
                     DebtState.REVIEW.value,
                     EventType.DEBT_REFERRED,
-                    {"review_reason": reason[:64]},
+                    {"review_reason": reason[:REVIEW_REASON_LENGTH]},
                     {"reason": reason},
                 )
             ],
