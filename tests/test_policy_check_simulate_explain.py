@@ -20,7 +20,7 @@ from csa_closure.policy import (
     load_rule_set,
     simulate,
 )
-from csa_closure.policy.synthetic import synthetic_debts
+from csa_closure.simulation.debts import synthetic_debts
 from tests.test_policy_support import D, copy_default_rules, default_rules, features
 
 DAY = timedelta(days=1)

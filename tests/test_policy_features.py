@@ -21,7 +21,7 @@ from csa_closure.policy.features import (
     case_age_years_expr,
     offset_date,
 )
-from csa_closure.policy.synthetic import synthetic_debts
+from csa_closure.simulation.debts import synthetic_debts
 from tests.test_policy_support import D, debts, default_rules, features
 
 DAY = timedelta(days=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.output import emit, rich_table
+from csa_closure.cli.output import attribute_rows, emit, rich_table
 from csa_closure.cli.params import cases_option, format_option, seed_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.context import Context
@@ -131,12 +131,8 @@ def demo(
         fmt,
         result,
         table=lambda c: render_demo(c, result, show_commands),
-        csv_rows=lambda: (
-            [
-                {"day": st.day, "step": st.name, "command": st.command, "seconds": st.seconds}
-                for st in result.steps
-            ],
-            ["day", "step", "command", "seconds"],
+        csv_rows=lambda: attribute_rows(
+            result.steps, ["day", "step", "command", "seconds"], step=lambda st: st.name
         ),
     )
     if not result.passed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.output import attribute_rows, emit, pounds, rich_table
 from csa_closure.cli.params import CliState, format_option, pass_state
 from csa_closure.reports.explain import CaseStory, DebtStory, explain_case
 
@@ -166,21 +166,8 @@ def explain(state: CliState, case_ref: str, show_personal_data: bool, fmt: str) 
         fmt,
         story,
         table=lambda c: render_case(c, story),
-        csv_rows=lambda: (
-            [
-                {
-                    "case_ref": story.case_ref,
-                    "creditor": d.creditor,
-                    "opening_pence": d.opening_pence,
-                    "state": d.state,
-                    "outcome": d.outcome,
-                    "reason": d.reason,
-                    "rule_id": d.rule_id,
-                    "ruleset_hash": d.ruleset_hash,
-                    "decided_as_of": d.decided_as_of,
-                }
-                for d in story.debts
-            ],
+        csv_rows=lambda: attribute_rows(
+            story.debts,
             [
                 "case_ref",
                 "creditor",
@@ -192,5 +179,6 @@ def explain(state: CliState, case_ref: str, show_personal_data: bool, fmt: str) 
                 "ruleset_hash",
                 "decided_as_of",
             ],
+            case_ref=lambda _: story.case_ref,
         ),
     )

@@ -20,7 +20,7 @@ from rich.console import Console
 from csa_closure.channels import LetterChannel, PrintFileChannel
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
 from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
-from csa_closure.cli.output import emit, note_waiting, rich_table
+from csa_closure.cli.output import count_rows, emit, note_waiting, rich_table
 from csa_closure.cli.params import CliState, format_option, out_option, pass_state
 from csa_closure.cli.progress import progress_bars
 from csa_closure.domain.states import BatchStatus
@@ -295,10 +295,7 @@ def build(state: CliState, letter_type: str | None, limit: int | None, fmt: str)
         fmt,
         result,
         table=lambda c: render_build(c, result),
-        csv_rows=lambda: (
-            [{"letter": k, "letters": n} for k, n in sorted(result.by_kind.items())],
-            ["letter", "letters"],
-        ),
+        csv_rows=lambda: count_rows(sorted(result.by_kind.items()), "letter", "letters"),
     )
 
 
@@ -343,10 +340,7 @@ def approve(state: CliState, batch_id: int, fmt: str) -> None:
         fmt,
         result,
         table=lambda c: render_approve(c, result),
-        csv_rows=lambda: (
-            [{"letter": k, "letters": n} for k, n in result.by_kind.items()],
-            ["letter", "letters"],
-        ),
+        csv_rows=lambda: count_rows(result.by_kind, "letter", "letters"),
     )
 
 
@@ -495,10 +489,7 @@ def _emit_send(fmt: str, result: SendResult) -> None:
         fmt,
         result,
         table=lambda c: render_send(c, result),
-        csv_rows=lambda: (
-            [{"status": k, "letters": n} for k, n in result.by_status.items()],
-            ["status", "letters"],
-        ),
+        csv_rows=lambda: count_rows(result.by_status, "status", "letters"),
     )
 
 
@@ -581,10 +572,7 @@ def sync(
         fmt,
         result,
         table=lambda c: render_sync(c, result),
-        csv_rows=lambda: (
-            [{"status": k, "letters": n} for k, n in sorted(result.changed.items())],
-            ["status", "letters"],
-        ),
+        csv_rows=lambda: count_rows(sorted(result.changed.items()), "status", "letters"),
     )
 
 

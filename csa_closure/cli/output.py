@@ -8,14 +8,10 @@ ISO ``YYYY-MM-DD``, instants ISO 8601 UTC. See docs/json-output.md.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 import click
@@ -23,10 +19,13 @@ from rich.console import Console
 
 from csa_closure.csvsafe import safe_cell
 from csa_closure.reports.tables import FitTable, pounds, rich_table
+from csa_closure.serialise import jsonable
 
 __all__ = [
     "FitTable",
+    "attribute_rows",
     "console",
+    "count_rows",
     "echo_csv",
     "echo_json",
     "emit",
@@ -34,27 +33,6 @@ __all__ = [
     "pounds",
     "rich_table",
 ]
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values for results built from dataclasses, dates, enums and decimals."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "to_json"):
-            return jsonable(value.to_json())
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def echo_json(value: Any) -> None:
@@ -93,6 +71,26 @@ def emit(
         echo_csv(rows, columns)
     else:
         table(console())
+
+
+def count_rows(
+    counts: Mapping[str, Any] | Iterable[Sequence[Any]], key: str, value: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CSV rows for a result that is one count per name: columns ``key`` and ``value``."""
+    pairs: Iterable[Sequence[Any]] = counts.items() if isinstance(counts, Mapping) else counts
+    return [{key: pair[0], value: pair[1]} for pair in pairs], [key, value]
+
+
+def attribute_rows(
+    items: Iterable[Any], columns: Sequence[str], **computed: Callable[[Any], Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CSV rows of each item's attributes named by ``columns``; a column in ``computed`` is
+    that function of the item instead (a renamed or joined attribute, or a constant)."""
+    rows = [
+        {c: computed[c](item) if c in computed else getattr(item, c) for c in columns}
+        for item in items
+    ]
+    return rows, list(columns)
 
 
 def exit_if_all_rejected(rows: int, rejected: int, rejects_file: str | None) -> None:

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from csa_closure.cli.output import emit, exit_if_all_rejected, rich_table
+from csa_closure.cli.output import count_rows, emit, exit_if_all_rejected, rich_table
 from csa_closure.cli.params import ISO_DATE, CliState, format_option, pass_state, rejects_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.stages.responses import (
@@ -90,10 +90,7 @@ def import_command(state: CliState, file: Path, rejects_path: Path | None, fmt: 
         fmt,
         result,
         table=lambda c: render_import(c, result),
-        csv_rows=lambda: (
-            [{"item": k, "count": v} for k, v in _counts_rows(result)],
-            ["item", "count"],
-        ),
+        csv_rows=lambda: count_rows(_counts_rows(result), "item", "count"),
     )
     exit_if_all_rejected(result.rows, result.rejected, result.rejects_file)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.output import attribute_rows, emit, pounds, rich_table
 from csa_closure.cli.params import (
     CliState,
     format_option,
@@ -268,17 +268,9 @@ def simulate(
         fmt,
         result,
         table=lambda c: render_simulation(c, result),
-        csv_rows=lambda: (
-            [
-                {
-                    "from_outcome": c.from_outcome,
-                    "to_outcome": c.to_outcome,
-                    "debts": c.debts,
-                    "pence": c.pence,
-                    "example_case_refs": " ".join(c.example_case_refs),
-                }
-                for c in result.matrix
-            ],
+        csv_rows=lambda: attribute_rows(
+            result.matrix,
             ["from_outcome", "to_outcome", "debts", "pence", "example_case_refs"],
+            example_case_refs=lambda c: " ".join(c.example_case_refs),
         ),
     )

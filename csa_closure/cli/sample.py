@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.output import count_rows, emit, pounds, rich_table
 from csa_closure.cli.params import (
     ISO_DATE,
     CliState,
@@ -174,7 +174,7 @@ def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
                 right=["rows"],
             )
         ),
-        csv_rows=lambda: ([{"table": t, "rows": r} for t, r in counts.items()], ["table", "rows"]),
+        csv_rows=lambda: count_rows(counts, "table", "rows"),
     )
 
 
@@ -221,10 +221,7 @@ def responses(
             + (", ".join(f"{k} {v:,}" for k, v in written.by_kind.items()) or "none")
             + "."
         ),
-        csv_rows=lambda: (
-            [{"kind": k, "rows": v} for k, v in written.by_kind.items()],
-            ["kind", "rows"],
-        ),
+        csv_rows=lambda: count_rows(written.by_kind, "kind", "rows"),
     )
 
 
@@ -287,8 +284,5 @@ def decisions(state: CliState, out: Path, fmt: str) -> None:
             + (", ".join(f"{k} {v:,}" for k, v in written.by_outcome.items()) or "none")
             + "."
         ),
-        csv_rows=lambda: (
-            [{"outcome": k, "rows": v} for k, v in written.by_outcome.items()],
-            ["outcome", "rows"],
-        ),
+        csv_rows=lambda: count_rows(written.by_outcome, "outcome", "rows"),
     )

@@ -28,6 +28,7 @@ from csa_closure.domain.states import Outcome
 from csa_closure.policy.evaluate import decide_bound
 from csa_closure.policy.features import bind_features
 from csa_closure.policy.ruleset import RuleSet
+from csa_closure.serialise import JsonFields
 
 OUTCOMES = tuple(o.value for o in Outcome)
 _OUTCOME = pl.Enum(OUTCOMES)
@@ -54,7 +55,9 @@ class ChangeCell:
 
 
 @dataclass(frozen=True)
-class LetterCounts:
+class LetterCounts(JsonFields):
+    json_extra = ("total",)
+
     final_chance_pwc: int
     write_off_notice_pwc: int
     write_off_notice_nrp: int
@@ -71,20 +74,12 @@ class LetterCounts:
             + self.transfer_notice_nrp
         )
 
-    def to_json(self) -> dict[str, int]:
-        return {
-            "final_chance_pwc": self.final_chance_pwc,
-            "write_off_notice_pwc": self.write_off_notice_pwc,
-            "write_off_notice_nrp": self.write_off_notice_nrp,
-            "transfer_notice_pwc": self.transfer_notice_pwc,
-            "transfer_notice_nrp": self.transfer_notice_nrp,
-            "total": self.total,
-        }
-
 
 @dataclass(frozen=True)
-class CollectionForecast:
+class CollectionForecast(JsonFields):
     """Debts that would transfer, and what collecting them is expected to yield and cost."""
+
+    json_extra = ("net_pence",)
 
     transfer_debts: int
     transfer_pence: int
@@ -94,15 +89,6 @@ class CollectionForecast:
     @property
     def net_pence(self) -> int:
         return self.expected_yield_pence - self.collection_cost_pence
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "transfer_debts": self.transfer_debts,
-            "transfer_pence": self.transfer_pence,
-            "expected_yield_pence": self.expected_yield_pence,
-            "collection_cost_pence": self.collection_cost_pence,
-            "net_pence": self.net_pence,
-        }
 
 
 @dataclass(frozen=True)

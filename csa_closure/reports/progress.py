@@ -275,10 +275,6 @@ class Headline:
     expected_finish: date
     finished: bool
 
-    def closed_per_mille(self) -> int:
-        """Debts closed, in tenths of a per cent of those loaded (integer arithmetic)."""
-        return (self.closed_debts * 1000) // self.loaded_debts if self.loaded_debts else 0
-
 
 def headline(report: ProgressReport) -> Headline:
     closed, loaded = report.total({"closed"}), report.total()

@@ -7,6 +7,8 @@ fake-notify``.
 - :mod:`~csa_closure.simulation.fake_notify`: a fake GOV.UK Notify service and the real Notify
   channel over it;
 - :mod:`~csa_closure.simulation.legacy`: the synthetic legacy CSCS/CS2 replica;
+- :mod:`~csa_closure.simulation.debts`: a synthetic frame of pulled debts, for testing the
+  policy at scale;
 - :mod:`~csa_closure.simulation.responses`, :mod:`~csa_closure.simulation.acknowledgements`,
   :mod:`~csa_closure.simulation.decisions`: what parents, creditors and caseworkers send back;
 - :mod:`~csa_closure.simulation.seeded`: the one seeded random source they all draw from;

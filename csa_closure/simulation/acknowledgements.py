@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from csa_closure.errors import UsageError
+from csa_closure.serialise import JsonFields
 from csa_closure.simulation.seeded import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.transfer import DEBTS_FILE, MANIFEST_FILE
@@ -80,21 +80,12 @@ def simulate_ack(
 
 
 @dataclass
-class AckFile:
+class AckFile(JsonFields):
     path: str
     batch_id: str
     rows: int
     accepted: int
     rejected: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "batch_id": self.batch_id,
-            "rows": self.rows,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-        }
 
 
 def write_ack_file(

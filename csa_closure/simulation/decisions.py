@@ -12,9 +12,9 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from csa_closure.context import Context
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.review import DECISIONS_FILE_COLUMNS, CaseworkerDecision, list_review
 from csa_closure.states import CLOSED_STATES
@@ -48,13 +48,10 @@ def caseworker_decisions(ctx: Context) -> list[CaseworkerDecision]:
 
 
 @dataclass
-class DecisionsFile:
+class DecisionsFile(JsonFields):
     path: str
     rows: int
     by_outcome: dict[str, int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "by_outcome": self.by_outcome}
 
 
 def write_decisions_file(ctx: Context, path: Path) -> DecisionsFile:

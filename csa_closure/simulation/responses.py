@@ -23,6 +23,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.serialise import JsonFields
 from csa_closure.simulation.seeded import SeededRandom
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.responses import COLUMNS
@@ -222,13 +223,10 @@ def simulate_responses(
 
 
 @dataclass
-class SampleFile:
+class SampleFile(JsonFields):
     path: str
     rows: int
     by_kind: dict[str, int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "by_kind": self.by_kind}
 
 
 def write_response_file(

@@ -14,17 +14,17 @@ rolls back; chunked runs check when they finish.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from csa_closure.domain.states import CREDITORS
 from csa_closure.errors import Unbalanced
 from csa_closure.reconcile import SYSTEMS, Reconciliation, reconcile_conn
+from csa_closure.serialise import JsonFields
 
 
 @dataclass
-class BookCheck:
+class BookCheck(JsonFields):
     """Totals over both systems and creditors, and whether every equation holds."""
 
     balanced: bool
@@ -35,18 +35,6 @@ class BookCheck:
     transferred_pence: int = 0
     open_pence: int = 0
     reversed_pence: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "balanced": self.balanced,
-            "problems": self.problems,
-            "loaded_pence": self.loaded_pence,
-            "nil_pence": self.nil_pence,
-            "written_off_pence": self.written_off_pence,
-            "transferred_pence": self.transferred_pence,
-            "open_pence": self.open_pence,
-            "reversed_pence": self.reversed_pence,
-        }
 
 
 def book_check(recon: Reconciliation) -> BookCheck:

@@ -35,6 +35,7 @@ from csa_closure.context import Context
 from csa_closure.domain.states import CLOSED_STATES, FINAL_LETTER_STATUSES, QuarantineStatus
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.reports.reconcile_report import ReconcileReport
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.archive import compare_with_store
 from csa_closure.store.schema import archives, debts, letters, quarantine
 
@@ -42,21 +43,12 @@ DEFAULT_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
-class Gate:
+class Gate(JsonFields):
     name: str
     passed: bool
     blocking_count: int
     examples: list[str]
     detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "blocking_count": self.blocking_count,
-            "examples": self.examples,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from csa_closure.domain.codes import LedgerEntryType, ReviewReasonPrefix, coded
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import DebtState
 from csa_closure.errors import UsageError
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame
@@ -102,7 +103,7 @@ def record_write_offs(conn: Connection, run: Run, written: pl.DataFrame) -> int:
 
 
 @dataclass
-class ReversalResult:
+class ReversalResult(JsonFields):
     """JSON keys are the field names (see runbooks/05)."""
 
     run_id: int
@@ -115,20 +116,6 @@ class ReversalResult:
     reason: str
     debt_state: str
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "entry_id": self.entry_id,
-            "reversal_entry_id": self.reversal_entry_id,
-            "debt_id": self.debt_id,
-            "case_ref": self.case_ref,
-            "creditor": self.creditor,
-            "amount_pence": self.amount_pence,
-            "reason": self.reason,
-            "debt_state": self.debt_state,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 def _refusal(conn: Connection, entry_id: int) -> tuple[Any, str | None]:

@@ -49,6 +49,7 @@ from csa_closure.domain.states import (
     Outcome,
 )
 from csa_closure.errors import UsageError
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.stages.ledger import check_reason_code
 from csa_closure.store.debts import move_debts
@@ -174,7 +175,7 @@ def summarise_review(
 
 
 @dataclass
-class DecisionResult:
+class DecisionResult(JsonFields):
     """A caseworker's act on one debt. JSON keys are the field names (see runbooks/05)."""
 
     run_id: int
@@ -188,21 +189,6 @@ class DecisionResult:
     reason: str
     rule_id: str | None
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "debt_id": self.debt_id,
-            "case_ref": self.case_ref,
-            "creditor": self.creditor,
-            "from_state": self.from_state,
-            "state": self.state,
-            "referred": self.referred,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "rule_id": self.rule_id,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 def _debt(conn: Connection, case_ref: str, creditor: str) -> Any:

@@ -43,6 +43,7 @@ from csa_closure.domain.states import DebtState, TransferBatchStatus, TransferIt
 from csa_closure.errors import InputError, Unbalanced, UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, book_check
 from csa_closure.stages.intake import sha256_bytes, sha256_file
 from csa_closure.store import events
@@ -75,7 +76,7 @@ PACKAGE_SCHEMA: dict[str, pl.DataType] = {
 
 
 @dataclass
-class BatchPackage:
+class BatchPackage(JsonFields):
     batch_id: str
     path: str
     row_count: int
@@ -83,19 +84,9 @@ class BatchPackage:
     manifest_sha256: str
     resumed: bool = False  # an unfinished batch from an earlier run, finished now
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "path": self.path,
-            "row_count": self.row_count,
-            "total_pence": self.total_pence,
-            "manifest_sha256": self.manifest_sha256,
-            "resumed": self.resumed,
-        }
-
 
 @dataclass
-class ExportResult:
+class ExportResult(JsonFields):
     """JSON keys are the field names (see runbooks/05)."""
 
     run_id: int | None
@@ -104,16 +95,6 @@ class ExportResult:
     debts_exported: int = 0
     total_pence: int = 0
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "out_dir": self.out_dir,
-            "batches": [b.to_json() for b in self.batches],
-            "debts_exported": self.debts_exported,
-            "total_pence": self.total_pence,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 # --- the package files ------------------------------------------------------------------------
