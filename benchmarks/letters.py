@@ -16,7 +16,11 @@ Each step runs in its own process, so its peak resident memory is its own. ``WOR
 ``built.db`` (the store after build and approve), so ``--send-only`` times the send again on a
 fresh copy of the same batch, and the print files land in ``WORKDIR/print-<n>`` to compare
 runs byte for byte (``--send-only`` on two versions of the code must give identical files).
-Prints one JSON line per step: seconds, peak RSS, the load average when it finished.
+Prints one JSON line per step: seconds, peak RSS, the load average when it finished. After the
+send, a ``floor`` step bulk-inserts the rows the three steps wrote (the letters, their status
+history and the events of the notify runs) straight through the driver into an empty copy of
+the tables, as ``benchmarks/run.py`` does for the pull: the letters' time over that is their
+ratio to the floor.
 
 On PostgreSQL, copy a pulled, assessed database and run the steps on the copy one by one::
 
@@ -114,6 +118,44 @@ def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> d
     }
 
 
+FLOOR_RUNS = "SELECT run_id FROM stage_runs WHERE stage LIKE 'notify-%'"
+
+
+def floor(db: Path | str) -> dict[str, Any]:
+    """The rows the letters steps wrote, bulk-inserted by the driver into empty tables."""
+    import polars as pl
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import _bulk_insert, _empty_copy  # type: ignore[import-not-found]
+
+    from csa_closure.store.engine import make_engine
+
+    url = str(db) if "://" in str(db) else f"sqlite:///{db}"
+    with make_engine(url).connect() as conn:
+        frames = {
+            table: pl.read_database(sql, conn, infer_schema_length=None)
+            for table, sql in (
+                ("letters", "SELECT * FROM letters"),
+                ("letter_status_history", "SELECT * FROM letter_status_history"),
+                ("events", f"SELECT * FROM events WHERE run_id IN ({FLOOR_RUNS})"),
+            )
+        }
+    target, cleanup = _empty_copy(url)
+    try:
+        started = time.perf_counter()
+        _bulk_insert(target, frames)
+        seconds = time.perf_counter() - started
+    finally:
+        cleanup()
+    return {
+        "step": "floor",
+        "seconds": round(seconds, 1),
+        "rows": sum(f.height for f in frames.values()),
+        "rows_by_table": {t: f.height for t, f in frames.items()},
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def _run_step(name: str, db: Path, out: Path | None, profile: Path | None) -> None:
     command = [sys.executable, __file__, "--step", name, str(db)]
     if out is not None:
@@ -132,10 +174,15 @@ def main() -> None:
     parser.add_argument("workdir", type=Path, nargs="?")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--send-only", action="store_true", help="send again from WORKDIR/built.db")
-    parser.add_argument("--step", choices=["build", "approve", "send"], help="one step only")
+    parser.add_argument(
+        "--step", choices=["build", "approve", "send", "floor"], help="one step only"
+    )
     parser.add_argument("--out", type=Path, help="--step send: where the print files go")
     parser.add_argument("--profile-to", type=Path, help="--step: write a cProfile here")
     args = parser.parse_args()
+    if args.step == "floor":
+        print(json.dumps(floor(args.base)), flush=True)
+        return
     if args.step:
         print(json.dumps(step(args.step, args.base, args.out, args.profile_to)), flush=True)
         return
@@ -153,6 +200,7 @@ def main() -> None:
     while (work / f"print-{n}").exists():
         n += 1
     _run_step("send", sending, work / f"print-{n}", profile("send"))
+    _run_step("floor", sending, None, None)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -589,23 +589,45 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
                 "other_events": bag(
                     "SELECT event_type FROM events WHERE debt_id IS NULL AND event_type NOT IN "
                     f"({', '.join(repr(e) for e in OPERATOR_EVENTS)})"
+                    # the letters' moves: compared letter by letter below (letter_events)
+                    " AND event_type NOT LIKE 'letters.%'"
                 ),
                 "runs": bag("SELECT stage, status FROM stage_runs"),
             }
             state["letter_history"] = _letter_paths(
                 conn,
-                "SELECT h.letter_id, h.status FROM letter_status_history h "
-                "ORDER BY h.letter_id, h.history_id",
+                conn.execute(
+                    text(
+                        "SELECT h.letter_id, h.status FROM letter_status_history h "
+                        "ORDER BY h.letter_id, h.history_id"
+                    )
+                ).all(),
             )
+            # the event log names every letter each move moved (store/letters.py): the same
+            # path for every letter as its history, and every letter built by an event
+            moves = [
+                (int(letter_id), event_type, to_state)
+                for event_type, to_state, detail in conn.execute(
+                    text(
+                        "SELECT event_type, to_state, detail FROM events "
+                        "WHERE event_type LIKE 'letters.%' ORDER BY event_id"
+                    )
+                )
+                for letter_id in _plain_json(detail).get("letter_ids", [])
+            ]
             state["letter_events"] = _letter_paths(
-                conn,
-                "SELECT e.entity, e.to_state FROM events e "
-                "WHERE e.event_type LIKE 'letter.%' ORDER BY e.entity, e.event_id",
+                conn, sorted(((i, to) for i, _, to in moves), key=lambda move: move[0])
             )
-            state["letters_built"] = bag(
-                f"SELECT {DEBT_KEY}, l.purpose, l.recipient FROM events e "
-                "JOIN letters l ON e.entity = 'letter:' || CAST(l.letter_id AS TEXT) "
-                "JOIN debts d ON d.debt_id = l.debt_id WHERE e.event_type = 'letter.built'"
+            built = {i for i, event_type, _ in moves if event_type == "letters.built"}
+            state["letters_built"] = Counter(
+                (r.case_ref, r.creditor, r.purpose, r.recipient)
+                for r in conn.execute(
+                    text(
+                        "SELECT l.letter_id, d.case_ref, d.creditor, l.purpose, l.recipient "
+                        "FROM letters l JOIN debts d ON d.debt_id = l.debt_id"
+                    )
+                )
+                if int(r.letter_id) in built
             )
     finally:
         engine.dispose()
@@ -618,9 +640,14 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
 IN_FLIGHT = ("sending", "unknown")
 
 
-def _letter_paths(conn: Any, sql: str) -> Counter[tuple[Any, ...]]:
-    """Each letter's statuses in order, by the letter's natural key, with the send protocol's
-    in-flight statuses left out and repeats collapsed: what became of the letter."""
+def _plain_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _letter_paths(conn: Any, statuses: Iterable[tuple[Any, str]]) -> Counter[tuple[Any, ...]]:
+    """Each letter's statuses (letter id, status: in order for each letter) in order, by the
+    letter's natural key, with the send protocol's in-flight statuses left out and repeats
+    collapsed: what became of the letter."""
     keys = {
         int(r.letter_id): (r.case_ref, r.creditor, r.purpose, r.recipient)
         for r in conn.execute(
@@ -631,8 +658,8 @@ def _letter_paths(conn: Any, sql: str) -> Counter[tuple[Any, ...]]:
         )
     }
     paths: dict[int, list[str]] = {}
-    for letter, status in conn.execute(text(sql)):
-        letter_id = int(str(letter).removeprefix("letter:"))
+    for letter, status in statuses:
+        letter_id = int(letter)
         path = paths.setdefault(letter_id, [])
         if status in IN_FLIGHT:
             continue

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from csa_closure.context import Context
 from csa_closure.errors import ConcurrentChange
-from csa_closure.stages.letters_outbox.common import SMALL, change_letters, letter_changes
 from csa_closure.stages.letters_outbox.outgoing import read_batch_outbox
+from csa_closure.store.letters import SMALL, change_letters, letter_changes
 from csa_closure.store.runs import start_run
 from tests.builders import BookBuilder
 from tests.test_notify_support import built_batch, outbox

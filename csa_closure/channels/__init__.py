@@ -9,7 +9,7 @@
   bulk-upload CSV + manifest.
 """
 
-from csa_closure.channels.base import LetterChannel
+from csa_closure.channels.base import LetterChannel, PrintChannel
 from csa_closure.channels.errors import (
     AmbiguousSend,
     ChannelError,
@@ -55,6 +55,7 @@ __all__ = [
     "NotifyStatus",
     "PrintBatch",
     "PrintBatchConflict",
+    "PrintChannel",
     "PrintFile",
     "PrintFileChannel",
     "ReconcileDecision",

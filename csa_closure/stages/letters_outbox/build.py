@@ -52,20 +52,17 @@ from csa_closure.stages.letters_outbox.common import (
     BUILD_LEASE,
     BUILD_STAGE,
     HELD_PREFIX,
-    LETTER_BUILT_EVENT,
     TOOLKIT,
     BatchStatus,
-    change_letters,
     flag_debts,
-    letter_changes,
     read_in,
-    record_letter_history,
 )
 from csa_closure.states import DebtState, LetterStatus
 from csa_closure.store import events
-from csa_closure.store.dialect import driver_value, insert_frame, read_frame, refresh_statistics
+from csa_closure.store.dialect import driver_value, read_frame, refresh_statistics
+from csa_closure.store.letters import change_letters, insert_letters, letter_changes
 from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import letter_batches, letters
+from csa_closure.store.schema import letter_batches
 
 # The states letters_due can find a letter in (its docstring's table).
 LETTER_STATES = (
@@ -417,58 +414,13 @@ def _insert_letters(conn: Connection, run: Run, fresh: pl.DataFrame, batch_id: i
         pl.lit(ctx.clock()).alias("created_at"),
         pl.lit(ctx.clock()).alias("status_at"),
     )
-    insert_frame(conn, letters, rows)
-    ids = read_in(
-        conn,
-        "SELECT letter_id, reference FROM letters WHERE reference IN ({marks})",
-        rows["reference"].to_list(),
-        {"letter_id": pl.Int64(), "reference": pl.String()},
-    )
-    made = rows.join(ids, on="reference", how="inner").select(
-        "letter_id",
-        "reference",
-        "batch_id",
-        "debt_id",
-        "case_ref",
-        "purpose",
-        "recipient",
-        pl.lit(None, dtype=pl.String).alias("from_status"),
-        pl.col("status").alias("to_status"),
-        pl.col("held_reason").alias("reason"),
-    )
-    record_letter_history(conn, run, made, source=TOOLKIT, event_type=LETTER_BUILT_EVENT)
+    insert_letters(conn, run, rows, source=TOOLKIT)
 
 
-def _hold_revived(conn: Connection, run: Run, rows: pl.DataFrame) -> None:
-    if rows.height == 0:
-        return
-    change_letters(
-        conn,
-        run,
-        letter_changes(
-            rows.select(
-                pl.col("held_letter_id").alias("letter_id"),
-                pl.col("held_reference").alias("reference"),
-                pl.lit(None, dtype=pl.Int64).alias("batch_id"),
-                "debt_id",
-                "case_ref",
-                "purpose",
-                "recipient",
-                "party_ref",
-                pl.col("held_status").alias("status"),
-                pl.col("problem").alias("held_reason"),
-                pl.lit(None, dtype=pl.String).alias("failure_reason"),
-            ),
-            LetterStatus.HELD.value,
-            pl.col("held_reason"),
-        ),
-        source=TOOLKIT,
-        set_columns=["batch_id", "held_reason", "failure_reason", "party_ref"],
-    )
-
-
-def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | None) -> int:
-    rows = rebatch.select(
+def _held_letters(rows: pl.DataFrame, batch_id: int | None, held_reason: pl.Expr) -> pl.DataFrame:
+    """The held (or cancelled) letters ``rows`` would revive, as letters read (``status``),
+    going into ``batch_id`` with ``held_reason`` and no failure reason."""
+    return rows.select(
         pl.col("held_letter_id").alias("letter_id"),
         pl.col("held_reference").alias("reference"),
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
@@ -478,21 +430,43 @@ def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | 
         "recipient",
         "party_ref",
         pl.col("held_status").alias("status"),
-        pl.lit(None, dtype=pl.String).alias("held_reason"),
+        held_reason.cast(pl.String).alias("held_reason"),
         pl.lit(None, dtype=pl.String).alias("failure_reason"),
     )
+
+
+_REVIVED_COLUMNS = ["batch_id", "held_reason", "failure_reason", "party_ref"]
+
+
+def _hold_revived(conn: Connection, run: Run, rows: pl.DataFrame) -> None:
+    if rows.height == 0:
+        return
     change_letters(
         conn,
         run,
         letter_changes(
-            rows,
+            _held_letters(rows, None, pl.col("problem")),
+            LetterStatus.HELD.value,
+            pl.col("held_reason"),
+        ),
+        source=TOOLKIT,
+        set_columns=_REVIVED_COLUMNS,
+    )
+
+
+def _rebatch(conn: Connection, run: Run, rebatch: pl.DataFrame, batch_id: int | None) -> int:
+    change_letters(
+        conn,
+        run,
+        letter_changes(
+            _held_letters(rebatch, batch_id, pl.lit(None)),
             LetterStatus.PENDING.value,
             pl.when(pl.col("status") == LetterStatus.HELD.value)
             .then(pl.lit("ADDRESS_USABLE_NOW"))
             .otherwise(pl.lit("DUE_AGAIN")),
         ),
         source=TOOLKIT,
-        set_columns=["batch_id", "held_reason", "failure_reason", "party_ref"],
+        set_columns=_REVIVED_COLUMNS,
     )
     return _clear_held_flags(conn, run, rebatch["debt_id"].unique().to_list())
 

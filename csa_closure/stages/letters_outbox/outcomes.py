@@ -34,12 +34,11 @@ from csa_closure.stages.letters_outbox.common import (
     REASON_RETURNED,
     REASON_SENT_AFTER_MOVE,
     REASON_TECHNICAL_FAILURE,
-    change_letters,
     flag_debts,
-    letter_changes,
     read_in,
 )
 from csa_closure.states import DISPATCHED_LETTER_STATUSES, DebtState, LetterStatus
+from csa_closure.store.letters import change_letters, letter_changes
 from csa_closure.store.moves import move_debts
 
 if TYPE_CHECKING:
@@ -124,29 +123,17 @@ def record_dispatched(
 def hold_letters(conn: Connection, run: Run, held: pl.DataFrame, *, source: str) -> int:
     """Hold letters (rows with ``status``, ``held_reason`` and ``tracing``) and flag their
     debts. Returns how many debts were flagged."""
-    if held.height == 0:
-        return 0
-    change_letters(
+    return _set_aside(
         conn,
         run,
-        letter_changes(held, LetterStatus.HELD.value, pl.col("held_reason")),
+        held,
+        LetterStatus.HELD.value,
+        pl.col("held_reason"),
         source=source,
         set_columns=["held_reason"],
-    )
-    reason = (pl.lit(HELD_PREFIX) + pl.col("held_reason")).alias("reason")
-    flagged = flag_debts(
-        conn,
-        run,
-        held.filter(pl.col("tracing")).select("debt_id", reason),
-        tracing=True,
-        caseworker=False,
-    )
-    return flagged + flag_debts(
-        conn,
-        run,
-        held.filter(~pl.col("tracing")).select("debt_id", reason),
-        tracing=False,
-        caseworker=True,
+        prefix=HELD_PREFIX,
+        address=pl.col("tracing"),
+        address_caseworker=False,
     )
 
 
@@ -166,28 +153,57 @@ def cancel_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: st
 
 def fail_letters(conn: Connection, run: Run, failed: pl.DataFrame, *, source: str) -> int:
     """Letters the channel refused (rows with ``status``, ``code``, ``failure_reason``)."""
-    if failed.height == 0:
+    return _set_aside(
+        conn,
+        run,
+        failed,
+        LetterStatus.FAILED.value,
+        pl.col("code"),
+        source=source,
+        set_columns=["failure_reason"],
+        prefix=FAILED_PREFIX,
+        address=pl.col("code").is_in(ADDRESS_FAILURES),
+        address_caseworker=True,
+    )
+
+
+def _set_aside(
+    conn: Connection,
+    run: Run,
+    rows: pl.DataFrame,
+    to_status: str,
+    code: pl.Expr,
+    *,
+    source: str,
+    set_columns: list[str],
+    prefix: str,
+    address: pl.Expr,
+    address_caseworker: bool,
+) -> int:
+    """Move ``rows`` to ``to_status`` (held, failed) with ``code`` as the reason, and flag
+    their debts ``prefix`` + code: for tracing where ``address`` (the address is the problem;
+    a caseworker too if ``address_caseworker``), else for a caseworker. Returns debts flagged."""
+    if rows.height == 0:
         return 0
     change_letters(
         conn,
         run,
-        letter_changes(failed, LetterStatus.FAILED.value, pl.col("code")),
+        letter_changes(rows, to_status, code),
         source=source,
-        set_columns=["failure_reason"],
+        set_columns=set_columns,
     )
-    reason = (pl.lit(FAILED_PREFIX) + pl.col("code")).alias("reason")
-    address = pl.col("code").is_in(ADDRESS_FAILURES)
+    reason = (pl.lit(prefix) + code).alias("reason")
     flagged = flag_debts(
         conn,
         run,
-        failed.filter(address).select("debt_id", reason),
+        rows.filter(address).select("debt_id", reason),
         tracing=True,
-        caseworker=True,
+        caseworker=address_caseworker,
     )
     return flagged + flag_debts(
         conn,
         run,
-        failed.filter(~address).select("debt_id", reason),
+        rows.filter(~address).select("debt_id", reason),
         tracing=False,
         caseworker=True,
     )

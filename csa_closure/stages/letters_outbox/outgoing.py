@@ -46,6 +46,7 @@ from csa_closure.letters.address import PARTY_COLUMNS
 from csa_closure.letters.compose import compose_frame
 from csa_closure.states import DebtState, Outcome
 from csa_closure.store.dialect import read_frame
+from csa_closure.store.letters import LETTER_KEY_COLUMNS
 
 LETTER_SCHEMA: dict[str, pl.DataType] = {
     "letter_id": pl.Int64(),
@@ -145,13 +146,7 @@ def read_batch_letters(
 
 
 OUTBOX_COLUMNS = (
-    "letter_id",
-    "reference",
-    "batch_id",
-    "debt_id",
-    "case_ref",
-    "purpose",
-    "recipient",
+    *LETTER_KEY_COLUMNS,
     "party_ref",
     "status",
     "letter_date",

@@ -56,23 +56,31 @@ from csa_closure.stages.letters_outbox.common import (
     TOOLKIT,
     BatchStatus,
     batch_lease,
-    change_letters,
     flag_debts,
-    letter_changes,
     read_in,
 )
 from csa_closure.stages.letters_outbox.outcomes import apply_statuses
-from csa_closure.stages.letters_outbox.outgoing import read_letters_by_id, still_due
+from csa_closure.stages.letters_outbox.outgoing import (
+    LETTER_SCHEMA,
+    read_letters_by_id,
+    still_due,
+)
 from csa_closure.stages.letters_outbox.send import (
+    NotifySender,
     SendOptions,
     SendResult,
-    _finish,
-    _Sender,
-    _template_stop,
+    finish_batch,
+    template_stop,
 )
 from csa_closure.states import LetterStatus
 from csa_closure.store import events
 from csa_closure.store.dialect import read_frame
+from csa_closure.store.letters import (
+    LETTER_KEY_COLUMNS,
+    change_letters,
+    letter_changes,
+    set_notify_ids,
+)
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import letter_batches, letters
 
@@ -81,16 +89,7 @@ RECORD_SIZE = 1_000
 POLLED = (LetterStatus.ACCEPTED.value, LetterStatus.RECEIVED.value)
 
 _SCHEMA: dict[str, pl.DataType] = {
-    "letter_id": pl.Int64(),
-    "reference": pl.String(),
-    "batch_id": pl.Int64(),
-    "debt_id": pl.Int64(),
-    "case_ref": pl.String(),
-    "purpose": pl.String(),
-    "recipient": pl.String(),
-    "status": pl.String(),
-    "notify_id": pl.String(),
-    "letter_date": pl.Date(),
+    c: LETTER_SCHEMA[c] for c in (*LETTER_KEY_COLUMNS, "status", "notify_id", "letter_date")
 }
 _COLUMNS = ", ".join(_SCHEMA)
 
@@ -381,12 +380,13 @@ def record_upload_report(
         todo = found.filter(pl.col("notify_id").is_null())
         result.already = found.height - todo.height
         with run.chunk() as conn:
-            for letter_id, reference in todo.select("letter_id", "reference").iter_rows():
-                conn.execute(
-                    update(letters)
-                    .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
-                    .values(notify_id=by_reference[reference])
-                )
+            set_notify_ids(
+                conn,
+                (
+                    (letter_id, by_reference[reference])
+                    for letter_id, reference in todo.select("letter_id", "reference").iter_rows()
+                ),
+            )
             events.record(
                 conn,
                 run,
@@ -582,7 +582,7 @@ def _settle_resend(
             " settle it with --undeliverable"
         )
     batch_id = int(row["batch_id"][0])
-    refused = _template_stop(run.ctx, batch_id, channel, config, options)
+    refused = template_stop(run.ctx, batch_id, channel, config, options)
     if refused is not None:
         raise UsageError(f"letter {reference} not sent again: {refused.message}")
     try:
@@ -601,10 +601,10 @@ def _settle_resend(
         )
         _reopen(conn, run, batch_id)
     sent = SendResult(run.run_id, batch_id, channel.name, run.ctx.as_of.isoformat())  # type: ignore[arg-type]
-    sender = _Sender(run, batch_id, channel, config, options, sent, progress)
+    sender = NotifySender(run, batch_id, channel, config, options, sent, progress)
     stop = sender.send_pending(only_ids=row["letter_id"].to_list())
     with run.chunk() as conn:
-        _finish(conn, run, batch_id, stop, sent, options)
+        finish_batch(conn, run, batch_id, stop, sent, options)
     with run.ctx.engine.connect() as conn:
         now = conn.execute(
             select(letters.c.status, letters.c.notify_id).where(letters.c.reference == reference)

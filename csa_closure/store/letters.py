@@ -1,0 +1,248 @@
+"""The one writer of the ``letters`` table and its ``letter_status_history``.
+
+Every insert or update on either table goes through here (tests/test_code_rules.py keeps it
+so): :func:`insert_letters` (a build's new letters), :func:`change_letters` (every status
+change, compare-and-set), :func:`record_letter_history` and :func:`set_notify_ids` (Notify's
+upload report). :func:`change_letters` is to letters what ``move_debts`` is to debts: each
+change is a compare-and-set update (``WHERE status = from``) with its evidence, in the
+caller's transaction, in bulk.
+
+**The evidence.** Each letter's every status is one ``letter_status_history`` row (the letter,
+the status, when, who said so: ``source``, and why: the reason code in ``detail``); the row
+before it is where the letter came from. What a row does not say is which run wrote it, so
+each change also writes one event per move (from, to): ``letters.status_changed`` (or
+``letters.built``) with the run, actor and as-of date as every event has, the batch as its
+entity when there is one, and in ``detail`` how many letters moved, every one's id, their
+batches and kinds. One event per letter per status change said the same again, a row per
+letter in the widest table (about half of a print send's writes went to it). Neither the
+history nor the events carry personal data: ids, kinds, batches and reason codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from csa_closure.errors import ConcurrentChange
+from csa_closure.store import events
+from csa_closure.store.dialect import (
+    driver_frame,
+    execute_many,
+    insert_frame,
+    insert_tuples,
+    read_frame,
+    update_from_frame,
+    values_for_driver,
+)
+from csa_closure.store.schema import letter_status_history, letters
+
+if TYPE_CHECKING:
+    from csa_closure.store.runs import Run
+
+# one event per move (from, to) per change: the history holds each letter's row
+LETTER_EVENT = "letters.status_changed"
+LETTER_BUILT_EVENT = "letters.built"
+
+# what a change of status records of a letter (no personal data: ids, reference, kind)
+LETTER_KEY_COLUMNS = (
+    "letter_id",
+    "reference",
+    "batch_id",
+    "debt_id",
+    "case_ref",
+    "purpose",
+    "recipient",
+)
+LETTER_CHANGE_COLUMNS = (
+    *LETTER_KEY_COLUMNS,
+    "from_status",
+    "to_status",
+    "reason",
+)
+
+
+def change_letters(
+    conn: Connection,
+    run: Run,
+    changes: pl.DataFrame,
+    *,
+    source: str,
+    set_columns: Sequence[str] = (),
+    count_attempt: bool = False,
+) -> int:
+    """Move each letter in ``changes`` from ``from_status`` to ``to_status``, compare-and-set.
+
+    ``changes`` has :data:`LETTER_CHANGE_COLUMNS` (``reason``: a code, or null) and every
+    column in ``set_columns`` (written to ``letters`` too). ``count_attempt`` adds one to
+    ``attempts``. Refused with ``ConcurrentChange`` (the caller's transaction rolls back) if
+    any letter is no longer in its ``from_status``.
+    """
+    if changes.height == 0:
+        return 0
+    missing = [c for c in (*LETTER_CHANGE_COLUMNS, *set_columns) if c not in changes.columns]
+    if missing:
+        raise ValueError(f"letter changes lack columns {missing}")
+    now = run.ctx.clock()
+    assignments = ["status = ?", "status_at = ?", *(f"{c} = ?" for c in set_columns)]
+    if count_attempt:
+        assignments.append("attempts = attempts + 1")
+    sql = f"UPDATE letters SET {', '.join(assignments)} WHERE letter_id = ? AND status = ?"
+    if changes.height <= SMALL:
+        # a send group: plain tuples, no frame work per statement (the hot path)
+        params = [
+            values_for_driver(conn, (to, now, *values, letter_id, frm))
+            for to, *values, letter_id, frm in changes.select(
+                "to_status", *set_columns, "letter_id", "from_status"
+            ).iter_rows()
+        ]
+        changed = execute_many(conn, sql, params)
+    else:
+        moves = changes.select(
+            pl.col("to_status").alias("status"),
+            pl.lit(now).alias("status_at"),
+            *set_columns,
+            "letter_id",
+            pl.col("from_status").alias("from_status_"),
+        )
+        if changes["letter_id"].is_duplicated().any():
+            # a letter moved twice in one chunk: the moves apply in order, one statement each
+            staged = driver_frame(conn, letters, moves.drop("from_status_"))
+            rows = staged.with_columns(moves["from_status_"]).iter_rows()
+            changed = execute_many(conn, sql, list(rows))
+        else:
+            changed = update_from_frame(
+                conn,
+                letters,
+                moves,
+                key="letter_id",
+                guards={"from_status_": "status"},
+                increment=("attempts",) if count_attempt else (),
+            )
+    if changed != changes.height:
+        raise ConcurrentChange(
+            f"{changes.height - changed} of {changes.height} letters were no longer in the "
+            "status this run read them in (another run changed them); nothing from this chunk "
+            "was written. Run the command again."
+        )
+    record_letter_history(conn, run, changes, source=source, event_type=LETTER_EVENT)
+    return changed
+
+
+def record_letter_history(
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+) -> None:
+    """A history row for each letter in ``changes`` (see ``change_letters``) and one event
+    for each move (from, to) among them, naming every letter it moved (see the module doc)."""
+    if changes.height == 0:
+        return
+    now = run.ctx.clock()
+    history = changes.select(
+        "letter_id",
+        pl.col("to_status").alias("status"),
+        pl.lit(now).alias("recorded_at"),
+        pl.lit(source).alias("source"),
+        pl.col("reason").cast(pl.String).str.slice(0, 200).alias("detail"),
+    )
+    if changes.height <= SMALL:
+        # a send group: plain tuples, no frame conversion per statement (the hot path)
+        rows = [values_for_driver(conn, row) for row in history.iter_rows()]
+        insert_tuples(conn, letter_status_history.name, history.columns, rows)
+    else:
+        insert_frame(conn, letter_status_history, history)
+    events.record_frame(conn, run, event_type, _moves(changes, source))
+
+
+SMALL = 500  # up to this many letters a change is written from plain tuples
+
+
+def _moves(changes: pl.DataFrame, source: str) -> pl.DataFrame:
+    """One event row per (from, to) in ``changes``, in the order the moves first appear: how
+    many letters, their ids and batches, their kinds, and who said so (``source``)."""
+    moved: dict[tuple[str | None, str], dict[str, Any]] = {}
+    for letter_id, batch_id, purpose, recipient, frm, to in changes.select(
+        "letter_id", "batch_id", "purpose", "recipient", "from_status", "to_status"
+    ).iter_rows():
+        move = moved.setdefault((frm, to), {"ids": [], "batches": set(), "kinds": {}})
+        move["ids"].append(int(letter_id))
+        if batch_id is not None:
+            move["batches"].add(int(batch_id))
+        kind = f"{purpose}.{recipient}"
+        move["kinds"][kind] = move["kinds"].get(kind, 0) + 1
+    rows = []
+    for (frm, to), move in moved.items():
+        batches = sorted(move["batches"])
+        detail = {
+            "letters": len(move["ids"]),
+            "letter_ids": move["ids"],
+            "batch_ids": batches,
+            "kinds": dict(sorted(move["kinds"].items())),
+            "source": source,
+        }
+        entity = f"batch:{batches[0]}" if len(batches) == 1 else None
+        rows.append((entity, frm, to, json.dumps(detail, sort_keys=True)))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "entity": pl.String,
+            "from_state": pl.String,
+            "to_state": pl.String,
+            "detail": pl.String,
+        },
+        orient="row",
+    )
+
+
+def letter_changes(
+    rows: pl.DataFrame, to_status: str, reason: str | pl.Expr | None = None
+) -> pl.DataFrame:
+    """:data:`LETTER_CHANGE_COLUMNS` for ``rows`` (letters as read, with ``status``) moving to
+    ``to_status``, plus every other column of ``rows``."""
+    reason_expr = reason if isinstance(reason, pl.Expr) else pl.lit(reason, dtype=pl.String)
+    return rows.with_columns(
+        pl.col("status").alias("from_status"),
+        pl.lit(to_status).alias("to_status"),
+        reason_expr.cast(pl.String).alias("reason"),
+    )
+
+
+def insert_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    """Insert new letters (``rows``: columns of ``letters``, each with its unique
+    ``reference``, ``status`` and ``held_reason``) with their history rows and
+    ``letter.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
+    if rows.height == 0:
+        return pl.DataFrame(schema={c: pl.String for c in LETTER_CHANGE_COLUMNS})
+    # only a build inserts letters, under its lease: the ids after the highest one before this
+    # insert are this insert's (read back by range, one statement, not by reference lists)
+    before = conn.execute(select(func.coalesce(func.max(letters.c.letter_id), 0))).scalar_one()
+    insert_frame(conn, letters, rows)
+    ids = read_frame(
+        conn,
+        ("SELECT letter_id, reference FROM letters WHERE letter_id > ?", [int(before)]),
+        {"letter_id": pl.Int64(), "reference": pl.String()},
+    )
+    made = rows.join(ids, on="reference", how="inner").select(
+        *LETTER_KEY_COLUMNS,
+        pl.lit(None, dtype=pl.String).alias("from_status"),
+        pl.col("status").alias("to_status"),
+        pl.col("held_reason").alias("reason"),
+    )
+    record_letter_history(conn, run, made, source=source, event_type=LETTER_BUILT_EVENT)
+    return made
+
+
+def set_notify_ids(conn: Connection, notify_ids: Iterable[tuple[int, str]]) -> int:
+    """Give letters (``letter_id``, Notify id) that have none their Notify id (an upload
+    report's); a letter that already has one keeps it. Returns how many were given one."""
+    given = 0
+    for letter_id, notify_id in notify_ids:
+        given += conn.execute(
+            update(letters)
+            .where(letters.c.letter_id == letter_id, letters.c.notify_id.is_(None))
+            .values(notify_id=notify_id)
+        ).rowcount
+    return given
