@@ -36,6 +36,7 @@ from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame
+from csa_closure.store.rows import from_row
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries
 
@@ -293,9 +294,7 @@ def iter_entries(
     with ctx.engine.connect() as conn:
         result = conn.execution_options(yield_per=batch_size).execute(statement)
         for row in result:
-            yield LedgerEntry(
-                **{name: getattr(row, name) for name in LedgerEntry.__dataclass_fields__}
-            )
+            yield from_row(LedgerEntry, row)
 
 
 def ledger_totals(
