@@ -20,9 +20,8 @@ history nor the events carry personal data: ids, kinds, batches and reason codes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 from sqlalchemy import func, select, update
@@ -162,38 +161,41 @@ SMALL = 500  # up to this many letters a change is written from plain tuples
 
 def _moves(changes: pl.DataFrame, source: str) -> pl.DataFrame:
     """One event row per (from, to) in ``changes``, in the order the moves first appear: how
-    many letters, their ids and batches, their kinds, and who said so (``source``)."""
-    moved: dict[tuple[str | None, str], dict[str, Any]] = {}
-    for letter_id, batch_id, purpose, recipient, frm, to in changes.select(
-        "letter_id", "batch_id", "purpose", "recipient", "from_status", "to_status"
-    ).iter_rows():
-        move = moved.setdefault((frm, to), {"ids": [], "batches": set(), "kinds": {}})
-        move["ids"].append(int(letter_id))
-        if batch_id is not None:
-            move["batches"].add(int(batch_id))
-        kind = f"{purpose}.{recipient}"
-        move["kinds"][kind] = move["kinds"].get(kind, 0) + 1
-    rows = []
-    for (frm, to), move in moved.items():
-        batches = sorted(move["batches"])
-        detail = {
-            "letters": len(move["ids"]),
-            "letter_ids": move["ids"],
-            "batch_ids": batches,
-            "kinds": dict(sorted(move["kinds"].items())),
-            "source": source,
-        }
-        entity = f"batch:{batches[0]}" if len(batches) == 1 else None
-        rows.append((entity, frm, to, json.dumps(detail, sort_keys=True)))
-    return pl.DataFrame(
-        rows,
-        schema={
-            "entity": pl.String,
-            "from_state": pl.String,
-            "to_state": pl.String,
-            "detail": pl.String,
-        },
-        orient="row",
+    many letters, their ids and batches, their kinds (with how many of each), and who said so
+    (``source``)."""
+    move = ["from_status", "to_status"]
+    framed = changes.select(
+        pl.col("from_status").cast(pl.String),
+        pl.col("to_status").cast(pl.String),
+        pl.col("letter_id").cast(pl.Int64),
+        pl.col("batch_id").cast(pl.Int64),
+        pl.concat_str("purpose", pl.lit("."), "recipient").alias("kind"),
+    )
+    kinds = (
+        framed.group_by(*move, "kind")
+        .len("letters")
+        .sort("kind")
+        .group_by(move)
+        .agg(pl.struct("kind", "letters").alias("kinds"))
+    )
+    moves = (
+        framed.group_by(move, maintain_order=True)
+        .agg(
+            pl.len().alias("letters"),
+            pl.col("letter_id").alias("letter_ids"),
+            pl.col("batch_id").drop_nulls().unique().sort().alias("batch_ids"),
+        )
+        .join(kinds, on=move, how="left", nulls_equal=True, maintain_order="left")
+    )
+    return moves.select(
+        pl.when(pl.col("batch_ids").list.len() == 1)
+        .then(pl.concat_str(pl.lit("batch:"), pl.col("batch_ids").list.first().cast(pl.String)))
+        .alias("entity"),
+        pl.col("from_status").alias("from_state"),
+        pl.col("to_status").alias("to_state"),
+        pl.struct(
+            "letters", "letter_ids", "batch_ids", "kinds", pl.lit(source).alias("source")
+        ).alias("detail"),
     )
 
 
