@@ -25,8 +25,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import DebtState, QuarantineStatus, RunStatus
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
-from csa_closure.states import DebtState
 from csa_closure.store.schema import debts, ledger_entries, quarantine, stage_runs
 
 SYSTEMS = ("CSCS", "CS2")
@@ -125,7 +125,7 @@ class Reconciliation:
 def _latest_completed_pull(conn: Connection) -> tuple[int | None, dict[str, Any]]:
     row = conn.execute(
         select(stage_runs.c.run_id, stage_runs.c.control_totals)
-        .where(stage_runs.c.stage == "pull", stage_runs.c.status == "completed")
+        .where(stage_runs.c.stage == "pull", stage_runs.c.status == RunStatus.COMPLETED.value)
         .order_by(stage_runs.c.run_id.desc())
         .limit(1)
     ).first()
@@ -183,7 +183,7 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
                 func.sum(quarantine.c.sos_pence),
                 func.sum(quarantine.c.unreadable_pence),
             )
-            .where(quarantine.c.status == "held")
+            .where(quarantine.c.status == QuarantineStatus.HELD.value)
             .group_by(quarantine.c.source_system)
         )
     }

@@ -29,6 +29,7 @@ from csa_closure.channels import (
     TokenBucket,
     status_from_notify,
 )
+from csa_closure.domain.states import LetterStatus as OutboxStatus
 from csa_closure.letters import (
     LetterFacts,
     RecipientParty,
@@ -36,7 +37,6 @@ from csa_closure.letters import (
     new_reference,
     prepare_letter,
 )
-from csa_closure.states import LetterStatus as OutboxStatus
 
 BASE = "https://notify.test"
 SERVICE_ID = "0c2a0b8e-1234-4f6a-9d2e-0a1b2c3d4e5f"

@@ -79,13 +79,15 @@ def _imports(text: str) -> set[str]:
 
 def test_layers_only_import_downwards() -> None:
     """The CLI is the top layer: nothing below it imports it (reports render through
-    reports/tables.py, not the CLI's output module). The domain rules import only the
-    vocabulary."""
+    reports/tables.py, not the CLI's output module), except that the demo, which stands beside
+    the CLI, builds its letters channel with the CLI's factory. The domain rules import only
+    the vocabulary. (tests/test_layers.py checks the same and more with import-linter.)"""
     upward = sorted(
         f"{name} imports {module}"
         for name, text in _sources(exclude=("cli", "__main__.py")).items()
         for module in _imports(text)
         if module == "csa_closure.cli" or module.startswith("csa_closure.cli.")
+        if (name, module) != ("simulation/demo.py", "csa_closure.cli.channels")
     )
     assert upward == []
     domain = sorted(
@@ -93,9 +95,27 @@ def test_layers_only_import_downwards() -> None:
         for name, text in _sources().items()
         if name.startswith("domain")
         for module in _imports(text)
-        if module.startswith("csa_closure") and module != "csa_closure.states"
+        if module.startswith("csa_closure") and not module.startswith("csa_closure.domain")
     )
     assert domain == []
+
+
+def test_only_the_store_s_debts_module_writes_debts() -> None:
+    """store/debts.py is the one writer of ``debts`` (it checks each move against the state
+    machine and each write's row count): no other module inserts, updates or deletes debts,
+    whether with SQL text or SQLAlchemy Core. The migrations create the table."""
+    pattern = re.compile(
+        r"\bINSERT\s+INTO\s+debts\b|\bUPDATE\s+debts\b|\bDELETE\s+FROM\s+debts\b"
+        r"|\b(?:insert|update|delete)\(\s*debts\b|\bdebts\.(?:insert|update|delete)\("
+        r"|\b(?:insert_frame|insert_rows|insert_tuples|update_from_frame)\(\s*conn,\s*debts\b",
+        re.IGNORECASE,
+    )
+    offenders = sorted(
+        name
+        for name, text in _sources(exclude=("store/migrations",)).items()
+        if pattern.search(text) and name != "store/debts.py"
+    )
+    assert offenders == []
 
 
 def test_letters_have_one_writer() -> None:

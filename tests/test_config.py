@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from csa_closure.cli import cli
 from csa_closure.cli.notify import _config
-from csa_closure.cli.options import CliState
+from csa_closure.cli.params import CliState
 from csa_closure.config import load_config
 from csa_closure.letters.config import bundled_config_text
 from csa_closure.simulation.legacy import generate_legacy

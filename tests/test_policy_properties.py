@@ -22,6 +22,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from csa_closure.domain.states import Outcome
 from csa_closure.policy import (
     bind_features,
     check_rules,
@@ -59,7 +60,6 @@ from csa_closure.policy.features import (
     reference_features,
 )
 from csa_closure.policy.ruleset import ALLOWED_OUTCOMES
-from csa_closure.states import Outcome
 from tests.test_policy_support import INPUT_SCHEMA, default_rules
 
 INTEGER, BOOLEAN, TEXT = ValueType.INTEGER, ValueType.BOOLEAN, ValueType.TEXT

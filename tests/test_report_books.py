@@ -20,9 +20,9 @@ import polars as pl
 from sqlalchemy import func, insert, select
 
 from csa_closure.context import Context
+from csa_closure.domain.states import CREDITORS
 from csa_closure.reconcile import reconcile
-from csa_closure.states import CREDITORS
-from csa_closure.store.moves import move_debts
+from csa_closure.store.debts import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
     debts,
@@ -188,7 +188,7 @@ class Book:
 
     def transfer(self, day: date, keys: list[str], accepted: bool) -> None:
         run_id = self.move(
-            day, "transfer", "debt.transfer_exported", keys, "transfer_ready", "transfer_sent"
+            day, "transfer", "debt.transfer_sent", keys, "transfer_ready", "transfer_sent"
         )
         with self.ctx.engine.begin() as conn:
             rows = conn.execute(
@@ -406,7 +406,7 @@ def mid_book(ctx: Context) -> Book:
     b.move(
         sent,
         "notify",
-        "debt.letter_sent",
+        "debt.final_chance_sent",
         ["S000000002/PWC", "S000000007/PWC"],
         "awaiting_letter",
         "awaiting_response",
@@ -425,7 +425,7 @@ def mid_book(ctx: Context) -> Book:
     b.move(
         date(2019, 3, 25),
         "responses",
-        "debt.response_recorded",
+        "debt.collect_requested",
         ["S000000007/PWC"],
         "awaiting_response",
         "collect_requested",
@@ -476,7 +476,7 @@ def closed_book(ctx: Context, defect: str | None = None) -> Book:
     b.move(
         sent,
         "notify",
-        "debt.letter_sent",
+        "debt.final_chance_sent",
         ["S000000002/PWC"],
         "awaiting_letter",
         "awaiting_response",

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from csa_closure.cli import cli
 from csa_closure.context import Context
+from csa_closure.domain.states import STATE_FOR_OUTCOME, Outcome
 from csa_closure.reconcile import reconcile
 from csa_closure.stages.review import CaseworkerDecision, decide_many
-from csa_closure.states import STATE_FOR_OUTCOME, Outcome
 from csa_closure.store.schema import debts, events
 from tests.builders import BookBuilder
 

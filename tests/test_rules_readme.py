@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from csa_closure.domain.states import Outcome
 from csa_closure.policy import FEATURE_PARAMETERS, FEATURES
 from csa_closure.policy.conditions import FUNCTIONS
 from csa_closure.resources import default_rules_dir
-from csa_closure.states import Outcome
 from tests.test_policy_support import default_rules
 
 README = (default_rules_dir() / "README.md").read_text(encoding="utf-8")

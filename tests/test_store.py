@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select, text, update
 
 from csa_closure.context import Context, Settings
+from csa_closure.domain.events import EventType
 from csa_closure.errors import (
     ConcurrentChange,
     InvalidTransition,
@@ -19,8 +20,8 @@ from csa_closure.errors import (
     SchemaNotCurrent,
 )
 from csa_closure.store import migrate
+from csa_closure.store.debts import move_debts
 from csa_closure.store.engine import make_engine
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import cases, debts, events, metadata, parties, stage_runs
 from tests.conftest import SteppingClock
@@ -50,12 +51,25 @@ def test_events_are_append_only(ctx: Context) -> None:
     with stage_run(ctx, "test", {}) as run, run.chunk() as conn:
         from csa_closure.store import events as event_log
 
-        event_log.record(conn, run, "test.happened", detail={"n": 1})
+        event_log.record(conn, run, EventType.PARTY_UPDATED, detail={"n": 1})
     for statement in ("UPDATE events SET actor = 'someone else'", "DELETE FROM events"):
         with pytest.raises(Exception, match="append-only"), ctx.engine.begin() as conn:
             conn.execute(text(statement))
     with ctx.engine.connect() as conn:
         assert conn.execute(select(events.c.actor)).scalars().all() == ["tester"]
+
+
+def test_an_event_type_outside_the_vocabulary_is_refused(ctx: Context) -> None:
+    from csa_closure.store import events as event_log
+
+    with pytest.raises(ValueError, match=r"'debt\.misspelt' is not an event type"):
+        with stage_run(ctx, "test", {}) as run, run.chunk() as conn:
+            event_log.record(conn, run, "debt.misspelt")
+    with pytest.raises(ValueError, match="not an event type"):
+        with stage_run(ctx, "test", {}) as run, run.chunk() as conn:
+            event_log.record_frame(conn, run, "debt.misspelt", pl.DataFrame({"debt_id": [1]}))
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(events.c.event_type)).scalars().all() == []
 
 
 def test_runs_record_success_failure_and_instants_in_utc(ctx: Context) -> None:

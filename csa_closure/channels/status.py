@@ -18,7 +18,7 @@ Notify status          may change  dispatched  meaning
 after posting. Notify keeps status data for its retention period only (7 days by default), so
 poll within it; a return reported after it comes from Notify's returned-letters report.
 
-The values are the ones ``csa_closure.states.LetterStatus`` (the outbox's statuses) uses for
+The values are the ones ``csa_closure.domain.states.LetterStatus`` (the outbox's statuses) uses for
 Notify's statuses, so a ``NotifyStatus`` can be stored in ``letters.status`` as it is. (The
 outbox's own ``pending`` means "built, not sent": Notify's queued statuses are ``accepted``.)
 """

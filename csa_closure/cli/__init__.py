@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from csa_closure import __version__
-from csa_closure.cli.options import ISO_DATE, CliState
+from csa_closure.cli.params import ISO_DATE, CliState
 from csa_closure.config import load_config
 from csa_closure.context import (
     ACTOR_ENV,

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit
+from csa_closure.cli.params import CliState, format_option, out_option, pass_state
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import ExitCode
 from csa_closure.reports import render
@@ -18,10 +18,10 @@ from csa_closure.stages.archive import verify as verify_archive
 
 
 @click.group(invoke_without_command=True)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write the archive to this directory (new or empty; created owner-only).",
+@out_option(
+    "Write the archive to this directory (new or empty; created owner-only).",
+    directory=True,
+    required=False,
 )
 @click.option(
     "--include-personal-data",

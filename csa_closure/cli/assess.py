@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state, rules_options
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, pass_state, rules_options
 from csa_closure.cli.progress import progress_bars
 from csa_closure.stages.assess import AssessResult
 from csa_closure.stages.assess import assess as run_assess

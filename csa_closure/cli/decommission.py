@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit
+from csa_closure.cli.params import CliState, format_option, pass_state
 from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.stages.decommission import (

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import format_option
 from csa_closure.cli.output import emit, rich_table
+from csa_closure.cli.params import cases_option, format_option, seed_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.context import Context
 from csa_closure.errors import ExitCode
@@ -66,12 +66,10 @@ def render_demo(console: Console, result: DemoResult, show_commands: bool) -> No
 
 
 @click.command()
-@click.option(
-    "--cases",
-    type=click.IntRange(min=100),
+@cases_option(
+    "How many legacy cases to generate (1,300,000 is the real book's size).",
+    minimum=100,
     default=20_000,
-    show_default=True,
-    help="How many legacy cases to generate (1,300,000 is the real book's size).",
 )
 @click.option(
     "--dir",
@@ -82,13 +80,7 @@ def render_demo(console: Console, result: DemoResult, show_commands: bool) -> No
     help="Where the demo keeps everything (replica, store, letters, packages, archive). A "
     "previous demo's directory is cleared; any other non-empty directory is refused.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=2019,
-    show_default=True,
-    help="Seed of the generated book and of every simulated answer.",
-)
+@seed_option("Seed of the generated book and of every simulated answer.", default=2019)
 @click.option(
     "--channel",
     type=click.Choice([FAKE_NOTIFY, PRINT_FILE]),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, pass_state
 from csa_closure.reports.explain import CaseStory, DebtStory, explain_case
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import (
+from csa_closure.cli.output import console, emit, jsonable, pounds, rich_table
+from csa_closure.cli.params import (
     ISO_DATE,
     TABLE_LIMIT,
     CliState,
@@ -21,7 +22,6 @@ from csa_closure.cli.options import (
     limit_option,
     pass_state,
 )
-from csa_closure.cli.output import console, emit, jsonable, pounds, rich_table
 from csa_closure.csvsafe import safe_row
 from csa_closure.stages.ledger import (
     LedgerEntry,

@@ -6,24 +6,26 @@ Runbook: `csa-closure docs letters`.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
 
-from csa_closure.channels import LetterChannel, NotifyChannel, PrintFileChannel, TokenBucket
+from csa_closure.channels import LetterChannel, PrintFileChannel
 from csa_closure.channels.ratelimit import DEFAULT_RATE_PER_MINUTE, NOTIFY_REQUESTS_PER_MINUTE
-from csa_closure.cli.options import CliState, format_option, pass_state
+from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
 from csa_closure.cli.output import emit, note_waiting, rich_table
+from csa_closure.cli.params import CliState, format_option, out_option, pass_state
 from csa_closure.cli.progress import progress_bars
+from csa_closure.domain.states import BatchStatus
 from csa_closure.errors import InputError, UsageError
 from csa_closure.letters import CONFIG_ENV, LettersConfig, load_letters_config
-from csa_closure.simulation.fake_notify import FakeNotifyChannel, Fates, Faults
 from csa_closure.stages.letters_outbox import (
     CHANNELS,
     DEFAULT_DAILY_LIMIT,
@@ -47,7 +49,6 @@ from csa_closure.stages.letters_outbox import (
     settle_letter,
     sync_letters,
 )
-from csa_closure.stages.letters_outbox.send import refuse_example_config
 from csa_closure.stages.letters_outbox.sync import (
     record_upload_report,
     references_in_print_files,
@@ -121,6 +122,23 @@ def _parse_rates(
 
 
 def _fake_options(func: F) -> F:
+    """The --fake-* options, given to the command as one ``fake: FakeNotifyOptions``."""
+
+    inner = func
+
+    @functools.wraps(inner)
+    def command(
+        *args: Any,
+        fake_state: Path,
+        fake_faults: dict[str, float],
+        fake_fates: dict[str, float],
+        fake_seed: int,
+        **kwargs: Any,
+    ) -> Any:
+        fake = FakeNotifyOptions(fake_state, faults=fake_faults, fates=fake_fates, seed=fake_seed)
+        return inner(*args, fake=fake, **kwargs)
+
+    func = cast(F, command)
     func = click.option(
         "--fake-seed",
         type=int,
@@ -186,27 +204,12 @@ def _config(path: Path | None) -> LettersConfig:
 
 
 def _channel(
-    name: str,
-    config: LettersConfig,
-    *,
-    rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    name: str, config: LettersConfig, *, rate_per_minute: int, fake: FakeNotifyOptions
 ) -> LetterChannel:
-    if name != FAKE_NOTIFY and (fake_faults or fake_fates):
-        raise UsageError("--fake-fault and --fake-fate are for --channel fake-notify only")
-    refuse_example_config(name, config)
-    if name == GOVUK_NOTIFY:
-        return NotifyChannel.from_env(limiter=TokenBucket(rate_per_minute=rate_per_minute))
-    return FakeNotifyChannel(
-        fake_state,
-        faults=Faults(**fake_faults),  # type: ignore[arg-type]
-        fates=Fates(**fake_fates),  # type: ignore[arg-type]
-        seed=fake_seed,
-        templates=config,
-    )
+    """A Notify channel (govuk-notify or fake-notify) from the command's options."""
+    channel = letters_channel(name, config, rate_per_minute=rate_per_minute, fake=fake)
+    assert not isinstance(channel, PrintFileChannel)
+    return channel
 
 
 def _settle(channel: str, daily_limit: int | None = None) -> SendOptions:
@@ -424,12 +427,11 @@ def render_send(console: Console, result: SendResult) -> None:
     help="govuk-notify (API key from NOTIFY_API_KEY), print-file (files in --out), or "
     "fake-notify (a simulated Notify for rehearsals and the demo; NOT for production).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="print-file: the directory the batch's files are written under (owner-only).",
+@out_option(
+    "print-file: the directory the batch's files are written under (owner-only).",
+    directory=True,
+    required=False,
+    dest="out_dir",
 )
 @_letters_config_option
 @_limit_options
@@ -453,10 +455,7 @@ def send(
     daily_limit: int | None,
     rate_per_minute: int,
     intent_group: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Send approved batch BATCH, each letter exactly once.
@@ -474,22 +473,14 @@ def send(
     options = _settle(channel, daily_limit)
     options.intent_group = intent_group
     if channel == PRINT_FILE:
-        if out_dir is None:
-            raise UsageError("--channel print-file needs --out DIR for the files")
         options.daily_limit = daily_limit
-        target: LetterChannel | PrintFileChannel = PrintFileChannel(out_dir, config)
-    else:
-        if out_dir is not None:
-            raise UsageError("--out is for --channel print-file only")
-        target = _channel(
-            channel,
-            config,
-            rate_per_minute=rate_per_minute,
-            fake_state=fake_state,
-            fake_faults=fake_faults,
-            fake_fates=fake_fates,
-            fake_seed=fake_seed,
-        )
+    target = letters_channel(
+        channel,
+        config,
+        out_dir=out_dir,
+        rate_per_minute=rate_per_minute,
+        fake=fake,
+    )
     try:
         with progress_bars(fmt == "table") as progress:
             result = send_batch(ctx, batch_id, target, config, options=options, progress=progress)
@@ -564,10 +555,7 @@ def sync(
     letters_config: Path | None,
     daily_limit: int | None,
     rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Poll Notify for letters not yet final and act on what comes back.
@@ -582,19 +570,9 @@ def sync(
     """
     config = _config(letters_config)
     ctx = state.context()
-    target = _channel(
-        channel,
-        config,
-        rate_per_minute=rate_per_minute,
-        fake_state=fake_state,
-        fake_faults=fake_faults,
-        fake_fates=fake_fates,
-        fake_seed=fake_seed,
-    )
+    target = _channel(channel, config, rate_per_minute=rate_per_minute, fake=fake)
     options = _settle(channel, daily_limit)
-    report = None
-    if isinstance(target, FakeNotifyChannel):
-        report = [(i, r) for i, r, _ in target.service.returned_letters()]
+    report = simulated_returns(target)
     with progress_bars(fmt == "table") as progress:
         result = sync_letters(
             ctx, target, config, returned_report=report, options=options, progress=progress
@@ -648,10 +626,7 @@ def settle(
     letters_config: Path | None,
     daily_limit: int | None,
     rate_per_minute: int,
-    fake_state: Path,
-    fake_faults: dict[str, float],
-    fake_fates: dict[str, float],
-    fake_seed: int,
+    fake: FakeNotifyOptions,
     fmt: str,
 ) -> None:
     """Settle one technical-failure letter REFERENCE: --resend or --undeliverable.
@@ -667,15 +642,7 @@ def settle(
         raise UsageError("say what to do with the letter: --resend or --undeliverable")
     config = _config(letters_config)
     ctx = state.context()
-    target = _channel(
-        channel,
-        config,
-        rate_per_minute=rate_per_minute,
-        fake_state=fake_state,
-        fake_faults=fake_faults,
-        fake_fates=fake_fates,
-        fake_seed=fake_seed,
-    )
+    target = _channel(channel, config, rate_per_minute=rate_per_minute, fake=fake)
     options = _settle(channel, daily_limit)
     result = settle_letter(ctx, target, config, reference, SettleAction(action), options=options)
     emit(
@@ -878,7 +845,7 @@ def render_status(console: Console, result: OutboxStatus) -> None:
         )
     )
     for b in result.batches:
-        if b.stop_reason and b.status == "stopped":
+        if b.stop_reason and b.status == BatchStatus.STOPPED:
             console.print(f"Batch {b.batch_id} stopped: {b.stop_reason}")
     console.print(
         rich_table(

@@ -7,9 +7,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.progress import progress_bars
+from csa_closure.domain.states import QuarantineStatus
 from csa_closure.errors import Unbalanced
 from csa_closure.reports.quarantine import list_quarantine, summarise_quarantine
 from csa_closure.stages.pull import PullResult
@@ -131,8 +132,8 @@ def quarantine_group() -> None:
 @click.option("--reason", help="Only items with this reason code (e.g. BAD_DATE).")
 @click.option(
     "--status",
-    type=click.Choice(["held", "released", "all"]),
-    default="held",
+    type=click.Choice([*(s.value for s in QuarantineStatus), "all"]),
+    default=QuarantineStatus.HELD.value,
     show_default=True,
     help="held: still in quarantine; released: fixed at source and pulled since.",
 )

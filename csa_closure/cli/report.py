@@ -13,8 +13,8 @@ import click
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import console, emit
+from csa_closure.cli.params import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.errors import ExitCode
 from csa_closure.reports import render
 from csa_closure.reports.plot import write_burndown_plot

@@ -8,8 +8,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import emit, note_waiting, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, pass_state
 from csa_closure.cli.progress import progress_bars
 from csa_closure.errors import Unbalanced, UsageError
 from csa_closure.stages.resolve import ResolveResult

@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import emit, exit_if_all_rejected, rich_table
+from csa_closure.cli.params import ISO_DATE, CliState, format_option, pass_state, rejects_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.stages.responses import (
     CHANNELS,
@@ -71,13 +71,7 @@ def render_import(console: Console, result: ResponseImportResult) -> None:
 
 @responses.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the rejected rows (owner-only CSV: row, document id, case, reason "
-    "code, detail). Default: FILE's name with .rejects.csv, beside it.",
-)
+@rejects_option("row, document id, case, reason code, detail")
 @format_option
 @pass_state
 def import_command(state: CliState, file: Path, rejects_path: Path | None, fmt: str) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, limit_option, list_limit, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import CliState, format_option, limit_option, list_limit, pass_state
+from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.errors import UsageError
 from csa_closure.stages.review import (
     DECIDABLE_OUTCOMES,
@@ -26,7 +27,6 @@ from csa_closure.stages.review import (
     refer,
     summarise_review,
 )
-from csa_closure.states import CREDITORS, DebtState
 
 COLUMNS = [f.name for f in dataclasses.fields(ReviewItem)]
 DECISION_COLUMNS = [
@@ -144,7 +144,11 @@ def list_command(
 
 
 def render_decision(console: Console, result: DecisionResult) -> None:
-    how = " (referred to review first)" if result.referred and result.state != "review" else ""
+    how = (
+        " (referred to review first)"
+        if result.referred and result.state != DebtState.REVIEW
+        else ""
+    )
     console.print(
         f"{result.case_ref} {result.creditor}: {result.from_state} -> {result.state}{how}; "
         f"outcome {result.outcome}, reason {result.reason}, rule {result.rule_id}, "

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import (
+from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import (
     CliState,
     format_option,
     parse_sets,
     pass_state,
     rules_options,
 )
-from csa_closure.cli.output import emit, pounds, rich_table
 from csa_closure.policy import CheckReport, RuleSet, SimulationResult, load_rule_set
 from csa_closure.stages.rules_review import check_on_book, simulate_on_book
 

@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from csa_closure.cli.options import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.cli.output import emit, pounds, rich_table
+from csa_closure.cli.params import (
+    ISO_DATE,
+    CliState,
+    cases_option,
+    format_option,
+    out_option,
+    pass_state,
+    seed_option,
+)
 from csa_closure.legacy.contract import SYSTEMS
 from csa_closure.simulation.acknowledgements import write_acks_file
 from csa_closure.simulation.decisions import write_decisions_file
@@ -33,15 +41,8 @@ def sample() -> None:
 
 
 @sample.command("legacy")
-@click.option(
-    "--cases",
-    type=click.IntRange(min=2),
-    required=True,
-    help="How many cases, both systems together.",
-)
-@click.option(
-    "--seed", type=int, required=True, help="Random seed: the same seed gives the same replica."
-)
+@cases_option("How many cases, both systems together.", minimum=2)
+@seed_option("Random seed: the same seed gives the same replica.")
 @click.option(
     "--out",
     required=True,
@@ -154,12 +155,7 @@ def _print_summary(console: Any, summary: GenerationSummary) -> None:
 
 @sample.command("legacy-from-sql")
 @click.argument("sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite file to create.",
-)
+@out_option("The SQLite file to create.")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @format_option
 def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
@@ -183,18 +179,11 @@ def legacy_from_sql(sql_file: Path, out: Path, force: bool, fmt: str) -> None:
 
 
 # the simulated outside files (responses, acknowledgements): one seed option for both
-FILE_SEED_OPTION = click.option(
-    "--seed", type=int, default=1, show_default=True, help="The same seed gives the same file."
-)
+FILE_SEED_OPTION = seed_option("The same seed gives the same file.", default=1)
 
 
 @sample.command("responses")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The response file to write (the contact centre's CSV, runbook 04).",
-)
+@out_option("The response file to write (the contact centre's CSV, runbook 04).")
 @FILE_SEED_OPTION
 @click.option(
     "--duplicates",
@@ -241,12 +230,7 @@ def responses(
 
 @sample.command("acks")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The acknowledgement file to write (the CMS's CSV).",
-)
+@out_option("The acknowledgement file to write (the CMS's CSV).")
 @FILE_SEED_OPTION
 @click.option(
     "--rejected-per-thousand",
@@ -283,12 +267,7 @@ def acks(folder: Path, out: Path, seed: int, rejected_per_thousand: int, fmt: st
 
 
 @sample.command("decisions")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The decisions file to write, for `csa-closure review decide-file`.",
-)
+@out_option("The decisions file to write, for `csa-closure review decide-file`.")
 @format_option
 @pass_state
 def decisions(state: CliState, out: Path, fmt: str) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from csa_closure.cli.options import CliState, format_option, pass_state
 from csa_closure.cli.output import (
     emit,
     exit_if_all_rejected,
@@ -16,7 +15,9 @@ from csa_closure.cli.output import (
     pounds,
     rich_table,
 )
+from csa_closure.cli.params import CliState, format_option, out_option, pass_state, rejects_option
 from csa_closure.cli.progress import progress_bars
+from csa_closure.domain.states import TransferBatchStatus
 from csa_closure.errors import ExitCode, Unbalanced
 from csa_closure.stages.transfer import (
     DEFAULT_BATCH_SIZE,
@@ -66,12 +67,10 @@ def render_export(console: Console, result: ExportResult) -> None:
 
 
 @transfer.command(name="export")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for the packages (created owner-only if missing); one folder per batch.",
+@out_option(
+    "Directory for the packages (created owner-only if missing); one folder per batch.",
+    directory=True,
+    dest="out_dir",
 )
 @click.option(
     "--batch-size",
@@ -158,13 +157,7 @@ def render_ack(console: Console, result: AckImportResult) -> None:
 
 @transfer.command(name="ack")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write rejected rows (owner-only CSV). Default: FILE's name with "
-    ".rejects.csv, beside it.",
-)
+@rejects_option("row, batch id, case, reason code, detail")
 @format_option
 @pass_state
 def ack_command(state: CliState, file: Path, rejects_path: Path | None, fmt: str) -> None:
@@ -203,7 +196,7 @@ def ack_command(state: CliState, file: Path, rejects_path: Path | None, fmt: str
 @transfer.command(name="list")
 @click.option(
     "--status",
-    type=click.Choice(["exporting", "exported", "acknowledged"]),
+    type=click.Choice([s.value for s in TransferBatchStatus]),
     help="Only batches in this status.",
 )
 @format_option
@@ -281,12 +274,10 @@ def _render_check(console: Console, check: PackageCheck) -> None:
 
 @transfer.command(name="rewrite")
 @click.argument("batch_id")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the batch's folder into (created owner-only if missing).",
+@out_option(
+    "Directory to write the batch's folder into (created owner-only if missing).",
+    directory=True,
+    dest="out_dir",
 )
 @format_option
 @pass_state

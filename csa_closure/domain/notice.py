@@ -16,7 +16,7 @@ from datetime import date
 
 import polars as pl
 
-from csa_closure.states import Creditor, Outcome
+from csa_closure.domain.states import Creditor, Outcome
 
 
 def alive_on(prefix: str, as_of: date) -> pl.Expr:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csa_closure.states import CREDITORS
+from csa_closure.domain.states import CREDITORS
 
 CSCS = "CSCS"
 CS2 = "CS2"

@@ -44,6 +44,7 @@ from datetime import date
 
 import polars as pl
 
+from csa_closure.domain.states import CREDITORS
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import (
     CONTROL_TABLE,
@@ -59,7 +60,6 @@ from csa_closure.legacy.reasons import (
     ITEM_ORPHAN_PAYMENT,
     Reason,
 )
-from csa_closure.states import CREDITORS
 
 MISSING_REF = "(missing)"
 REF_MAX = 32  # quarantine.case_ref is String(32)

@@ -34,8 +34,8 @@ from typing import TypeVar
 import polars as pl
 
 from csa_closure.domain.notice import alive_on, owed_write_off_notice
+from csa_closure.domain.states import Creditor, DebtState, Outcome
 from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
-from csa_closure.states import Creditor, DebtState, Outcome
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 

@@ -24,11 +24,11 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from csa_closure.domain.states import CREDITORS
 from csa_closure.policy import calendar
 from csa_closure.policy.conditions.ast import ValueType
 from csa_closure.policy.errors import FeatureInputError, PolicyInternalError
 from csa_closure.policy.params import BASIS_POINTS, ParamType
-from csa_closure.states import CREDITORS
 
 EMPLOYMENTS = ("EMPLOYED", "SELF_EMPLOYED", "BENEFITS", "UNKNOWN")
 SOURCE_SYSTEMS = ("CSCS", "CS2")

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from csa_closure.domain.states import Outcome
 from csa_closure.policy.conditions import Scope, compile_condition
 from csa_closure.policy.conditions.types import UsesBrokenParameter
 from csa_closure.policy.errors import ConditionError, RuleProblem, RuleSetError
@@ -47,7 +48,6 @@ from csa_closure.policy.ruleset import (
     RuleTable,
 )
 from csa_closure.resources import default_rules_dir
-from csa_closure.states import Outcome
 
 FILES = {
     "ruleset": "ruleset.toml",

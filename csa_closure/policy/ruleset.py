@@ -16,11 +16,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from csa_closure.domain.states import Creditor, Outcome
 from csa_closure.policy.conditions import Condition
 from csa_closure.policy.errors import OverrideError, RuleProblem
 from csa_closure.policy.features import FeatureParameters
 from csa_closure.policy.params import Parameter, ParameterValueError, from_text
-from csa_closure.states import Creditor, Outcome
 
 FORMAT_VERSION = 1
 PWC, SOS, COLLECTABILITY = "PWC", "SOS", "collectability"

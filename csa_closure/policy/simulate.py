@@ -24,10 +24,10 @@ from typing import Any
 
 import polars as pl
 
+from csa_closure.domain.states import Outcome
 from csa_closure.policy.evaluate import decide_bound
 from csa_closure.policy.features import bind_features
 from csa_closure.policy.ruleset import RuleSet
-from csa_closure.states import Outcome
 
 OUTCOMES = tuple(o.value for o in Outcome)
 _OUTCOME = pl.Enum(OUTCOMES)

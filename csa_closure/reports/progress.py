@@ -30,7 +30,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.states import CLOSED_STATES, DebtState, LetterStatus
+from csa_closure.domain.states import CLOSED_STATES, DebtState, LetterStatus, QuarantineStatus
 from csa_closure.store.schema import debts, events, letters, quarantine, response_imports
 from csa_closure.store.schema import responses as responses_table
 
@@ -373,7 +373,7 @@ def _quarantined(conn: Connection) -> Tally:
                 ),
                 0,
             ),
-        ).where(quarantine.c.status == "held")
+        ).where(quarantine.c.status == QuarantineStatus.HELD.value)
     ).one()
     return Tally(int(row[0]), int(row[1]))
 

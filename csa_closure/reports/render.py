@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from csa_closure.domain.states import CREDITORS, RunStatus
 from csa_closure.legacy.contract import UNREADABLE_CREDITOR
 from csa_closure.reports.progress import (
     DayClosures,
@@ -34,7 +35,6 @@ from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
 from csa_closure.reports.rules import RulesReport
 from csa_closure.reports.runs import RunRow
 from csa_closure.reports.tables import FitTable, pounds, rich_table
-from csa_closure.states import CREDITORS
 
 if TYPE_CHECKING:
     from csa_closure.stages.archive import ArchiveResult, VerifyResult
@@ -519,7 +519,7 @@ def runs_renderable(runs: list[RunRow]) -> Group:
                 f"{r.actor}@{r.host}",
                 r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                 r.as_of.isoformat(),
-                r.status if r.status == "completed" else f"[bold red]{r.status}[/]",
+                r.status if r.status == RunStatus.COMPLETED else f"[bold red]{r.status}[/]",
                 _duration(r.duration_seconds),
                 escape(_counts_text(r.counts) + (f" error: {r.error}" if r.error else "")),
             ]

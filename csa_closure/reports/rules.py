@@ -27,7 +27,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.states import CLOSED_STATES
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import CLOSED_STATES
 from csa_closure.store.schema import debts, events
 
 DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")
@@ -35,10 +36,10 @@ DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")
 # resolve (collectability) and a caseworker's review. Listed so the event_type index finds them
 # among millions of other events.
 DECISION_EVENTS = (
-    "debt.decided",
-    "debt.redecided",
-    "debt.collectability_decided",
-    "debt.reviewed",
+    EventType.DEBT_DECIDED,
+    EventType.DEBT_REDECIDED,
+    EventType.DEBT_COLLECTABILITY_DECIDED,
+    EventType.DEBT_REVIEWED,
 )
 
 

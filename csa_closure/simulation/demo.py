@@ -31,13 +31,14 @@ from typing import Any
 
 from sqlalchemy import text
 
+from csa_closure.channels import LetterChannel
+from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
 from csa_closure.context import Context, Settings
 from csa_closure.errors import UsageError
 from csa_closure.letters.config import load_letters_config
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.simulation.acknowledgements import rejections_for, write_ack_file
 from csa_closure.simulation.decisions import caseworker_decisions
-from csa_closure.simulation.fake_notify import FakeNotifyChannel, Fates
 from csa_closure.simulation.legacy import generate_legacy
 from csa_closure.simulation.responses import write_response_file
 from csa_closure.stages.archive import archive, verify
@@ -158,22 +159,28 @@ class Demo:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _channel(self) -> FakeNotifyChannel | None:
+    def _channel(self) -> LetterChannel | None:
+        """The simulated Notify, made once; ``None`` when the demo sends print files."""
         if self.settings.channel == PRINT_FILE:
             return None
-        return FakeNotifyChannel(
-            self.directory / "fake-notify.db",
-            fates=Fates(
-                returned=0.004,
-                permanent_failure=0.002,
-                received_after_days=0.5,
-                returned_after_days=RETURNS_AFTER_DAYS,
+        channel = letters_channel(
+            FAKE_NOTIFY,
+            self.config,
+            fake=FakeNotifyOptions(
+                self.directory / "fake-notify.db",
+                fates={
+                    "returned": 0.004,
+                    "permanent_failure": 0.002,
+                    "received_after_days": 0.5,
+                    "returned_after_days": RETURNS_AFTER_DAYS,
+                },
+                seed=self.settings.seed,
+                # the simulated Notify lives on the demo's calendar
+                clock=self.now,
             ),
-            seed=self.settings.seed,
-            templates=self.config,
-            # the simulated Notify lives on the demo's calendar
-            clock=self.now,
         )
+        assert isinstance(channel, LetterChannel)
+        return channel
 
     def now(self) -> datetime:
         """The demo's instant: noon of the simulated day, plus one microsecond for every
@@ -383,7 +390,7 @@ class Demo:
             )
         if self.channel is not None and self._letters_to_watch():
             # Notify's returned-letters report comes separately from statuses, weeks later
-            returned = [(i, r) for i, r, _ in self.channel.service.returned_letters()]
+            returned = simulated_returns(self.channel)
             self.step(
                 "notify sync",
                 f"notify sync --channel {channel_name}"
@@ -413,9 +420,7 @@ class Demo:
     def _sender(self, out: Path) -> Any:
         if self.channel is not None:
             return self.channel
-        from csa_closure.channels.printfile import PrintFileChannel
-
-        return PrintFileChannel(out, self.config)
+        return letters_channel(PRINT_FILE, self.config, out_dir=out)
 
     def routine(self) -> None:
         if (

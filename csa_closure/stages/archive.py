@@ -62,7 +62,12 @@ from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.reports.rules import DETAIL_KEYS, is_decision_event
-from csa_closure.store.dialect import consistent_read, fetched_type, from_fetched
+from csa_closure.store.dialect import (
+    consistent_read,
+    driver_batches,
+    fetched_type,
+    from_fetched,
+)
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
     UtcDateTime,
@@ -274,22 +279,34 @@ def _raw_column(column: Any) -> Any:
     return column
 
 
-def _iter_frames(
-    conn: Connection, spec: ArchiveFile, marks: Marks, batch_rows: int
-) -> Iterator[pl.DataFrame]:
-    """The file's rows in key order, a frame of at most ``batch_rows`` rows at a time."""
-    schema = _schema(spec.table)
-    fetched = {name: fetched_type(dtype, conn) for name, dtype in schema.items()}
+def _select_sql(conn: Connection, spec: ArchiveFile, marks: Marks) -> str:
+    """The file's SELECT as driver SQL, its few values written in (an event type, a run id):
+    nothing in it for ``driver_sql`` to mistake for a placeholder."""
     statement = select(*(_raw_column(c) for c in spec.table.columns)).order_by(
         *(spec.table.c[k] for k in spec.order_by)
     )
     condition = spec.condition(marks)
     if condition is not None:
         statement = statement.where(condition)
-    result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(statement)
-    for batch in result.partitions(batch_rows):
-        frame = pl.DataFrame(batch, schema=fetched, orient="row")
-        frame = frame.select(from_fetched(n, d, conn).alias(n) for n, d in schema.items())
+    sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    if "?" in sql or "%" in sql:
+        raise ValueError(f"{spec.file_name}: its SELECT holds a character driver SQL reserves")
+    return sql
+
+
+def _iter_frames(
+    conn: Connection, spec: ArchiveFile, marks: Marks, batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The file's rows in key order, a frame of at most ``batch_rows`` rows at a time.
+
+    Straight from the driver's cursor (streamed on PostgreSQL) into columns: no SQLAlchemy
+    ``Row`` per row, and no per-value conversion in Python."""
+    schema = _schema(spec.table)
+    fetched = {name: fetched_type(dtype, conn) for name, dtype in schema.items()}
+    typed = [from_fetched(n, d, conn).alias(n) for n, d in schema.items()]
+    sql = _select_sql(conn, spec, marks)
+    for batch in driver_batches(conn, sql, batch_size=batch_rows, server_side=True):
+        frame = pl.DataFrame(batch, schema=fetched, orient="row").select(typed)
         yield spec.derive(frame) if spec.derive else frame
 
 
@@ -348,6 +365,42 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _HashingWriter:
+    """A write-only file that hashes every byte on its way to ``file``: the archive's
+    SHA-256 without reading the finished file back."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += view.nbytes
+        self.file.write(view)
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:  # the caller closes ``file``
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+
 def _write_parquet(
     conn: Connection,
     spec: ArchiveFile,
@@ -362,13 +415,15 @@ def _write_parquet(
     totals = dict.fromkeys(spec.pence_columns, 0)
     task = f"archive: {spec.name}"
     progress.start(task, expected.rows)
-    with _owner_only_file(path) as f, pq.ParquetWriter(f, schema, compression="zstd") as writer:
-        for frame in _iter_frames(conn, spec, marks, batch_rows):
-            writer.write_table(frame.to_arrow().cast(schema))
-            rows += frame.height
-            for c in spec.pence_columns:
-                totals[c] += int(frame[c].sum() or 0)
-            progress.advance(task, frame.height)
+    with _owner_only_file(path) as f:
+        hashing = _HashingWriter(f)
+        with pq.ParquetWriter(hashing, schema, compression="zstd") as writer:
+            for frame in _iter_frames(conn, spec, marks, batch_rows):
+                writer.write_table(frame.to_arrow().cast(schema))
+                rows += frame.height
+                for c in spec.pence_columns:
+                    totals[c] += int(frame[c].sum() or 0)
+                progress.advance(task, frame.height)
     progress.finish(task)
     if (rows, totals) != (expected.rows, expected.totals):
         # the snapshot should make this impossible; an archive that disagrees with itself
@@ -377,7 +432,11 @@ def _write_parquet(
             f"{spec.file_name}: wrote {rows} rows {totals}, the store counted "
             f"{expected.rows} rows {expected.totals} in the same snapshot"
         )
-    return FileSummary(rows=rows, totals=totals, sha256=sha256_of(path), bytes=path.stat().st_size)
+    if hashing.size != path.stat().st_size:
+        raise RuntimeError(f"{spec.file_name}: the bytes hashed are not the bytes on disk")
+    return FileSummary(
+        rows=rows, totals=totals, sha256=hashing.digest.hexdigest(), bytes=hashing.size
+    )
 
 
 def _known_names() -> set[str]:

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.states import CREDITORS
 from csa_closure.errors import Unbalanced
 from csa_closure.reconcile import SYSTEMS, Reconciliation, reconcile_conn
-from csa_closure.states import CREDITORS
 
 
 @dataclass

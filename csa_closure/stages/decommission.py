@@ -32,10 +32,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import CLOSED_STATES, FINAL_LETTER_STATUSES, QuarantineStatus
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.reports.reconcile_report import ReconcileReport
 from csa_closure.stages.archive import compare_with_store
-from csa_closure.states import CLOSED_STATES, FINAL_LETTER_STATUSES
 from csa_closure.store.schema import archives, debts, letters, quarantine
 
 DEFAULT_EXAMPLES = 10
@@ -132,7 +132,7 @@ def _letters(conn: Connection, examples: int) -> Gate:
 
 
 def _quarantine(conn: Connection, examples: int) -> Gate:
-    held = quarantine.c.status == "held"
+    held = quarantine.c.status == QuarantineStatus.HELD.value
     row = conn.execute(
         select(
             func.count(),

@@ -28,11 +28,12 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DebtState
 from csa_closure.errors import UsageError
 from csa_closure.stages.checks import BookCheck, check_book
-from csa_closure.states import DebtState
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries
 
@@ -209,7 +210,11 @@ def reverse_entry(ctx: Context, entry_id: int, reason: str) -> ReversalResult:
             }
         )
         move_debts(
-            conn, run, move, event_type="debt.write_off_reversed", set_columns=["review_reason"]
+            conn,
+            run,
+            move,
+            event_type=EventType.DEBT_WRITE_OFF_REVERSED,
+            set_columns=["review_reason"],
         )
         book = check_book(conn)
         run.counts.update({"reversed": 1, "reversed_pence": int(entry.amount_pence)})

@@ -27,13 +27,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DebtState, QuarantineStatus
 from csa_closure.errors import Unbalanced
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
 from csa_closure.legacy.extract import read_legacy
 from csa_closure.legacy.normalise import NormalisedBook, normalise
 from csa_closure.progress import NO_PROGRESS, Progress, Relabelled
-from csa_closure.states import DebtState
 from csa_closure.store import events
+from csa_closure.store.debts import insert_pulled_debts, record_source_drift, refresh_pulled_debts
 from csa_closure.store.dialect import (
     driver_frame,
     execute_many,
@@ -287,7 +289,7 @@ def _insert_new_cases(
             stamp = pl.lit(run.run_id, dtype=pl.Int64).alias("pulled_run_id")
             insert_frame(conn, parties, new_parties.select(PARTY_COLUMNS).with_columns(stamp))
             insert_frame(conn, cases, chunk.with_columns(stamp))
-            _insert_debts(conn, run, chunk_debts)
+            insert_pulled_debts(conn, run, chunk_debts)
             insert_frame(conn, payment_days, chunk_payments.select(PAYMENT_COLUMNS))
         known_parties = pl.concat([known_parties, new_parties.select("party_ref")])
         counts["cases_new"] += chunk.height
@@ -296,48 +298,6 @@ def _insert_new_cases(
         progress.advance("pull: loading cases", chunk.height)
     progress.finish("pull: loading cases")
     return counts
-
-
-def _insert_debts(conn: Connection, run: Run, new_debts: pl.DataFrame) -> None:
-    """Insert debts in state ``pulled`` and one ``debt.pulled`` event each."""
-    if new_debts.height == 0:
-        return
-    # Only the pull inserts debts, and it holds the stage lease, so the new rows are exactly
-    # those above the current maximum id.
-    before = conn.execute(select(func.coalesce(func.max(debts.c.debt_id), 0))).scalar_one()
-    insert_frame(
-        conn,
-        debts,
-        new_debts.select(
-            "case_ref",
-            "source_system",
-            "creditor",
-            pl.col("balance_pence").alias("opening_pence"),
-            pl.col("balance_pence").alias("source_pence"),
-            pl.lit(DebtState.PULLED.value).alias("state"),
-            pl.lit(False).alias("needs_tracing"),
-            pl.lit(False).alias("needs_caseworker"),
-            pl.lit(run.run_id, dtype=pl.Int64).alias("updated_run_id"),
-        ),
-    )
-    inserted = read_frame(
-        conn,
-        ("SELECT debt_id, case_ref, opening_pence FROM debts WHERE debt_id > ?", (before,)),
-        {"debt_id": pl.Int64(), "case_ref": pl.String(), "opening_pence": pl.Int64()},
-    )
-    if inserted.height != new_debts.height:
-        raise RuntimeError("debts appeared that this pull did not write (is the lease honoured?)")
-    events.record_frame(
-        conn,
-        run,
-        "debt.pulled",
-        inserted.select(
-            "case_ref",
-            "debt_id",
-            pl.lit(DebtState.PULLED.value).alias("to_state"),
-            pl.struct("opening_pence").alias("detail"),
-        ),
-    )
 
 
 def _refresh_cases(
@@ -375,29 +335,8 @@ def _refresh_cases(
                 pl.col("debt_id").is_not_null()
                 & (pl.col("balance_pence") != pl.col("opening_pence"))
             )
-            execute_many(
-                conn,
-                "UPDATE debts SET opening_pence = ?, source_pence = ?, updated_run_id = ? "
-                "WHERE debt_id = ? AND state = 'pulled'",
-                [
-                    (b, b, run.run_id, d)
-                    for b, d in changed.select("balance_pence", "debt_id").iter_rows()
-                ],
-            )
-            events.record_frame(
-                conn,
-                run,
-                "debt.refreshed",
-                changed.select(
-                    "case_ref",
-                    "debt_id",
-                    pl.struct(
-                        pl.col("opening_pence").alias("previous_opening_pence"),
-                        pl.col("balance_pence").alias("opening_pence"),
-                    ).alias("detail"),
-                ),
-            )
-            _insert_debts(
+            refresh_pulled_debts(conn, run, changed)
+            insert_pulled_debts(
                 conn, run, both.filter(pl.col("debt_id").is_null()).select(source.columns)
             )
         counts["cases_refreshed"] += chunk.height
@@ -439,25 +378,7 @@ def _record_balance_drift(
     ).filter(pl.col("balance_pence") != pl.col("stored_source_pence"))
     if moved.height:
         with run.chunk() as conn:
-            execute_many(
-                conn,
-                "UPDATE debts SET source_pence = ? WHERE debt_id = ?",
-                list(moved.select("balance_pence", "debt_id").iter_rows()),
-            )
-            events.record_frame(
-                conn,
-                run,
-                "debt.source_drift",
-                moved.select(
-                    "case_ref",
-                    "debt_id",
-                    pl.struct(
-                        "opening_pence",
-                        pl.col("stored_source_pence").alias("previous_source_pence"),
-                        pl.col("balance_pence").alias("source_pence"),
-                    ).alias("detail"),
-                ),
-            )
+            record_source_drift(conn, run, moved)
     listing = moved.select(
         "case_ref",
         "creditor",
@@ -485,7 +406,7 @@ def _update_parties(run: Run, changed: pl.DataFrame) -> int:
             events.record_frame(
                 conn,
                 run,
-                "party.updated",
+                EventType.PARTY_UPDATED,
                 chunk.select(pl.concat_str(pl.lit("party:"), "party_ref").alias("entity")),
             )
     return changed.height
@@ -498,10 +419,12 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
     key = ["source_system", "case_ref", "item_kind"]
     fresh = items.join(stored, on=key, how="anti")
     still = items.join(stored, on=key, how="inner")
-    released = stored.filter(pl.col("status") == "held").join(items, on=key, how="anti")
+    released = stored.filter(pl.col("status") == QuarantineStatus.HELD.value).join(
+        items, on=key, how="anti"
+    )
     # what a held item records, whether new this pull or still held from an earlier one
     held: list[pl.Expr | str] = [
-        pl.lit("held").alias("status"),
+        pl.lit(QuarantineStatus.HELD.value).alias("status"),
         "pwc_pence",
         "sos_pence",
         "unreadable_pence",
@@ -528,12 +451,12 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
             conn.execute(
                 update(quarantine)
                 .where(quarantine.c.quarantine_id.in_(released["quarantine_id"].to_list()))
-                .values(status="released", released_run_id=run.run_id)
+                .values(status=QuarantineStatus.RELEASED.value, released_run_id=run.run_id)
             )
         events.record_frame(
             conn,
             run,
-            "case.quarantined",
+            EventType.CASE_QUARANTINED,
             fresh.select(
                 "case_ref",
                 pl.struct(
@@ -546,7 +469,7 @@ def _sync_quarantine(run: Run, items: pl.DataFrame, system: str) -> dict[str, in
         events.record_frame(
             conn,
             run,
-            "case.released",
+            EventType.CASE_RELEASED,
             released.select("case_ref", pl.struct("source_system", "item_kind").alias("detail")),
         )
     return {

@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import case, func, select
 
 from csa_closure.context import Context
+from csa_closure.domain.states import DebtState
 from csa_closure.errors import NotReady
-from csa_closure.states import DebtState
 from csa_closure.store.schema import debts
 
 

@@ -59,21 +59,25 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import InputError, UsageError
+from csa_closure.errors import InputError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
 from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.contract_import import (
+    Applied,
+    ContractImport,
+    ImportSummary,
+    import_contract_file,
+)
 from csa_closure.stages.debt_updates import decision_stamp, update_debts
 from csa_closure.states import DebtState, Outcome
-from csa_closure.store import events
 from csa_closure.store.dialect import driver_sql, insert_frame, read_frame
 from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import import_rejections, response_imports, responses
+from csa_closure.store.schema import responses
 
 RESPONSES_LEASE = "stage:responses"
 IMPORT_KIND = "responses"
@@ -124,23 +128,10 @@ class Action(StrEnum):
     DISPUTE_IN_TRANSFER = "dispute_in_transfer"
 
 
-ROW_STATUSES = ("accepted", "duplicate", "rejected")
-
-
 @dataclass
-class ResponseImportResult:
+class ResponseImportResult(ImportSummary):
     """The outcome of one import. JSON keys are the field names (see runbooks/04)."""
 
-    run_id: int | None
-    import_id: int | None
-    file_name: str
-    file_sha256: str
-    already_imported: bool
-    rows: int
-    accepted: int
-    duplicates: int
-    rejected: int
-    rejected_by_reason: dict[str, int]
     actions: dict[str, int]  # Action -> debts affected
     rejects_file: str | None
     ignored_columns: list[str] = field(default_factory=list)
@@ -148,16 +139,7 @@ class ResponseImportResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id,
-            "import_id": self.import_id,
-            "file_name": self.file_name,
-            "file_sha256": self.file_sha256,
-            "already_imported": self.already_imported,
-            "rows": self.rows,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "rejected_by_reason": self.rejected_by_reason,
+            **self.summary_json(),
             "actions": self.actions,
             "rejects_file": self.rejects_file,
             "ignored_columns": self.ignored_columns,
@@ -781,20 +763,16 @@ def _response_rows(run: Run, judged: pl.DataFrame, import_id: int | None) -> pl.
     )
 
 
-def _rejections(judged: pl.DataFrame) -> pl.DataFrame:
+def _rejections(rejected: pl.DataFrame) -> pl.DataFrame:
     """Rejected rows as the rejects file and ``import_rejections`` hold them: identifiers
     only where they look like identifiers (never a value copied from a bad field)."""
-    return judged.filter(pl.col("status") == "rejected").select(
+    return rejected.select(
         "row_number",
         intake.safe_identifier("document_id", intake.DOCUMENT_ID_PATTERN).alias("document_id"),
         intake.safe_identifier("case_ref", intake.CASE_REF_PATTERN).alias("case_ref"),
         "reason_code",
         pl.col("detail").str.slice(0, 200),
     )
-
-
-def _count(judged: pl.DataFrame, status: str) -> int:
-    return judged.filter(pl.col("status") == status).height
 
 
 def apply_verdicts(
@@ -805,18 +783,27 @@ def apply_verdicts(
     return _apply_actions(conn, run, _target_debts(judged))
 
 
+def _apply_file(
+    conn: Connection, run: Run, judged: pl.DataFrame, import_id: int
+) -> Applied[dict[str, int]]:
+    actions = apply_verdicts(conn, run, judged, import_id)
+    return Applied(outcome=actions, event={"actions": actions}, counts=actions)
+
+
+RESPONSE_FILES = ContractImport(
+    stage="responses",
+    kind=IMPORT_KIND,
+    lease=RESPONSES_LEASE,
+    columns=COLUMNS,
+    event_type="responses.imported",
+    progress_label="responses: judging rows",
+    judge=lambda conn, ctx, rows: judge_rows(conn, rows, ctx.as_of),
+    rejections=_rejections,
+    apply=_apply_file,
+)
+
+
 # --- the two entry points -----------------------------------------------------------------
-
-
-def _rewrite_rejects(
-    ctx: Context, prior: intake.PriorImport, rejects_path: Path
-) -> tuple[str | None, dict[str, int]]:
-    with ctx.engine.connect() as conn:
-        stored = intake.stored_rejections(conn, prior.import_id)
-    if stored.height == 0:
-        return None, {}
-    intake.write_owner_only(rejects_path, intake.rejects_csv(stored))
-    return str(rejects_path), intake.reason_counts(stored)
 
 
 def import_responses(
@@ -827,101 +814,13 @@ def import_responses(
     progress: Progress = NO_PROGRESS,
 ) -> ResponseImportResult:
     """Import one parent-response file (the contract in runbooks/04-responses.md)."""
-    path = Path(path)
-    rejects_path = rejects_path or intake.default_rejects_path(path)
-    contract = intake.read_contract_csv(path, COLUMNS)
-    with ctx.engine.connect() as conn:
-        prior = intake.find_import(conn, IMPORT_KIND, contract.sha256)
-    if prior is not None:
-        written, by_reason = _rewrite_rejects(ctx, prior, rejects_path)
-        return ResponseImportResult(
-            run_id=prior.run_id,
-            import_id=prior.import_id,
-            file_name=contract.name,
-            file_sha256=contract.sha256,
-            already_imported=True,
-            rows=prior.row_count,
-            accepted=prior.accepted,
-            duplicates=prior.duplicates,
-            rejected=prior.rejected,
-            rejected_by_reason=by_reason,
-            actions={},
-            rejects_file=written,
-            ignored_columns=list(contract.ignored_columns),
-        )
-    parameters = {"file_name": contract.name, "file_sha256": contract.sha256}
-    with stage_run(ctx, "responses", parameters, claims=[RESPONSES_LEASE]) as run:
-        progress.start("responses: judging rows", contract.rows.height)
-        with run.chunk() as conn:
-            # a second operator may have imported the same file since we looked
-            if intake.find_import(conn, IMPORT_KIND, contract.sha256) is not None:
-                raise UsageError(
-                    f"{contract.name} was imported by another run just now; run again to see "
-                    "its counts"
-                )
-            judged = judge_rows(conn, contract.rows, ctx.as_of)
-            progress.advance("responses: judging rows", contract.rows.height)
-            counts = {s: _count(judged, s) for s in ROW_STATUSES}
-            import_id = _record_import(conn, run, contract, counts)
-            rejected = _rejections(judged)
-            insert_frame(
-                conn,
-                import_rejections,
-                rejected.with_columns(pl.lit(import_id, dtype=pl.Int64).alias("import_id")),
-            )
-            actions = apply_verdicts(conn, run, judged, import_id)
-            events.record(
-                conn,
-                run,
-                "responses.imported",
-                entity=f"import:{import_id}",
-                detail={"file_sha256": contract.sha256, **counts, "actions": actions},
-            )
-            book = check_book(conn)
-        progress.finish("responses: judging rows")
-        run.counts.update({"rows": contract.rows.height, **counts, **actions})
-        written = None
-        if rejected.height:
-            # after the commit: if this write fails, importing the file again rewrites it
-            intake.write_owner_only(rejects_path, intake.rejects_csv(rejected))
-            written = str(rejects_path)
-        return ResponseImportResult(
-            run_id=run.run_id,
-            import_id=import_id,
-            file_name=contract.name,
-            file_sha256=contract.sha256,
-            already_imported=False,
-            rows=contract.rows.height,
-            accepted=counts["accepted"],
-            duplicates=counts["duplicate"],
-            rejected=counts["rejected"],
-            rejected_by_reason=intake.reason_counts(rejected),
-            actions=actions,
-            rejects_file=written,
-            ignored_columns=list(contract.ignored_columns),
-            book=book,
-        )
-
-
-def _record_import(
-    conn: Connection, run: Run, contract: intake.ContractFile, counts: dict[str, int]
-) -> int:
-    return int(
-        conn.execute(
-            insert(response_imports)
-            .values(
-                kind=IMPORT_KIND,
-                file_name=contract.name[:255],
-                file_sha256=contract.sha256,
-                run_id=run.run_id,
-                row_count=contract.rows.height,
-                accepted=counts["accepted"],
-                duplicates=counts["duplicate"],
-                rejected=counts["rejected"],
-                imported_at=run.ctx.clock(),
-            )
-            .returning(response_imports.c.import_id)
-        ).scalar_one()
+    done = import_contract_file(
+        ctx, RESPONSE_FILES, path, rejects_path=rejects_path, progress=progress
+    )
+    return ResponseImportResult(
+        **done.result_fields(),
+        actions=done.applied.outcome if done.applied else {},
+        ignored_columns=list(done.contract.ignored_columns),
     )
 
 

@@ -34,17 +34,18 @@ from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import UsageError
-from csa_closure.stages.checks import BookCheck, check_book
-from csa_closure.stages.ledger import check_reason_code
-from csa_closure.states import (
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import (
     CLOSED_STATES,
     STATE_FOR_OUTCOME,
     TRANSITIONS,
     DebtState,
     Outcome,
 )
-from csa_closure.store.moves import move_debts
+from csa_closure.errors import UsageError
+from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.ledger import check_reason_code
+from csa_closure.store.debts import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries, letters
 
@@ -297,7 +298,7 @@ class _Move:
     case_ref: str
     from_state: str
     to_state: str
-    event: str
+    event: EventType
     values: dict[str, Any]
     detail: dict[str, Any]
 
@@ -327,7 +328,7 @@ def _write_moves(conn: Connection, run: Run, moves: list[_Move]) -> None:
             _move_batch(conn, run, event, [m for m in wave_moves if m.event == event])
 
 
-def _move_batch(conn: Connection, run: Run, event: str, batch: list[_Move]) -> None:
+def _move_batch(conn: Connection, run: Run, event: EventType, batch: list[_Move]) -> None:
     frame = pl.DataFrame(
         [
             {
@@ -376,7 +377,7 @@ def _plan_decision(
                 debt.case_ref,
                 debt.state,
                 DebtState.REVIEW.value,
-                "debt.referred",
+                EventType.DEBT_REFERRED,
                 {"review_reason": debt.review_reason or REFERRED_REASON},
                 {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
             )
@@ -387,7 +388,7 @@ def _plan_decision(
             debt.case_ref,
             DebtState.REVIEW.value,
             STATE_FOR_OUTCOME[chosen].value,
-            "debt.reviewed",
+            EventType.DEBT_REVIEWED,
             {
                 "outcome": chosen.value,
                 "reason": reason,
@@ -570,7 +571,7 @@ def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionRe
                     debt.case_ref,
                     state.value,
                     DebtState.REVIEW.value,
-                    "debt.referred",
+                    EventType.DEBT_REFERRED,
                     {"review_reason": reason[:64]},
                     {"reason": reason},
                 )

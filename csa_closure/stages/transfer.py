@@ -38,15 +38,16 @@ from sqlalchemy import BigInteger, case, cast, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DebtState, TransferBatchStatus, TransferItemStatus
 from csa_closure.errors import InputError, Unbalanced, UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
 from csa_closure.stages.checks import BookCheck, book_check
 from csa_closure.stages.intake import sha256_bytes, sha256_file
-from csa_closure.states import DebtState
 from csa_closure.store import events
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import PERSONAL_DATA_COLUMNS, transfer_batches, transfer_items
 
@@ -290,7 +291,7 @@ def _record_batch(conn: Connection, run: Run, batch_id: str, items: pl.DataFrame
             created_at=run.ctx.clock(),
             row_count=items.height,
             total_pence=total,
-            status="exporting",
+            status=TransferBatchStatus.EXPORTING.value,
         )
     )
     insert_frame(
@@ -303,7 +304,7 @@ def _record_batch(conn: Connection, run: Run, batch_id: str, items: pl.DataFrame
             "creditor",
             "amount_pence",
             pl.col("transfer_reason").fill_null("UNSPECIFIED"),
-            pl.lit("exported").alias("status"),
+            pl.lit(TransferItemStatus.EXPORTED.value).alias("status"),
         ),
     )
     move_debts(
@@ -314,12 +315,12 @@ def _record_batch(conn: Connection, run: Run, batch_id: str, items: pl.DataFrame
             pl.lit(DebtState.TRANSFER_SENT.value).alias("to_state"),
             pl.struct(pl.lit(batch_id).alias("batch_id"), "amount_pence").alias("detail"),
         ),
-        event_type="debt.transfer_sent",
+        event_type=EventType.DEBT_TRANSFER_SENT,
     )
     events.record(
         conn,
         run,
-        "transfer.batch_created",
+        EventType.TRANSFER_BATCH_CREATED,
         entity=f"batch:{batch_id}",
         detail={"row_count": items.height, "total_pence": total},
     )
@@ -335,13 +336,13 @@ def _finish_batch(run: Run, batch_id: str, out_dir: Path, resumed: bool) -> Batc
         conn.execute(
             update(transfer_batches)
             .where(transfer_batches.c.batch_id == batch_id)
-            .where(transfer_batches.c.status == "exporting")
-            .values(status="exported", manifest_sha256=digest)
+            .where(transfer_batches.c.status == TransferBatchStatus.EXPORTING.value)
+            .values(status=TransferBatchStatus.EXPORTED.value, manifest_sha256=digest)
         )
         events.record(
             conn,
             run,
-            "transfer.batch_exported",
+            EventType.TRANSFER_BATCH_EXPORTED,
             entity=f"batch:{batch_id}",
             detail={"row_count": rows, "total_pence": total, "manifest_sha256": digest},
         )
@@ -367,7 +368,7 @@ def export_transfers(
             unfinished = (
                 conn.execute(
                     select(transfer_batches.c.batch_id)
-                    .where(transfer_batches.c.status == "exporting")
+                    .where(transfer_batches.c.status == TransferBatchStatus.EXPORTING.value)
                     .order_by(transfer_batches.c.batch_id)
                 )
                 .scalars()
@@ -410,7 +411,7 @@ def rewrite_package(ctx: Context, batch_id: str, out_dir: Path) -> BatchPackage:
     out_dir = _prepare_out_dir(out_dir)
     with ctx.engine.connect() as conn:
         batch = _batch(conn, batch_id)
-        if batch.status == "exporting":
+        if batch.status == TransferBatchStatus.EXPORTING:
             raise UsageError(
                 f"batch {batch_id} was never finished: run `csa-closure transfer export` to "
                 "finish it"
@@ -534,12 +535,12 @@ def list_batches(ctx: Context, *, status: str | None = None) -> list[BatchSummar
             transfer_batches.c.created_at,
             transfer_batches.c.row_count,
             transfer_batches.c.total_pence,
-            n("accepted").label("accepted"),
-            pence("accepted").label("accepted_pence"),
-            n("rejected").label("rejected"),
-            pence("rejected").label("rejected_pence"),
-            n("exported").label("awaiting"),
-            pence("exported").label("awaiting_pence"),
+            n(TransferItemStatus.ACCEPTED).label("accepted"),
+            pence(TransferItemStatus.ACCEPTED).label("accepted_pence"),
+            n(TransferItemStatus.REJECTED).label("rejected"),
+            pence(TransferItemStatus.REJECTED).label("rejected_pence"),
+            n(TransferItemStatus.EXPORTED).label("awaiting"),
+            pence(TransferItemStatus.EXPORTED).label("awaiting_pence"),
             transfer_batches.c.manifest_sha256,
         )
         .select_from(transfer_batches.outerjoin(transfer_items))

@@ -34,26 +34,27 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.errors import ConcurrentChange, UsageError
+from csa_closure.errors import ConcurrentChange
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
-from csa_closure.stages.checks import BookCheck, check_book
+from csa_closure.stages.checks import BookCheck
+from csa_closure.stages.contract_import import (
+    Applied,
+    ContractImport,
+    ImportSummary,
+    import_contract_file,
+)
 from csa_closure.stages.responses import REVIEW_NRP_DISPUTE_IN_TRANSFER
 from csa_closure.states import CREDITORS, DebtState
 from csa_closure.store import events
-from csa_closure.store.dialect import execute_many, insert_frame, read_frame
+from csa_closure.store.dialect import execute_many, read_frame
 from csa_closure.store.moves import move_debts
-from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import (
-    import_rejections,
-    response_imports,
-    transfer_batches,
-    transfer_items,
-)
+from csa_closure.store.runs import Run
+from csa_closure.store.schema import transfer_batches, transfer_items
 
 ACK_LEASE = "stage:transfer-ack"
 IMPORT_KIND = "cms_ack"
@@ -68,19 +69,9 @@ _UNSAFE = r"[^A-Za-z0-9 _.,:;()/'-]"
 
 
 @dataclass
-class AckImportResult:
+class AckImportResult(ImportSummary):
     """JSON keys are the field names (see runbooks/05)."""
 
-    run_id: int | None
-    import_id: int | None
-    file_name: str
-    file_sha256: str
-    already_imported: bool
-    rows: int
-    accepted: int
-    duplicates: int
-    rejected: int
-    rejected_by_reason: dict[str, int]
     transferred: int = 0
     transferred_pence: int = 0
     returned_to_review: int = 0
@@ -92,16 +83,7 @@ class AckImportResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id,
-            "import_id": self.import_id,
-            "file_name": self.file_name,
-            "file_sha256": self.file_sha256,
-            "already_imported": self.already_imported,
-            "rows": self.rows,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "rejected_by_reason": self.rejected_by_reason,
+            **self.summary_json(),
             "transferred": self.transferred,
             "transferred_pence": self.transferred_pence,
             "returned_to_review": self.returned_to_review,
@@ -369,6 +351,66 @@ def _complete_batches(conn: Connection, run: Run, batch_ids: list[str]) -> list[
     return done
 
 
+@dataclass(frozen=True)
+class _Taken:
+    """What an acknowledgement file's accepted rows did."""
+
+    accepted: pl.DataFrame  # the accepted rows, ACCEPTED and REJECTED alike
+    batches_acknowledged: list[str]
+
+
+def _apply_file(
+    conn: Connection, run: Run, judged: pl.DataFrame, import_id: int
+) -> Applied[_Taken]:
+    accepted = judged.filter(pl.col("status_out") == "accepted")
+    _apply(conn, run, accepted, import_id)
+    completed = _complete_batches(conn, run, accepted.get_column("batch_id").unique().to_list())
+    counts = {
+        "transferred": accepted.filter(pl.col("status") == "ACCEPTED").height,
+        "returned_to_review": accepted.filter(pl.col("status") == "REJECTED").height,
+    }
+    return Applied(outcome=_Taken(accepted, completed), event={}, counts=counts)
+
+
+def _rejections(rejected: pl.DataFrame) -> pl.DataFrame:
+    """Rejected rows as ``import_rejections`` holds them: the batch id as the document id,
+    the creditor (when it is one) before the detail."""
+    return rejected.select(
+        "row_number",
+        intake.safe_identifier("batch_id", BATCH_ID_PATTERN).alias("document_id"),
+        intake.safe_identifier("case_ref", intake.CASE_REF_PATTERN).alias("case_ref"),
+        "reason_code",
+        (
+            pl.when(pl.col("creditor").is_in(CREDITORS))
+            .then(pl.col("creditor") + pl.lit(": "))
+            .otherwise(pl.lit(""))
+            + pl.col("detail")
+        )
+        .str.slice(0, 200)
+        .alias("detail"),
+    )
+
+
+def _rejects_csv(rejections: pl.DataFrame) -> bytes:
+    """The acknowledgement's rejects file: the batch id in its own column."""
+    return intake.rejects_csv(rejections).replace(b"document_id", b"batch_id", 1)
+
+
+ACK_FILES = ContractImport(
+    stage="transfer-ack",
+    kind=IMPORT_KIND,
+    lease=ACK_LEASE,
+    columns=COLUMNS,
+    event_type="transfer.ack_imported",
+    progress_label="transfer ack: rows",
+    judge=lambda conn, ctx, rows: judge_acks(conn, rows),
+    rejections=_rejections,
+    apply=_apply_file,
+    verdict="status_out",  # the file's own rows have a status column
+    rejects_csv=_rejects_csv,
+)
+
+
 def import_ack(
     ctx: Context,
     path: Path,
@@ -377,127 +419,18 @@ def import_ack(
     progress: Progress = NO_PROGRESS,
 ) -> AckImportResult:
     """Import one CMS acknowledgement file (see the module doc)."""
-    path = Path(path)
-    rejects_path = rejects_path or intake.default_rejects_path(path)
-    contract = intake.read_contract_csv(path, COLUMNS)
-    with ctx.engine.connect() as conn:
-        prior = intake.find_import(conn, IMPORT_KIND, contract.sha256)
-        stored = intake.stored_rejections(conn, prior.import_id) if prior else None
-    if prior is not None:
-        written = None
-        if stored is not None and stored.height:
-            intake.write_owner_only(rejects_path, _rejects_csv(stored))
-            written = str(rejects_path)
-        return AckImportResult(
-            run_id=prior.run_id,
-            import_id=prior.import_id,
-            file_name=contract.name,
-            file_sha256=contract.sha256,
-            already_imported=True,
-            rows=prior.row_count,
-            accepted=prior.accepted,
-            duplicates=prior.duplicates,
-            rejected=prior.rejected,
-            rejected_by_reason=intake.reason_counts(stored) if stored is not None else {},
-            rejects_file=written,
-        )
-    parameters = {"file_name": contract.name, "file_sha256": contract.sha256}
-    with stage_run(ctx, "transfer-ack", parameters, claims=[ACK_LEASE]) as run:
-        progress.start("transfer ack: rows", contract.rows.height)
-        with run.chunk() as conn:
-            if intake.find_import(conn, IMPORT_KIND, contract.sha256) is not None:
-                raise UsageError(f"{contract.name} was imported by another run just now")
-            judged = judge_acks(conn, contract.rows)
-            counts = {
-                s: judged.filter(pl.col("status_out") == s).height
-                for s in ("accepted", "duplicate", "rejected")
-            }
-            import_id = int(
-                conn.execute(
-                    insert(response_imports)
-                    .values(
-                        kind=IMPORT_KIND,
-                        file_name=contract.name[:255],
-                        file_sha256=contract.sha256,
-                        run_id=run.run_id,
-                        row_count=contract.rows.height,
-                        accepted=counts["accepted"],
-                        duplicates=counts["duplicate"],
-                        rejected=counts["rejected"],
-                        imported_at=ctx.clock(),
-                    )
-                    .returning(response_imports.c.import_id)
-                ).scalar_one()
-            )
-            rejections = judged.filter(pl.col("status_out") == "rejected").select(
-                "row_number",
-                intake.safe_identifier("batch_id", BATCH_ID_PATTERN).alias("document_id"),
-                intake.safe_identifier("case_ref", intake.CASE_REF_PATTERN).alias("case_ref"),
-                "reason_code",
-                (
-                    pl.when(pl.col("creditor").is_in(CREDITORS))
-                    .then(pl.col("creditor") + pl.lit(": "))
-                    .otherwise(pl.lit(""))
-                    + pl.col("detail")
-                )
-                .str.slice(0, 200)
-                .alias("detail"),
-            )
-            insert_frame(
-                conn,
-                import_rejections,
-                rejections.with_columns(pl.lit(import_id, dtype=pl.Int64).alias("import_id")),
-            )
-            accepted = judged.filter(pl.col("status_out") == "accepted")
-            _apply(conn, run, accepted, import_id)
-            completed = _complete_batches(
-                conn, run, accepted.get_column("batch_id").unique().to_list()
-            )
-            events.record(
-                conn,
-                run,
-                "transfer.ack_imported",
-                entity=f"import:{import_id}",
-                detail={"file_sha256": contract.sha256, **counts},
-            )
-            book = check_book(conn)
-        progress.advance("transfer ack: rows", contract.rows.height)
-        progress.finish("transfer ack: rows")
-        took = accepted.filter(pl.col("status") == "ACCEPTED")
-        back = accepted.filter(pl.col("status") == "REJECTED")
-        forward = took.filter(pl.col("review_reason") == REVIEW_NRP_DISPUTE_IN_TRANSFER)
-        result = AckImportResult(
-            run_id=run.run_id,
-            import_id=import_id,
-            file_name=contract.name,
-            file_sha256=contract.sha256,
-            already_imported=False,
-            rows=contract.rows.height,
-            accepted=counts["accepted"],
-            duplicates=counts["duplicate"],
-            rejected=counts["rejected"],
-            rejected_by_reason=intake.reason_counts(rejections),
-            transferred=took.height,
-            transferred_pence=int(took.get_column("amount_pence").sum() or 0),
-            returned_to_review=back.height,
-            returned_pence=int(back.get_column("amount_pence").sum() or 0),
-            batches_acknowledged=completed,
-            disputes_to_forward=sorted(forward.get_column("case_ref").unique().to_list()),
-            book=book,
-        )
-        run.counts.update(
-            {
-                **counts,
-                "transferred": result.transferred,
-                "returned_to_review": result.returned_to_review,
-            }
-        )
-        if rejections.height:
-            intake.write_owner_only(rejects_path, _rejects_csv(rejections))
-            result.rejects_file = str(rejects_path)
+    done = import_contract_file(ctx, ACK_FILES, path, rejects_path=rejects_path, progress=progress)
+    result = AckImportResult(**done.result_fields())
+    if done.applied is None:
         return result
-
-
-def _rejects_csv(rejections: pl.DataFrame) -> bytes:
-    """The acknowledgement's rejects file: the batch id in its own column."""
-    return intake.rejects_csv(rejections).replace(b"document_id", b"batch_id", 1)
+    taken = done.applied.outcome
+    took = taken.accepted.filter(pl.col("status") == "ACCEPTED")
+    back = taken.accepted.filter(pl.col("status") == "REJECTED")
+    forward = took.filter(pl.col("review_reason") == REVIEW_NRP_DISPUTE_IN_TRANSFER)
+    result.transferred = took.height
+    result.transferred_pence = int(took.get_column("amount_pence").sum() or 0)
+    result.returned_to_review = back.height
+    result.returned_pence = int(back.get_column("amount_pence").sum() or 0)
+    result.batches_acknowledged = taken.batches_acknowledged
+    result.disputes_to_forward = sorted(forward.get_column("case_ref").unique().to_list())
+    return result

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType, as_event_type
 from csa_closure.store.dialect import insert_frame
 from csa_closure.store.schema import events
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 def record(
     conn: Connection,
     run: Run,
-    event_type: str,
+    event_type: EventType | str,
     *,
     case_ref: str | None = None,
     debt_id: int | None = None,
@@ -30,14 +31,15 @@ def record(
     to_state: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one event."""
+    """Append one event. ``event_type`` must be an :class:`EventType` (or its value)."""
+    kind = as_event_type(event_type)
     conn.execute(
         events.insert().values(
             run_id=run.run_id,
             occurred_at=run.ctx.clock(),
             as_of=run.ctx.as_of,
             actor=run.ctx.actor,
-            event_type=event_type,
+            event_type=kind.value,
             case_ref=case_ref,
             debt_id=debt_id,
             entity=entity,
@@ -51,12 +53,16 @@ def record(
 EVENT_FRAME_COLUMNS = ("case_ref", "debt_id", "entity", "from_state", "to_state", "detail")
 
 
-def record_frame(conn: Connection, run: Run, event_type: str, frame: pl.DataFrame) -> int:
+def record_frame(
+    conn: Connection, run: Run, event_type: EventType | str, frame: pl.DataFrame
+) -> int:
     """Append one event per row of ``frame``, in bulk.
 
     ``frame`` may have any of ``EVENT_FRAME_COLUMNS``; ``detail`` may be a struct column
     (encoded to JSON in one pass) or JSON text. Run, time, as-of and actor come from ``run``.
+    ``event_type`` must be an :class:`EventType` (or its value), even for an empty frame.
     """
+    kind = as_event_type(event_type)
     if frame.height == 0:
         return 0
     unknown = set(frame.columns) - set(EVENT_FRAME_COLUMNS)
@@ -67,6 +73,6 @@ def record_frame(conn: Connection, run: Run, event_type: str, frame: pl.DataFram
         pl.lit(run.ctx.clock()).alias("occurred_at"),
         pl.lit(run.ctx.as_of, dtype=pl.Date).alias("as_of"),
         pl.lit(run.ctx.actor).alias("actor"),
-        pl.lit(event_type).alias("event_type"),
+        pl.lit(kind.value).alias("event_type"),
     )
     return insert_frame(conn, events, stamped)

@@ -24,6 +24,8 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from csa_closure.domain.events import EventType
+from csa_closure.domain.states import RunStatus
 from csa_closure.errors import LeaseHeld, LeaseLost
 from csa_closure.store.dialect import insert_ignoring_conflicts
 from csa_closure.store.schema import leases, stage_runs
@@ -113,7 +115,7 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
         events.record(
             conn,
             run,
-            "lease.taken_over",
+            EventType.LEASE_TAKEN_OVER,
             entity=f"lease:{name}",
             detail={
                 "previous_holder": before.holder,
@@ -127,8 +129,8 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
             conn.execute(
                 update(stage_runs)
                 .where(stage_runs.c.run_id == before.run_id)
-                .where(stage_runs.c.status == "running")
-                .values(status="abandoned", finished_at=now, error="lease taken over")
+                .where(stage_runs.c.status == RunStatus.RUNNING.value)
+                .values(status=RunStatus.ABANDONED.value, finished_at=now, error="lease taken over")
             )
     return Lease(name=name, token=token, expires_at=expires)
 

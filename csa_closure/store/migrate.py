@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from csa_closure.errors import SchemaNotCurrent
+from csa_closure.store.dialect import impl_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -50,7 +51,7 @@ def status(engine: Engine) -> SchemaStatus:
 def upgrade(engine: Engine, revision: str = "head") -> SchemaStatus:
     """Bring the store to ``revision`` (default: the newest). Safe to run again."""
     config = _config()
-    with engine.begin() as conn:
+    with engine.connect() as conn, impl_for(conn).schema_upgrade(conn):
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
     return status(engine)

@@ -19,6 +19,7 @@ from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.states import RunStatus
 from csa_closure.errors import CsaClosureError, LeaseHeld, Terminated, Unbalanced, UsageError
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
@@ -30,7 +31,7 @@ from csa_closure.store.schema import metadata, stage_runs
 log = logging.getLogger(__name__)
 
 # The status of a run that was refused before it did anything (a lease held by another run).
-REFUSED = "refused"
+REFUSED = RunStatus.REFUSED.value
 # The run parameter that records an as-of date let through with --allow-as-of, and why.
 AS_OF_ALLOWED = "as_of_allowed"
 
@@ -141,7 +142,7 @@ def _finish(run: Run, status: str, error: str | None = None) -> None:
             update(stage_runs)
             .where(stage_runs.c.run_id == run.run_id)
             # a run whose lease was taken over was marked abandoned; that record stands
-            .where(stage_runs.c.status == "running")
+            .where(stage_runs.c.status == RunStatus.RUNNING.value)
             .values(
                 status=status,
                 finished_at=run.ctx.clock(),
@@ -199,7 +200,7 @@ def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
                 host=ctx.host,
                 started_at=ctx.clock(),
                 as_of=ctx.as_of,
-                status="running",
+                status=RunStatus.RUNNING.value,
                 parameters=parameters,
                 log_file=ctx.log_file,
             )
@@ -239,11 +240,11 @@ def stage_run(
         if claiming and isinstance(exc, LeaseHeld):
             status = REFUSED
         elif isinstance(exc, Unbalanced):
-            status = "unbalanced"
+            status = RunStatus.UNBALANCED.value
         elif isinstance(exc, KeyboardInterrupt):
-            status = "interrupted"
+            status = RunStatus.INTERRUPTED.value
         else:
-            status = "failed"
+            status = RunStatus.FAILED.value
         # If the database itself went away, recording the failure fails too; the run is
         # then left "running" and is marked abandoned when its lease is taken over.
         try:
@@ -252,7 +253,7 @@ def stage_run(
             log.warning("could not record the end of run %s", run.run_id)
         raise
     else:
-        _finish(run, "completed")
+        _finish(run, RunStatus.COMPLETED.value)
     finally:
         for lease in run.leases:
             with suppress(Exception), ctx.engine.begin() as conn:

@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from csa_closure.domain.states import DebtState
 from csa_closure.store.dialect import impl_for
 
 # SQLite only makes an auto-incrementing alias of the rowid for "INTEGER PRIMARY KEY";
@@ -204,6 +205,9 @@ payment_days = Table(
     Column("amount_pence", Pence, nullable=False),
 )
 
+# debts.state holds only the state machine's states (migration 0005 added it to older stores)
+DEBT_STATE_CHECK = "state IN (" + ", ".join(f"'{state.value}'" for state in DebtState) + ")"
+
 debts = Table(
     "debts",
     metadata,
@@ -213,7 +217,7 @@ debts = Table(
     Column("creditor", String(3), nullable=False),  # PWC|SOS
     Column("opening_pence", Pence, nullable=False),  # balance as pulled; never changes
     Column("source_pence", Pence, nullable=False),  # balance at source when last pulled
-    Column("state", String(24), nullable=False),  # see csa_closure.states
+    Column("state", String(24), nullable=False),  # see csa_closure.domain.states
     # the current decision (its history is in events)
     Column("outcome", String(24)),
     Column("reason", String(32)),
@@ -235,6 +239,7 @@ debts = Table(
     Column("updated_run_id", ForeignKey("stage_runs.run_id")),
     UniqueConstraint("case_ref", "creditor"),
     CheckConstraint("creditor IN ('PWC', 'SOS')", name="creditor"),
+    CheckConstraint(DEBT_STATE_CHECK, name="state"),
     Index(None, "state"),
     Index(None, "response_deadline"),
 )

@@ -1,8 +1,11 @@
-"""Options and state shared by every command, defined once.
+"""Options and state shared by the commands, defined once (the one home of CLI options that
+more than one command takes).
 
 Commands take the root's state with ``@pass_state`` and open the working store with
 ``state.context()``, which refuses (with the command to run) when the schema is not current.
-``@format_option`` gives a command ``--format table|json|csv``.
+``@format_option`` gives a command ``--format table|json|csv``; ``out_option``,
+``seed_option``, ``cases_option``, ``rejects_option``, ``limit_option`` and ``rules_options``
+the options of those names.
 """
 
 from __future__ import annotations
@@ -135,3 +138,43 @@ def rules_options(func: F) -> F:
         default=None,
         help="Rule set directory (default: the approved rules shipped with csa-closure).",
     )(func)
+
+
+def out_option(
+    help: str, *, directory: bool = False, required: bool = True, dest: str = "out"
+) -> Callable[[F], F]:
+    """``--out PATH``: the file (or, with ``directory``, the folder) a command writes."""
+    return click.option(
+        "--out",
+        dest,
+        required=required,
+        type=click.Path(file_okay=not directory, dir_okay=directory, path_type=Path),
+        help=help,
+    )
+
+
+def seed_option(help: str, *, default: int | None = None) -> Callable[[F], F]:
+    """``--seed N`` of a simulation: required unless it has a ``default``."""
+    if default is None:
+        return click.option("--seed", type=int, required=True, help=help)
+    return click.option("--seed", type=int, default=default, show_default=True, help=help)
+
+
+def cases_option(help: str, *, minimum: int, default: int | None = None) -> Callable[[F], F]:
+    """``--cases N``: how many legacy cases a simulation generates."""
+    if default is None:
+        return click.option("--cases", type=click.IntRange(min=minimum), required=True, help=help)
+    return click.option(
+        "--cases", type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+    )
+
+
+def rejects_option(columns: str) -> Callable[[F], F]:
+    """``--rejects PATH``: where a file import writes the rows it rejected."""
+    return click.option(
+        "--rejects",
+        "rejects_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Where to write the rejected rows (owner-only CSV: {columns}). Default: FILE's "
+        "name with .rejects.csv, beside it.",
+    )
