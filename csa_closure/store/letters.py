@@ -10,8 +10,8 @@ caller's transaction, in bulk.
 **The evidence.** Each letter's every status is one ``letter_status_history`` row (the letter,
 the status, when, who said so: ``source``, and why: the reason code in ``detail``); the row
 before it is where the letter came from. What a row does not say is which run wrote it, so
-each change also writes one event per move (from, to): ``letters.status_changed`` (or
-``letters.built``) with the run, actor and as-of date as every event has, the batch as its
+each change also writes one event per move (from, to): ``letter.status_changed`` (or
+``letter.built``) with the run, actor and as-of date as every event has, the batch as its
 entity when there is one, and in ``detail`` how many letters moved, every one's id, their
 batches and kinds. One event per letter per status change said the same again, a row per
 letter in the widest table (about half of a print send's writes went to it). Neither the
@@ -27,6 +27,7 @@ import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType
 from csa_closure.errors import ConcurrentChange
 from csa_closure.store import events
 from csa_closure.store.dialect import (
@@ -43,9 +44,10 @@ from csa_closure.store.schema import letter_status_history, letters
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
 
-# one event per move (from, to) per change: the history holds each letter's row
-LETTER_EVENT = "letters.status_changed"
-LETTER_BUILT_EVENT = "letters.built"
+# one event per move (from, to) per change, naming its letters: the history holds each
+# letter's row
+LETTER_EVENT = EventType.LETTER_STATUS_CHANGED
+LETTER_BUILT_EVENT = EventType.LETTER_BUILT
 
 # what a change of status records of a letter (no personal data: ids, reference, kind)
 LETTER_KEY_COLUMNS = (
@@ -133,7 +135,7 @@ def change_letters(
 
 
 def record_letter_history(
-    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: EventType
 ) -> None:
     """A history row for each letter in ``changes`` (see ``change_letters``) and one event
     for each move (from, to) among them, naming every letter it moved (see the module doc)."""
