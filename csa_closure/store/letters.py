@@ -93,7 +93,23 @@ def change_letters(
     if count_attempt:
         assignments.append("attempts = attempts + 1")
     sql = f"UPDATE letters SET {', '.join(assignments)} WHERE letter_id = ? AND status = ?"
-    if changes.height <= SMALL:
+    same = changes.select("from_status", "to_status", *set_columns).unique()
+    if same.height == 1 and not changes["letter_id"].is_duplicated().any():
+        # one move with the same values for every letter (a print file's intent or its
+        # letters sent, a send group's intent): one statement per id list, no row binding
+        to, frm, *values = same.select("to_status", "from_status", *set_columns).row(0)
+        ids = changes["letter_id"].to_list()
+        changed = 0
+        for start in range(0, len(ids), IN_LIST_SIZE):
+            part = ids[start : start + IN_LIST_SIZE]
+            marks = ", ".join("?" for _ in part)
+            changed += execute_many(
+                conn,
+                f"UPDATE letters SET {', '.join(assignments)}"
+                f" WHERE status = ? AND letter_id IN ({marks})",
+                [values_for_driver(conn, (to, now, *values, frm, *part))],
+            )
+    elif changes.height <= SMALL:
         # a send group: plain tuples, no frame work per statement (the hot path)
         params = [
             values_for_driver(conn, (to, now, *values, letter_id, frm))
@@ -159,6 +175,7 @@ def record_letter_history(
 
 
 SMALL = 500  # up to this many letters a change is written from plain tuples
+IN_LIST_SIZE = 5_000  # ids per IN (...) list: far under both databases' parameter limits
 
 
 def _moves(changes: pl.DataFrame, source: str) -> pl.DataFrame:
