@@ -113,15 +113,15 @@ class Calendar:
 @contextlib.contextmanager
 def pinned_clock(calendar: Calendar) -> Iterator[None]:
     """Commands built by the CLI in this process get ``calendar``'s clock."""
-    from csa_closure.cli import options
+    from csa_closure.cli import params
     from csa_closure.context import Context
 
-    original = options.Context
-    options.Context = functools.partial(Context, clock=calendar.now)  # type: ignore[misc]
+    original = params.Context
+    params.Context = functools.partial(Context, clock=calendar.now)  # type: ignore[misc]
     try:
         yield
     finally:
-        options.Context = original  # type: ignore[misc]
+        params.Context = original  # type: ignore[misc]
 
 
 @dataclass
