@@ -590,7 +590,7 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
                     "SELECT event_type FROM events WHERE debt_id IS NULL AND event_type NOT IN "
                     f"({', '.join(repr(e) for e in OPERATOR_EVENTS)})"
                     # the letters' moves: compared letter by letter below (letter_events)
-                    " AND event_type NOT IN ('letter.built', 'letter.status_changed')"
+                    " AND event_type NOT IN ('letters.built', 'letters.status_changed')"
                 ),
                 "runs": bag("SELECT stage, status FROM stage_runs"),
             }
@@ -610,7 +610,7 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
                 for event_type, to_state, detail in conn.execute(
                     text(
                         "SELECT event_type, to_state, detail FROM events WHERE event_type"
-                        " IN ('letter.built', 'letter.status_changed') ORDER BY event_id"
+                        " IN ('letters.built', 'letters.status_changed') ORDER BY event_id"
                     )
                 )
                 for letter_id in _plain_json(detail).get("letter_ids", [])
@@ -618,7 +618,7 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
             state["letter_events"] = _letter_paths(
                 conn, sorted(((i, to) for i, _, to in moves), key=lambda move: move[0])
             )
-            built = {i for i, event_type, _ in moves if event_type == "letter.built"}
+            built = {i for i, event_type, _ in moves if event_type == "letters.built"}
             state["letters_built"] = Counter(
                 (r.case_ref, r.creditor, r.purpose, r.recipient)
                 for r in conn.execute(

@@ -10,8 +10,8 @@ caller's transaction, in bulk.
 **The evidence.** Each letter's every status is one ``letter_status_history`` row (the letter,
 the status, when, who said so: ``source``, and why: the reason code in ``detail``); the row
 before it is where the letter came from. What a row does not say is which run wrote it, so
-each change also writes one event per move (from, to): ``letter.status_changed`` (or
-``letter.built``) with the run, actor and as-of date as every event has, the batch as its
+each change also writes one event per move (from, to): ``letters.status_changed`` (or
+``letters.built``) with the run, actor and as-of date as every event has, the batch as its
 entity when there is one, and in ``detail`` how many letters moved, every one's id, their
 batches and kinds. One event per letter per status change said the same again, a row per
 letter in the widest table (about half of a print send's writes went to it). Neither the
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 # one event per move (from, to) per change, naming its letters: the history holds each
 # letter's row
-LETTER_EVENT = EventType.LETTER_STATUS_CHANGED
-LETTER_BUILT_EVENT = EventType.LETTER_BUILT
+LETTER_EVENT = EventType.LETTERS_STATUS_CHANGED
+LETTER_BUILT_EVENT = EventType.LETTERS_BUILT
 
 # what a change of status records of a letter (no personal data: ids, reference, kind)
 LETTER_KEY_COLUMNS = (
@@ -234,7 +234,7 @@ def letter_changes(
 def insert_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: str) -> pl.DataFrame:
     """Insert new letters (``rows``: columns of ``letters``, each with its unique
     ``reference``, ``status`` and ``held_reason``) with their history rows and
-    ``letter.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
+    ``letters.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
     if rows.height == 0:
         return pl.DataFrame(schema={c: pl.String for c in LETTER_CHANGE_COLUMNS})
     # only a build inserts letters, under its lease: the ids after the highest one before this
