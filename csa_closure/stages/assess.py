@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import NotReady, UsageError
 from csa_closure.policy import RuleSet, compute_features, decide, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -273,7 +274,7 @@ def _write_decisions(run: Any, to_write: pl.DataFrame, progress: Progress) -> No
     for first in (True, False):
         # new decisions and re-decisions are different events
         part = moves.filter((pl.col("from_state") == DebtState.PULLED.value) == first)
-        event = "debt.decided" if first else "debt.redecided"
+        event = EventType.DEBT_DECIDED if first else EventType.DEBT_REDECIDED
         for offset in range(0, part.height, ctx.settings.chunk_size):
             chunk = part.slice(offset, ctx.settings.chunk_size)
             with run.chunk() as conn:
