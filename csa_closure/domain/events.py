@@ -30,6 +30,9 @@ class EventType(StrEnum):
     LETTER_STATUS_CHANGED = "letter.status_changed"
     LETTER_RETURN_UNMATCHED = "letter.return_unmatched"
     LETTERS_UPLOAD_REPORT = "letters.upload_report"
+    # one event per move of many letters (their history rows hold each letter's change)
+    LETTERS_BUILT = "letters.built"
+    LETTERS_STATUS_CHANGED = "letters.status_changed"
     BATCH_BUILT = "batch.built"
     BATCH_APPROVED = "batch.approved"
     BATCH_SENDING = "batch.sending"

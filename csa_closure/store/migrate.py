@@ -9,9 +9,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from csa_closure.errors import SchemaNotCurrent
+from csa_closure.store.dialect import impl_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -50,36 +51,10 @@ def status(engine: Engine) -> SchemaStatus:
 def upgrade(engine: Engine, revision: str = "head") -> SchemaStatus:
     """Bring the store to ``revision`` (default: the newest). Safe to run again."""
     config = _config()
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # SQLite alters a table by rebuilding it (batch mode): dropping the old copy must
-            # not be refused by, or cascade to, the rows that refer to it. Foreign keys are
-            # switched off for the upgrade (only possible outside a transaction) and checked
-            # in full before it commits instead.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        try:
-            with conn.begin():
-                config.attributes["connection"] = conn
-                command.upgrade(config, revision)
-                if sqlite:
-                    _refuse_broken_references(conn)
-        finally:
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
+    with engine.connect() as conn, impl_for(conn).schema_upgrade(conn):
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
     return status(engine)
-
-
-def _refuse_broken_references(conn: Connection) -> None:
-    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
-    if broken:
-        tables = sorted({str(row[0]) for row in broken})
-        raise RuntimeError(
-            f"the upgrade would leave {len(broken)} rows referring to rows that do not exist "
-            f"(in {', '.join(tables)}); it was rolled back"
-        )
 
 
 def require_current(engine: Engine) -> None:

@@ -9,8 +9,8 @@ the behaviour both share; a subclass overrides only where its database differs.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -178,6 +178,12 @@ class DialectImpl:
     def read_only_source(self, conn: Connection) -> AbstractContextManager[Connection]:
         """``conn`` set up to read a source database without writing to it."""
         raise NotImplementedError
+
+    @contextmanager
+    def schema_upgrade(self, conn: Connection) -> Iterator[Connection]:
+        """``conn`` in the one transaction a schema upgrade runs in (committed at the end)."""
+        with conn.begin():
+            yield conn
 
 
 def impl_for(bind: Connection | Engine | Dialect) -> DialectImpl:

@@ -109,3 +109,29 @@ class SQLiteImpl(DialectImpl):
     def read_only_source(self, conn: Connection) -> Iterator[Connection]:
         """The caller opened the file read-only; nothing to set."""
         yield conn
+
+    @contextmanager
+    def schema_upgrade(self, conn: Connection) -> Iterator[Connection]:
+        """SQLite alters a table by rebuilding it (batch mode): dropping the old copy must not
+        be refused by, or cascade to, the rows that refer to it. Foreign keys are switched off
+        for the upgrade (only possible outside a transaction) and checked in full before it
+        commits instead."""
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            with conn.begin():
+                yield conn
+                _refuse_broken_references(conn)
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+
+
+def _refuse_broken_references(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(
+            f"the upgrade would leave {len(broken)} rows referring to rows that do not exist "
+            f"(in {', '.join(tables)}); it was rolled back"
+        )
