@@ -116,6 +116,16 @@ def _candidates(
     if redecide:
         states += sorted(s.value for s in REDECIDABLE_STATES)
     facts = debt_facts(conn, ctx.as_of, states=states, case_refs=case_refs)
+    previous = {
+        "previous_outcome": pl.String(),
+        "previous_reason": pl.String(),
+        "previous_rule_id": pl.String(),
+        "previous_ruleset_hash": pl.String(),
+    }
+    if not redecide:
+        # every candidate is still pulled, and a pulled debt has no decision to carry over:
+        # not a read of every decided debt in the book (the re-pull's run has 7% of them)
+        return facts.with_columns(pl.lit(None, dtype=t).alias(n) for n, t in previous.items())
     current = read_frame(
         conn,
         (
@@ -123,22 +133,14 @@ def _candidates(
             "WHERE state <> 'pulled'",
             (),
         ),
-        {
-            "debt_id": pl.Int64(),
-            "previous_outcome": pl.String(),
-            "previous_reason": pl.String(),
-            "previous_rule_id": pl.String(),
-            "previous_ruleset_hash": pl.String(),
-        },
+        {"debt_id": pl.Int64(), **previous},
     )
     facts = facts.join(current, on="debt_id", how="left")
-    if redecide:
-        untouched = read_frame(conn, (_UNTOUCHED_SQL, ()), {"debt_id": pl.Int64()})
-        facts = facts.filter(
-            (pl.col("state") == DebtState.PULLED.value)
-            | pl.col("debt_id").is_in(untouched["debt_id"].implode())
-        )
-    return facts
+    untouched = read_frame(conn, (_UNTOUCHED_SQL, ()), {"debt_id": pl.Int64()})
+    return facts.filter(
+        (pl.col("state") == DebtState.PULLED.value)
+        | pl.col("debt_id").is_in(untouched["debt_id"].implode())
+    )
 
 
 def _plan(facts: pl.DataFrame, rule_set: RuleSet, ctx: Context) -> pl.DataFrame:
