@@ -16,7 +16,8 @@ Each step runs in its own process, so its peak resident memory is its own. ``WOR
 ``built.db`` (the store after build and approve), so ``--send-only`` times the send again on a
 fresh copy of the same batch, and the print files land in ``WORKDIR/print-<n>`` to compare
 runs byte for byte (``--send-only`` on two versions of the code must give identical files).
-Prints one JSON line per step: seconds, peak RSS, the load average when it finished. After the
+Prints one JSON line per step: seconds, CPU seconds, peak RSS, the load average when it
+finished. After the
 send, a ``floor`` step bulk-inserts the rows the three steps wrote (the letters, their status
 history and the events of the notify runs) straight through the driver into an empty copy of
 the tables, as ``benchmarks/run.py`` does for the pull: the letters' time over that is their
@@ -70,7 +71,7 @@ def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> d
 
     config = load_letters_config(env={})
     profiler = cProfile.Profile() if profile else None
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     if name == "build":
@@ -104,7 +105,7 @@ def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> d
         }
     else:
         raise SystemExit(f"no step {name}")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler:
         profiler.disable()
         assert profile is not None
@@ -112,6 +113,8 @@ def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> d
     return {
         "step": name,
         "seconds": round(seconds, 1),
+        # the step's own CPU (user + system): steadier than wall time on a shared machine
+        "cpu_seconds": round(cpu, 1),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         **summary,
@@ -142,14 +145,15 @@ def floor(db: Path | str) -> dict[str, Any]:
         }
     target, cleanup = _empty_copy(url)
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         _bulk_insert(target, frames)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         cleanup()
     return {
         "step": "floor",
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
         "rows": sum(f.height for f in frames.values()),
         "rows_by_table": {t: f.height for t, f in frames.items()},
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -1,19 +1,12 @@
 """Reconciliation: every penny of the legacy book, accounted for at any moment.
 
-Per system and creditor, two equations must hold exactly:
+Per system and creditor, the equations of :mod:`csa_closure.domain.reconciliation` must hold
+exactly: source + drift = loaded + quarantined; loaded = nil + written off + transferred +
+open; and written off (net of reversals, from the ledger) = pence of debts in state
+``written_off``.
 
-1. source + drift = loaded + quarantined
-   (the legacy control total against what was loaded and what is held; ``drift`` is what
-   the store holds minus what the source says now, for debts decided before a source change)
-2. loaded = nil + written off + transferred + open
-   (what was loaded against where it is now)
-
-and a third ties the ledger to the debts:
-
-3. written off (net of reversals, from the ledger) = pence of debts in state ``written_off``.
-
-``reconcile`` reads them from the store at any time; reports print them and stages' tests
-assert them after every command.
+``reconcile`` reads their figures from the store at any time; reports print them and stages'
+tests assert them after every command.
 """
 
 from __future__ import annotations
@@ -25,6 +18,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import LedgerEntryType
+from csa_closure.domain.reconciliation import (
+    Equation,
+    book_equation,
+    ledger_equation,
+    open_pence,
+    source_equation,
+)
 from csa_closure.domain.states import DebtState, QuarantineStatus, RunStatus
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
 from csa_closure.store.schema import debts, ledger_entries, quarantine, stage_runs
@@ -49,22 +50,43 @@ class CreditorBalance:
     debts_loaded: int
     debts_closed: int
 
+    def equations(self) -> tuple[Equation, Equation, Equation]:
+        """The source, book and ledger equations, with these figures."""
+        return (
+            source_equation(
+                source=self.source_pence,
+                drift=self.drift_pence,
+                loaded=self.loaded_pence,
+                quarantined=self.quarantined_pence,
+            ),
+            book_equation(
+                loaded=self.loaded_pence,
+                nil=self.nil_pence,
+                written_off=self.written_off_pence,
+                transferred=self.transferred_pence,
+                open_=self.open_pence,
+            ),
+            ledger_equation(
+                ledger_written_off=self.written_off_pence,
+                written_off_debts=self.ledger_state_pence,
+            ),
+        )
+
     @property
     def source_balanced(self) -> bool:
-        return self.source_pence + self.drift_pence == self.loaded_pence + self.quarantined_pence
+        return self.equations()[0].holds
 
     @property
     def book_balanced(self) -> bool:
-        total = self.nil_pence + self.written_off_pence + self.transferred_pence + self.open_pence
-        return self.loaded_pence == total
+        return self.equations()[1].holds
 
     @property
     def ledger_balanced(self) -> bool:
-        return self.written_off_pence == self.ledger_state_pence
+        return self.equations()[2].holds
 
     @property
     def balanced(self) -> bool:
-        return self.source_balanced and self.book_balanced and self.ledger_balanced
+        return all(equation.holds for equation in self.equations())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,7 +190,10 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
             func.sum(ledger_entries.c.amount_pence),
             func.sum(
                 case(
-                    (ledger_entries.c.entry_type == "reversal", -ledger_entries.c.amount_pence),
+                    (
+                        ledger_entries.c.entry_type == LedgerEntryType.REVERSAL.value,
+                        -ledger_entries.c.amount_pence,
+                    ),
                     else_=0,
                 )
             ),
@@ -204,7 +229,7 @@ def reconcile_conn(conn: Connection) -> Reconciliation:
                 nil_pence=nil,
                 written_off_pence=written_off,
                 transferred_pence=transferred,
-                open_pence=loaded - nil - written_state - transferred,
+                open_pence=open_pence(loaded, nil, written_state, transferred),
                 reversed_pence=reversed_,
                 ledger_state_pence=written_state,
                 debts_loaded=count,

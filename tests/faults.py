@@ -590,7 +590,7 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
                     "SELECT event_type FROM events WHERE debt_id IS NULL AND event_type NOT IN "
                     f"({', '.join(repr(e) for e in OPERATOR_EVENTS)})"
                     # the letters' moves: compared letter by letter below (letter_events)
-                    " AND event_type NOT LIKE 'letters.%'"
+                    " AND event_type NOT IN ('letters.built', 'letters.status_changed')"
                 ),
                 "runs": bag("SELECT stage, status FROM stage_runs"),
             }
@@ -609,8 +609,8 @@ def book_state(url: str, *, actors: bool = True) -> dict[str, Any]:
                 (int(letter_id), event_type, to_state)
                 for event_type, to_state, detail in conn.execute(
                     text(
-                        "SELECT event_type, to_state, detail FROM events "
-                        "WHERE event_type LIKE 'letters.%' ORDER BY event_id"
+                        "SELECT event_type, to_state, detail FROM events WHERE event_type"
+                        " IN ('letters.built', 'letters.status_changed') ORDER BY event_id"
                     )
                 )
                 for letter_id in _plain_json(detail).get("letter_ids", [])

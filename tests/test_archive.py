@@ -199,7 +199,7 @@ def test_verify_detects_a_store_changed_since(ctx: Context, tmp_path: Path) -> N
     assert verify(book.ctx, tmp_path / "a").ok
     with stage_run(book.ctx.on(date(2019, 4, 1)), "notify", {}) as run, run.chunk() as conn:
         event_log.record(
-            conn, run, "letter.status_changed", case_ref="S000000002", entity="letter:1"
+            conn, run, "letters.status_changed", case_ref="S000000002", entity="letter:1"
         )
     problems = _problems(book.ctx, tmp_path / "a")
     assert [f for f, _ in problems] == ["events.parquet"]
@@ -316,7 +316,7 @@ def test_the_archive_reads_one_snapshot_while_others_write(ctx: Context) -> None
     with _snapshot(ctx.engine) as reader:
         before = count(reader)
         with stage_run(book.ctx, "notify", {}) as run, run.chunk() as conn:
-            event_log.record(conn, run, "letter.status_changed", case_ref="S000000002")
+            event_log.record(conn, run, "letters.status_changed", case_ref="S000000002")
         assert count(reader) == before  # the new event is not seen inside the snapshot
     with ctx.engine.connect() as conn:
         assert count(conn) == before + 1

@@ -117,7 +117,7 @@ def test_a_store_changed_after_the_archive_blocks(ctx: Context, tmp_path: Path) 
     _archived_and_verified(book.ctx, tmp_path / "a")
     with stage_run(book.ctx.on(date(2019, 4, 2)), "notify", {}) as run, run.chunk() as conn:
         event_log.record(
-            conn, run, "letter.status_changed", case_ref="S000000002", entity="letter:1"
+            conn, run, "letters.status_changed", case_ref="S000000002", entity="letter:1"
         )
     check = decommission_check(book.ctx)
     assert _failing(check) == ["archive_verified"]

@@ -93,7 +93,7 @@ def test_a_pull_balances_to_the_penny_and_quarantines_every_dirty_kind(
         assert s.cases_source == s.cases_loaded + s.cases_quarantined
         for creditor in ("PWC", "SOS"):
             c = s.creditors[creditor]
-            assert c.source_pence == c.loaded_pence + c.quarantined_pence
+            assert c.source_pence == c.loaded_at_source_pence + c.quarantined_pence
             assert c.quarantined_pence != 0
     with ctx.engine.connect() as conn:
         held = conn.execute(select(quarantine.c.reasons, quarantine.c.source_system)).all()
@@ -364,7 +364,9 @@ def test_pull_json_and_quarantine_list_carry_the_documented_keys_and_no_personal
         s = result["systems"][system]
         assert {"cases_source", "cases_loaded", "cases_quarantined"} <= set(s)
         for creditor in ("PWC", "SOS"):
-            assert {"source_pence", "loaded_pence", "quarantined_pence"} <= set(s[creditor])
+            assert {"source_pence", "loaded_at_source_pence", "quarantined_pence"} <= set(
+                s[creditor]
+            )
     listed = runner.invoke(
         cli, [*base, "quarantine", "list", "--reason", "BAD_DATE", "--format", "json"]
     )

@@ -238,3 +238,32 @@ def test_a_move_the_state_machine_forbids_is_refused(ctx: Context) -> None:
     with pytest.raises(InvalidTransition, match="'pulled' to 'written_off'"):
         with stage_run(ctx, "x", {}) as run, run.chunk() as conn:
             move_debts(conn, run, moves, event_type="debt.written_off")
+
+
+def test_the_pull_s_debt_writes_refuse_when_a_debt_is_not_where_it_was_read(ctx: Context) -> None:
+    """The pull's refresh (only of undecided debts) and drift (source balance) updates check
+    their row counts: a debt decided, or gone, in between rolls the chunk back."""
+    from csa_closure.store.debts import record_source_drift, refresh_pulled_debts
+
+    seeded = _seed_debts(ctx, 2)
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(debts).where(debts.c.debt_id == seeded["debt_id"][0]).values(state="closed")
+        )
+    changed = seeded.with_columns(
+        pl.lit(100, dtype=pl.Int64).alias("opening_pence"),
+        pl.lit(250, dtype=pl.Int64).alias("balance_pence"),
+    )
+    with pytest.raises(ConcurrentChange, match="1 of 2 debts could not be refreshed"):
+        with stage_run(ctx, "pull", {}) as run, run.chunk() as conn:
+            refresh_pulled_debts(conn, run, changed)
+    gone = changed.with_columns(
+        pl.lit(10_000, dtype=pl.Int64).alias("debt_id"),
+        pl.lit(100, dtype=pl.Int64).alias("stored_source_pence"),
+    ).head(1)
+    with pytest.raises(ConcurrentChange, match="1 of 1 debts"):
+        with stage_run(ctx, "pull", {}) as run, run.chunk() as conn:
+            record_source_drift(conn, run, gone)
+    with ctx.engine.connect() as conn:
+        assert sorted(conn.execute(select(debts.c.source_pence)).scalars()) == [0, 100]
+        assert conn.execute(select(events.c.event_id)).all() == []

@@ -44,7 +44,7 @@ def test_unreadable_creditors_are_reconciled_in_their_own_bucket(
     assert pulled.exit_code == 0, pulled.output
     bucket = json.loads(pulled.stdout)["systems"]["CSCS"]["UNREADABLE"]
     assert bucket["source_pence"] == bucket["quarantined_pence"] == pence
-    assert bucket["loaded_pence"] == 0 and bucket["balanced"] is True
+    assert bucket["loaded_at_source_pence"] == 0 and bucket["balanced"] is True
 
     report = CliRunner().invoke(cli, [*base, "report", "reconcile", "--format", "json"])
     assert report.exit_code == 0, report.output

@@ -23,6 +23,7 @@ from csa_closure.cli.params import (
     pass_state,
 )
 from csa_closure.csvsafe import safe_row
+from csa_closure.domain.codes import LedgerEntryType
 from csa_closure.stages.ledger import (
     LedgerEntry,
     LedgerTotals,
@@ -130,7 +131,7 @@ def render_ledger(console: Console, totals: LedgerTotals, entries: list[LedgerEn
 @click.option(
     "--type",
     "entry_type",
-    type=click.Choice(["write_off", "reversal"]),
+    type=click.Choice([kind.value for kind in LedgerEntryType]),
     help="Only write-offs or only reversals.",
 )
 @click.option("--on", "on_date", type=ISO_DATE, help="Only entries made for this as-of date.")

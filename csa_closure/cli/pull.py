@@ -35,14 +35,15 @@ def render_pull(console: Console, result: PullResult) -> None:
     rows = reconciliation_rows(result)
     console.print(
         rich_table(
-            f"Pull run {result.run_id}: source = loaded + quarantined, per system and creditor",
+            f"Pull run {result.run_id}: source = loaded (at source) + quarantined, per system "
+            "and creditor",
             ["system", "creditor", "source", "loaded", "quarantined", "difference", "balanced"],
             [
                 [
                     r["system"],
                     r["creditor"],
                     pounds(r["source_pence"]),
-                    pounds(r["loaded_pence"]),
+                    pounds(r["loaded_at_source_pence"]),
                     pounds(r["quarantined_pence"]),
                     pounds(r["difference_pence"]),
                     "yes" if r["balanced"] else "NO",
@@ -88,8 +89,9 @@ def pull(state: CliState, source: str, fmt: str) -> None:
     """Pull every case from the legacy CSCS and CS2 replica into the working store.
 
     Dirty rows quarantine their case with a reason code. Prints, per system and creditor,
-    the proof that source = loaded + quarantined; exits 5 if it does not balance. Safe to
-    re-run: nothing is duplicated, and an interrupted pull continues where it stopped.
+    the proof that source + drift = loaded + quarantined; exits 5 if it does not balance.
+    Safe to re-run: nothing is duplicated, and an interrupted pull continues where it
+    stopped.
     """
     ctx = state.context()
     try:
@@ -113,7 +115,7 @@ def _emit_pull(fmt: str, result: PullResult) -> None:
                 "system",
                 "creditor",
                 "source_pence",
-                "loaded_pence",
+                "loaded_at_source_pence",
                 "quarantined_pence",
                 "difference_pence",
                 "drift_pence",

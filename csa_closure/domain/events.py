@@ -26,8 +26,6 @@ class EventType(StrEnum):
     DEBT_REVIEWED = "debt.reviewed"
     DEBT_REFERRED = "debt.referred"  # to a caseworker
     # letters
-    LETTER_BUILT = "letter.built"
-    LETTER_STATUS_CHANGED = "letter.status_changed"
     LETTER_RETURN_UNMATCHED = "letter.return_unmatched"
     LETTERS_UPLOAD_REPORT = "letters.upload_report"
     # one event per move of many letters (their history rows hold each letter's change)

@@ -44,6 +44,7 @@ from datetime import date
 
 import polars as pl
 
+from csa_closure.domain.reconciliation import source_equation
 from csa_closure.domain.states import CREDITORS
 from csa_closure.errors import InputError
 from csa_closure.legacy.contract import (
@@ -191,7 +192,9 @@ class NormalisedBook:
                         "control_pence": control_pence,
                         "loaded_pence": loaded,
                         "quarantined_pence": held,
-                        "difference_pence": control_pence - loaded - held,
+                        "difference_pence": source_equation(
+                            source=control_pence, drift=0, loaded=loaded, quarantined=held
+                        ).difference_pence,
                     }
                 )
         return pl.DataFrame(
@@ -459,6 +462,40 @@ def _issues(
     )
 
 
+@dataclass
+class _IssueList:
+    """The issues found in one table's ``rows``, check by check, in the order reported."""
+
+    rows: pl.DataFrame
+    table: str
+    cols: dict[str, str]  # our column name -> the legacy one
+    found: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, mask: pl.Expr, code: Reason, name: str, detail: pl.Expr) -> None:
+        self.found.append(
+            _issues(
+                self.rows, mask, code=code, table=self.table, field=self.cols[name], detail=detail
+            )
+        )
+
+    def add_amount_checks(self, spec: SystemSpec) -> None:
+        """An ``amount`` column (parsed into ``pence``) that is empty, or not money."""
+        legacy = self.cols["amount"]
+        self.add(
+            _blank(spec, "amount"), Reason.MISSING_VALUE, "amount", pl.lit(f"{legacy} is empty")
+        )
+        money = "pounds like 1234.56" if spec.money_in_pounds else "whole pence"
+        self.add(
+            ~_blank(spec, "amount") & pl.col("pence").is_null(),
+            Reason.BAD_AMOUNT,
+            "amount",
+            pl.concat_str(pl.lit(f"{legacy} is not {money}"), _shown("amount", number=True)),
+        )
+
+    def frame(self) -> pl.DataFrame:
+        return pl.concat(self.found)
+
+
 # --- parties --------------------------------------------------------------------------
 
 _PARTY_TEXT = (
@@ -666,10 +703,8 @@ def _case_quarantine_ref(spec: SystemSpec) -> pl.Expr:
 
 def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date) -> pl.DataFrame:
     cols = spec.case_cols
-    out: list[pl.DataFrame] = []
-
-    def add(mask: pl.Expr, code: Reason, field: str, detail: pl.Expr) -> None:
-        out.append(_issues(cases, mask, code=code, table=table, field=cols[field], detail=detail))
+    issues = _IssueList(cases, table, cols)
+    add = issues.add
 
     def text(*parts: str | pl.Expr) -> pl.Expr:
         return pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in parts])
@@ -764,7 +799,7 @@ def _case_issues(spec: SystemSpec, cases: pl.DataFrame, table: str, as_at: date)
             _shown("enforcement"),
         ),
     )
-    return pl.concat(out)
+    return issues.frame()
 
 
 def _case_index(cases: pl.DataFrame) -> pl.DataFrame:
@@ -800,8 +835,7 @@ def _parse_debts(
     cols = spec.debt_cols
     table = spec.debt_table
     debts = (
-        raw.rename({legacy: name for name, legacy in cols.items()})
-        .join(case_index, left_on="case_key", right_on="key", how="left")
+        _with_case(raw, cols, case_index)
         .with_columns(
             _parse_pence(spec, "amount").alias("pence"),
             pl.col("creditor").is_in(list(CREDITORS)).fill_null(False).alias("creditor_ok"),
@@ -822,21 +856,10 @@ def _parse_debts(
             .alias("unreadable"),
         )
     )
-    orphans = _orphan_items(
-        spec,
-        debts.filter(pl.col("row").is_null()),
-        ITEM_ORPHAN_DEBT,
-        Reason.ORPHAN_DEBT,
-        table,
-        cols["case_key"],
-    )
-    debts = debts.filter(pl.col("row").is_not_null()).with_columns(
-        pl.len().over("row", "creditor").alias("same_creditor_rows")
-    )
-    out: list[pl.DataFrame] = []
-
-    def add(mask: pl.Expr, code: Reason, field: str, detail: pl.Expr) -> None:
-        out.append(_issues(debts, mask, code=code, table=table, field=cols[field], detail=detail))
+    debts, orphans = _split_orphans(spec, debts, ITEM_ORPHAN_DEBT, Reason.ORPHAN_DEBT, table, cols)
+    debts = debts.with_columns(pl.len().over("row", "creditor").alias("same_creditor_rows"))
+    issues = _IssueList(debts, table, cols)
+    add = issues.add
 
     add(
         _blank(spec, "creditor"),
@@ -860,16 +883,7 @@ def _parse_debts(
             pl.col("creditor"),
         ),
     )
-    add(
-        _blank(spec, "amount"), Reason.MISSING_VALUE, "amount", pl.lit(f"{cols['amount']} is empty")
-    )
-    money = "pounds like 1234.56" if spec.money_in_pounds else "whole pence"
-    add(
-        ~_blank(spec, "amount") & pl.col("pence").is_null(),
-        Reason.BAD_AMOUNT,
-        "amount",
-        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount", number=True)),
-    )
+    issues.add_amount_checks(spec)
     add(
         pl.col("pence") < 0,
         Reason.CREDIT_BALANCE,
@@ -879,8 +893,7 @@ def _parse_debts(
         ),
     )
     # Duplicate rows raise one issue per row; keep one per case, creditor and code.
-    issues = pl.concat(out).unique(maintain_order=True)
-    return debts, issues, orphans
+    return debts, issues.frame().unique(maintain_order=True), orphans
 
 
 def _parse_payments(
@@ -888,33 +901,19 @@ def _parse_payments(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     cols = spec.payment_cols
     table = spec.payment_table
-    payments = (
-        raw.rename({legacy: name for name, legacy in cols.items()})
-        .join(case_index, left_on="case_key", right_on="key", how="left")
-        .with_columns(
-            _parse_date(spec, "paid_on").alias("paid"),
-            _date_problem(spec, "paid_on").alias("paid_problem"),
-            _parse_pence(spec, "amount").alias("pence"),
-            pl.lit(0, dtype=pl.Int64).alias("pwc"),
-            pl.lit(0, dtype=pl.Int64).alias("sos"),
-            pl.lit(0, dtype=pl.Int64).alias("unreadable"),
-        )
+    payments = _with_case(raw, cols, case_index).with_columns(
+        _parse_date(spec, "paid_on").alias("paid"),
+        _date_problem(spec, "paid_on").alias("paid_problem"),
+        _parse_pence(spec, "amount").alias("pence"),
+        pl.lit(0, dtype=pl.Int64).alias("pwc"),
+        pl.lit(0, dtype=pl.Int64).alias("sos"),
+        pl.lit(0, dtype=pl.Int64).alias("unreadable"),
     )
-    orphans = _orphan_items(
-        spec,
-        payments.filter(pl.col("row").is_null()),
-        ITEM_ORPHAN_PAYMENT,
-        Reason.ORPHAN_PAYMENT,
-        table,
-        cols["case_key"],
+    payments, orphans = _split_orphans(
+        spec, payments, ITEM_ORPHAN_PAYMENT, Reason.ORPHAN_PAYMENT, table, cols
     )
-    payments = payments.filter(pl.col("row").is_not_null())
-    out: list[pl.DataFrame] = []
-
-    def add(mask: pl.Expr, code: Reason, field: str, detail: pl.Expr) -> None:
-        out.append(
-            _issues(payments, mask, code=code, table=table, field=cols[field], detail=detail)
-        )
+    issues = _IssueList(payments, table, cols)
+    add = issues.add
 
     add(
         _blank(spec, "paid_on"),
@@ -930,17 +929,30 @@ def _parse_payments(
             pl.lit(f"{cols['paid_on']} "), pl.col("paid_problem"), _shown("paid_on", number=True)
         ),
     )
-    add(
-        _blank(spec, "amount"), Reason.MISSING_VALUE, "amount", pl.lit(f"{cols['amount']} is empty")
+    issues.add_amount_checks(spec)
+    return payments, issues.frame().unique(maintain_order=True), orphans
+
+
+def _with_case(raw: pl.DataFrame, cols: dict[str, str], case_index: pl.DataFrame) -> pl.DataFrame:
+    """Legacy rows under our column names, with their case's ``row`` (null: no such case)."""
+    return raw.rename({legacy: name for name, legacy in cols.items()}).join(
+        case_index, left_on="case_key", right_on="key", how="left"
     )
-    money = "pounds like 1234.56" if spec.money_in_pounds else "whole pence"
-    add(
-        ~_blank(spec, "amount") & pl.col("pence").is_null(),
-        Reason.BAD_AMOUNT,
-        "amount",
-        pl.concat_str(pl.lit(f"{cols['amount']} is not {money}"), _shown("amount", number=True)),
+
+
+def _split_orphans(
+    spec: SystemSpec,
+    rows: pl.DataFrame,
+    kind: str,
+    code: Reason,
+    table: str,
+    cols: dict[str, str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of known cases, and the orphans (rows of no case) as quarantine items."""
+    orphans = _orphan_items(
+        spec, rows.filter(pl.col("row").is_null()), kind, code, table, cols["case_key"]
     )
-    return payments, pl.concat(out).unique(maintain_order=True), orphans
+    return rows.filter(pl.col("row").is_not_null()), orphans
 
 
 def _orphan_items(

@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.reconciliation import open_pence as book_open_pence
 from csa_closure.domain.states import CLOSED_STATES, DebtState, LetterStatus, QuarantineStatus
 from csa_closure.store.schema import debts, events, letters, quarantine, response_imports
 from csa_closure.store.schema import responses as responses_table
@@ -282,7 +283,7 @@ def headline(report: ProgressReport) -> Headline:
         loaded_debts=loaded.debts,
         closed_pence=closed.pence,
         loaded_pence=loaded.pence,
-        open_pence=loaded.pence - closed.pence,
+        open_pence=book_open_pence(loaded.pence, closed.pence),
         expected_finish=report.finish.expected_finish,
         finished=report.finish.finished,
     )

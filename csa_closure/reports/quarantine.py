@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from csa_closure.context import Context
+from csa_closure.store.rows import from_row
 from csa_closure.store.schema import quarantine
 
 
@@ -104,20 +105,6 @@ def list_quarantine(
             if reason and reason not in codes:
                 continue
             items.append(
-                QuarantineItem(
-                    source_system=row.source_system,
-                    case_ref=row.case_ref,
-                    item_kind=row.item_kind,
-                    status=row.status,
-                    pwc_pence=row.pwc_pence,
-                    sos_pence=row.sos_pence,
-                    unreadable_pence=row.unreadable_pence,
-                    row_count=row.row_count,
-                    reason_codes=codes,
-                    reasons=list(row.reasons),
-                    first_run_id=row.first_run_id,
-                    last_run_id=row.last_run_id,
-                    released_run_id=row.released_run_id,
-                )
+                from_row(QuarantineItem, row, reason_codes=codes, reasons=list(row.reasons))
             )
     return items

@@ -1,7 +1,8 @@
 """The reconciliation report: ``reconcile`` laid out per system and creditor, with each of its
 three equations checked and every failing one named with its figures.
 
-The equations themselves live in :mod:`csa_closure.reconcile`; this module only presents them.
+The equations themselves live in :mod:`csa_closure.domain.reconciliation`; this module only
+presents them.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from csa_closure.context import Context
+from csa_closure.domain.reconciliation import STATEMENTS
 from csa_closure.reconcile import CreditorBalance, Reconciliation, reconcile
 
-EQUATIONS = (
-    ("source", "source + drift = loaded + quarantined"),
-    ("book", "loaded = nil + written off + transferred + open"),
-    ("ledger", "written off (ledger, net of reversals) = debts in state written_off"),
-)
+EQUATIONS = tuple(STATEMENTS.items())
 
 
 @dataclass(frozen=True)
@@ -26,44 +24,19 @@ class EquationFailure:
     equation: str  # source|book|ledger
     left_pence: int
     right_pence: int
+    why: str  # both sides, term by term (Equation.why_not)
 
     @property
     def text(self) -> str:
-        statement = dict(EQUATIONS)[self.equation]
-        return (
-            f"{self.system} {self.creditor}: {statement} does not hold: "
-            f"{self.left_pence} != {self.right_pence} pence "
-            f"(difference {self.left_pence - self.right_pence})"
-        )
+        return f"{self.system} {self.creditor}: {self.why}"
 
 
 def _failures(system: str, creditor: str, c: CreditorBalance) -> list[EquationFailure]:
-    out = []
-    if not c.source_balanced:
-        out.append(
-            EquationFailure(
-                system,
-                creditor,
-                "source",
-                c.source_pence + c.drift_pence,
-                c.loaded_pence + c.quarantined_pence,
-            )
-        )
-    if not c.book_balanced:
-        out.append(
-            EquationFailure(
-                system,
-                creditor,
-                "book",
-                c.loaded_pence,
-                c.nil_pence + c.written_off_pence + c.transferred_pence + c.open_pence,
-            )
-        )
-    if not c.ledger_balanced:
-        out.append(
-            EquationFailure(system, creditor, "ledger", c.written_off_pence, c.ledger_state_pence)
-        )
-    return out
+    return [
+        EquationFailure(system, creditor, e.name, e.left_pence, e.right_pence, why)
+        for e in c.equations()
+        if (why := e.why_not()) is not None
+    ]
 
 
 @dataclass

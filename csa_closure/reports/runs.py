@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from csa_closure.context import Context
+from csa_closure.store.rows import columns_for, from_row
 from csa_closure.store.schema import stage_runs
 
 DEFAULT_LIMIT = 50
@@ -60,37 +61,13 @@ def list_runs(
 ) -> list[RunRow]:
     """Stage runs, newest first; only ``stage`` when given; at most ``limit`` (None: all)."""
     r = stage_runs.c
-    statement = select(
-        r.run_id,
-        r.stage,
-        r.actor,
-        r.host,
-        r.started_at,
-        r.finished_at,
-        r.as_of,
-        r.status,
-        r.counts,
-        r.error,
-        r.log_file,
-    ).order_by(r.run_id.desc())
+    statement = select(*columns_for(stage_runs, RunRow)).order_by(r.run_id.desc())
     if stage:
         statement = statement.where(r.stage == stage)
     if limit is not None:
         statement = statement.limit(limit)
     with ctx.engine.connect() as conn:
         return [
-            RunRow(
-                run_id=int(row.run_id),
-                stage=row.stage,
-                actor=row.actor,
-                host=row.host,
-                started_at=row.started_at,
-                finished_at=row.finished_at,
-                as_of=row.as_of,
-                status=row.status,
-                counts=dict(row.counts or {}),
-                error=row.error,
-                log_file=row.log_file,
-            )
+            from_row(RunRow, row, run_id=int(row.run_id), counts=dict(row.counts or {}))
             for row in conn.execute(statement)
         ]

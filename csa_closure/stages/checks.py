@@ -1,11 +1,12 @@
 """The money check every command of the resolve stages makes before it reports success.
 
-Of the reconciliation's equations (``csa_closure.reconcile``), two are this stage's to keep:
+Of the reconciliation's equations (:mod:`csa_closure.domain.reconciliation`), two are this
+stage's to keep:
 
 - loaded = nil + written off + transferred + open, per system and creditor;
 - written off net of reversals (the ledger) = pence of debts in state ``written_off``.
 
-(The third, source = loaded + quarantined, is the pull's, and needs a completed pull.)
+(The third, source + drift = loaded + quarantined, is the pull's, and needs a completed pull.)
 Commands that write in one transaction check inside it, so a write that would break the books
 rolls back; chunked runs check when they finish.
 """
@@ -41,17 +42,12 @@ def book_check(recon: Reconciliation) -> BookCheck:
     for system in SYSTEMS:
         for creditor in CREDITORS:
             c = recon.systems[system][creditor]
-            if not c.book_balanced:
-                check.problems.append(
-                    f"{system} {creditor}: loaded {c.loaded_pence} != nil + written off + "
-                    "transferred + open "
-                    f"{c.nil_pence + c.written_off_pence + c.transferred_pence + c.open_pence}"
-                )
-            if not c.ledger_balanced:
-                check.problems.append(
-                    f"{system} {creditor}: ledger net write-offs {c.written_off_pence} != "
-                    f"written-off debts {c.ledger_state_pence}"
-                )
+            _, book, ledger = c.equations()  # the source equation is the pull's
+            check.problems += [
+                f"{system} {creditor}: {why}"
+                for why in (book.why_not(), ledger.why_not())
+                if why is not None
+            ]
             check.loaded_pence += c.loaded_pence
             check.nil_pence += c.nil_pence
             check.written_off_pence += c.written_off_pence

@@ -13,7 +13,7 @@ what an accepted row does.
 4. **record** the import (``response_imports``) and its rejected rows
    (``import_rejections``);
 5. **apply** the accepted rows;
-6. one ``<kind>.imported`` event with the counts, and the book check;
+6. one event of the import's own type with the counts, and the book check;
 7. after the commit, the **rejects** file (if this write fails, importing the file again
    rewrites it).
 """
@@ -30,6 +30,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
@@ -69,7 +70,7 @@ class ContractImport(Generic[T]):
     kind: str  # response_imports.kind
     lease: str
     columns: tuple[str, ...]
-    event_type: str
+    event_type: EventType  # the import's own event, one per file
     progress_label: str
     judge: Callable[[Connection, Context, pl.DataFrame], pl.DataFrame]
     rejections: Callable[[pl.DataFrame], pl.DataFrame]

@@ -74,23 +74,44 @@ def _examples(conn: Connection, case_ref: Any, where: Any, limit: int) -> list[s
     return [str(ref) for ref in conn.execute(statement).scalars()]
 
 
+def _counted_by(conn: Connection, column: Any, where: Any) -> dict[str, int]:
+    """How many rows ``where`` selects, per value of ``column``."""
+    statement = select(column, func.count()).where(where).group_by(column)
+    return {str(value): int(n) for value, n in conn.execute(statement)}
+
+
+def _blocking_gate(
+    conn: Connection,
+    name: str,
+    blocking: int,
+    case_ref: Any,
+    where: Any,
+    examples: int,
+    *,
+    passed: str,
+    failed: str,
+) -> Gate:
+    """A gate that passes when no row blocks it; ``where`` selects the blocking rows, whose
+    first case references are the examples."""
+    refs = _examples(conn, case_ref, where, examples)
+    return Gate(name, blocking == 0, blocking, refs, failed if blocking else passed)
+
+
 def _open_debts(conn: Connection, examples: int) -> Gate:
     open_ = debts.c.state.not_in(sorted(s.value for s in CLOSED_STATES))
-    by_state = {
-        str(r[0]): int(r[1])
-        for r in conn.execute(
-            select(debts.c.state, func.count()).where(open_).group_by(debts.c.state)
-        )
-    }
+    by_state = _counted_by(conn, debts.c.state, open_)
     loaded = int(conn.execute(select(func.count()).select_from(debts)).scalar_one())
     blocking = sum(by_state.values())
-    refs = _examples(conn, debts.c.case_ref, open_, examples)
-    detail = (
-        f"all {loaded:,} debts closed"
-        if not blocking
-        else f"{blocking:,} of {loaded:,} debts not closed: {_breakdown(by_state)}"
+    return _blocking_gate(
+        conn,
+        "debts_closed",
+        blocking,
+        debts.c.case_ref,
+        open_,
+        examples,
+        passed=f"all {loaded:,} debts closed",
+        failed=f"{blocking:,} of {loaded:,} debts not closed: {_breakdown(by_state)}",
     )
-    return Gate("debts_closed", blocking == 0, blocking, refs, detail)
 
 
 def _reconciliation(conn: Connection) -> Gate:
@@ -107,20 +128,18 @@ def _reconciliation(conn: Connection) -> Gate:
 
 def _letters(conn: Connection, examples: int) -> Gate:
     pending = letters.c.status.not_in(sorted(s.value for s in FINAL_LETTER_STATUSES))
-    by_status = {
-        str(r[0]): int(r[1])
-        for r in conn.execute(
-            select(letters.c.status, func.count()).where(pending).group_by(letters.c.status)
-        )
-    }
+    by_status = _counted_by(conn, letters.c.status, pending)
     blocking = sum(by_status.values())
-    refs = _examples(conn, letters.c.case_ref, pending, examples)
-    detail = (
-        "every letter is in a final status"
-        if not blocking
-        else f"{blocking:,} letters not final: {_breakdown(by_status)}"
+    return _blocking_gate(
+        conn,
+        "letters_final",
+        blocking,
+        letters.c.case_ref,
+        pending,
+        examples,
+        passed="every letter is in a final status",
+        failed=f"{blocking:,} letters not final: {_breakdown(by_status)}",
     )
-    return Gate("letters_final", blocking == 0, blocking, refs, detail)
 
 
 def _quarantine(conn: Connection, examples: int) -> Gate:
@@ -137,13 +156,16 @@ def _quarantine(conn: Connection, examples: int) -> Gate:
         ).where(held)
     ).one()
     blocking, pence = int(row[0]), int(row[1])
-    refs = _examples(conn, quarantine.c.case_ref, held, examples)
-    detail = (
-        "nothing held in quarantine"
-        if not blocking
-        else f"{blocking:,} item(s) still held, {pence:,} pence: fix at source and pull again"
+    return _blocking_gate(
+        conn,
+        "quarantine_resolved",
+        blocking,
+        quarantine.c.case_ref,
+        held,
+        examples,
+        passed="nothing held in quarantine",
+        failed=f"{blocking:,} item(s) still held, {pence:,} pence: fix at source and pull again",
     )
-    return Gate("quarantine_resolved", blocking == 0, blocking, refs, detail)
 
 
 def _archive(conn: Connection, examples: int) -> Gate:

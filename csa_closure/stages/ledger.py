@@ -28,6 +28,7 @@ from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import LedgerEntryType, ReviewReasonPrefix, coded
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import DebtState
 from csa_closure.errors import UsageError
@@ -35,11 +36,12 @@ from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_frame
+from csa_closure.store.rows import from_row
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries
 
-WRITE_OFF = "write_off"
-REVERSAL = "reversal"
+WRITE_OFF = LedgerEntryType.WRITE_OFF.value
+REVERSAL = LedgerEntryType.REVERSAL.value
 # A reason given by an operator: a code, so no free text (and no personal data) gets in.
 REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 
@@ -185,7 +187,7 @@ def reverse_entry(ctx: Context, entry_id: int, reason: str) -> ReversalResult:
                 "case_ref": [entry.case_ref],
                 "from_state": [DebtState.WRITTEN_OFF.value],
                 "to_state": [DebtState.REVIEW.value],
-                "review_reason": [f"REVERSED:{reason}"[:64]],
+                "review_reason": [coded(ReviewReasonPrefix.REVERSED, reason)],
                 "detail": [
                     {
                         "entry_id": entry_id,
@@ -292,9 +294,7 @@ def iter_entries(
     with ctx.engine.connect() as conn:
         result = conn.execution_options(yield_per=batch_size).execute(statement)
         for row in result:
-            yield LedgerEntry(
-                **{name: getattr(row, name) for name in LedgerEntry.__dataclass_fields__}
-            )
+            yield from_row(LedgerEntry, row)
 
 
 def ledger_totals(

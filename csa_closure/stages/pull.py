@@ -12,8 +12,9 @@ chunks, each chunk one transaction with its events, under the ``stage:pull`` lea
   released (their cases load in the same pull).
 
 Re-running continues where a killed run stopped (it skips what is already loaded) and
-duplicates nothing. Per system and creditor the pull proves source = loaded + quarantined,
-exactly; a mismatch marks the run ``unbalanced`` and raises ``Unbalanced``.
+duplicates nothing. Per system and creditor the pull proves source + drift = loaded +
+quarantined (``csa_closure.domain.reconciliation``) exactly; a mismatch marks the run
+``unbalanced`` and raises ``Unbalanced``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.reconciliation import Equation, source_equation
 from csa_closure.domain.states import DebtState, QuarantineStatus
 from csa_closure.errors import Unbalanced
 from csa_closure.legacy.contract import CREDITOR_BUCKETS
@@ -62,25 +64,39 @@ PAYMENT_COLUMNS = [c.name for c in payment_days.columns]
 
 @dataclass
 class CreditorReconciliation:
+    """The source equation (:func:`csa_closure.domain.reconciliation.source_equation`) as the
+    pull proves it, for one system and creditor."""
+
     source_pence: int
-    loaded_pence: int
+    # what the source says now about the debts the store holds (``report reconcile``'s
+    # ``loaded_pence`` is what the store holds: this plus the drift)
+    loaded_at_source_pence: int
     quarantined_pence: int
     # what the store holds for these debts minus what the source says now (decided debts
     # are never overwritten, so a source change after the decision shows here)
     drift_pence: int = 0
 
     @property
+    def equation(self) -> Equation:
+        return source_equation(
+            source=self.source_pence,
+            drift=self.drift_pence,
+            loaded=self.loaded_at_source_pence + self.drift_pence,
+            quarantined=self.quarantined_pence,
+        )
+
+    @property
     def difference_pence(self) -> int:
-        return self.source_pence - self.loaded_pence - self.quarantined_pence
+        return self.equation.difference_pence
 
     @property
     def balanced(self) -> bool:
-        return self.difference_pence == 0
+        return self.equation.holds
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source_pence": self.source_pence,
-            "loaded_pence": self.loaded_pence,
+            "loaded_at_source_pence": self.loaded_at_source_pence,
             "quarantined_pence": self.quarantined_pence,
             "difference_pence": self.difference_pence,
             "drift_pence": self.drift_pence,
@@ -533,7 +549,7 @@ def reconcile_pull(
         creditors={
             cr: CreditorReconciliation(
                 source_pence=int(control[f"{cr.lower()}_arrears_pence"]),
-                loaded_pence=loaded.get((system, cr), 0),
+                loaded_at_source_pence=loaded.get((system, cr), 0),
                 quarantined_pence=held.get((system, cr), 0),
                 drift_pence=stored.get(cr, 0) - loaded.get((system, cr), 0),
             )
@@ -604,8 +620,7 @@ def pull(ctx: Context, source_url: str, *, progress: Progress = NO_PROGRESS) -> 
 
 def _unbalanced_message(result: PullResult) -> str:
     parts = [
-        f"{system} {creditor}: source {c.source_pence} pence != loaded {c.loaded_pence} + "
-        f"quarantined {c.quarantined_pence} (difference {c.difference_pence})"
+        f"{system} {creditor}: {c.equation.why_not()}"
         for system, s in result.systems.items()
         for creditor, c in s.creditors.items()
         if not c.balanced

@@ -37,6 +37,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.domain.notice import owed_write_off_notice
 from csa_closure.errors import Unbalanced
 from csa_closure.policy import RuleSet, collectability, compute_features, load_rule_set
@@ -469,7 +470,7 @@ def _expire(run: Run, result: ResolveResult, progress: Progress) -> None:
             conn,
             run,
             _expiry_moves(run, chunk),
-            event_type="debt.expired",
+            event_type=EventType.DEBT_EXPIRED,
             # the rule-set hash stays the one that opened the final chance (its window)
             set_columns=[c for c in DECISION_COLUMNS if c != "ruleset_hash"],
         )
@@ -494,14 +495,14 @@ def _decide_collectability(
             conn,
             run,
             moves.filter(~to_review),
-            event_type="debt.collectability_decided",
+            event_type=EventType.DEBT_COLLECTABILITY_DECIDED,
             set_columns=DECISION_COLUMNS,
         )
         move_debts(
             conn,
             run,
             moves.filter(to_review).with_columns(pl.col("reason").alias("review_reason")),
-            event_type="debt.collectability_decided",
+            event_type=EventType.DEBT_COLLECTABILITY_DECIDED,
             set_columns=[*DECISION_COLUMNS, "review_reason"],
         )
 
@@ -516,7 +517,7 @@ def _write_off(run: Run, result: ResolveResult, progress: Progress) -> None:
     result.waiting_for_notices = Tally.of(pending.filter(~ready_to_write_off(run.ctx.as_of)))
 
     def write(conn: Connection, chunk: pl.DataFrame) -> None:
-        move_debts(conn, run, _write_off_moves(chunk), event_type="debt.written_off")
+        move_debts(conn, run, _write_off_moves(chunk), event_type=EventType.DEBT_WRITTEN_OFF)
         record_write_offs(conn, run, chunk)
 
     _chunked(run, ready, "resolve: writing off", progress, write)

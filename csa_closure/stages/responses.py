@@ -62,6 +62,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import InputError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
@@ -625,7 +626,7 @@ def _move(
     targets: pl.DataFrame,
     action: Action,
     to_state: DebtState,
-    event_type: str,
+    event_type: EventType,
     extra: list[pl.Expr],
 ) -> int:
     frame = targets.filter(pl.col("action") == action.value)
@@ -643,7 +644,7 @@ def _update(
     run: Run,
     targets: pl.DataFrame,
     action: Action,
-    event_type: str,
+    event_type: EventType,
     extra: list[pl.Expr],
 ) -> int:
     frame = targets.filter(pl.col("action") == action.value)
@@ -673,7 +674,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             targets,
             Action.COLLECT,
             DebtState.COLLECT_REQUESTED,
-            "debt.collect_requested",
+            EventType.DEBT_COLLECT_REQUESTED,
             answer,
         ),
         Action.DECLINE: _move(
@@ -682,7 +683,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             targets,
             Action.DECLINE,
             DebtState.WRITE_OFF_PENDING,
-            "debt.final_chance_declined",
+            EventType.DEBT_FINAL_CHANCE_DECLINED,
             declined,
         ),
         Action.COLLECT_AFTER_EXPIRY: _move(
@@ -691,7 +692,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             targets,
             Action.COLLECT_AFTER_EXPIRY,
             DebtState.REVIEW,
-            "debt.referred",
+            EventType.DEBT_REFERRED,
             [*answer, pl.lit(REVIEW_AFTER_EXPIRY).alias("review_reason")],
         ),
         Action.DECLINE_AFTER_EXPIRY: _move(
@@ -700,7 +701,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             targets,
             Action.DECLINE_AFTER_EXPIRY,
             DebtState.WRITE_OFF_PENDING,
-            "debt.final_chance_declined",
+            EventType.DEBT_FINAL_CHANCE_DECLINED,
             declined,
         ),
         Action.COLLECT_AFTER_WRITE_OFF: _update(
@@ -708,7 +709,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             run,
             targets,
             Action.COLLECT_AFTER_WRITE_OFF,
-            "debt.response_after_write_off",
+            EventType.DEBT_RESPONSE_AFTER_WRITE_OFF,
             [
                 *answer,
                 pl.lit(True).alias("needs_caseworker"),
@@ -720,7 +721,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             run,
             targets,
             Action.DECLINE_AFTER_WRITE_OFF,
-            "debt.response_after_write_off",
+            EventType.DEBT_RESPONSE_AFTER_WRITE_OFF,
             answer,
         ),
         Action.DISPUTE: _move(
@@ -729,7 +730,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             targets,
             Action.DISPUTE,
             DebtState.REVIEW,
-            "debt.disputed",
+            EventType.DEBT_DISPUTED,
             [pl.lit(REVIEW_NRP_DISPUTE).alias("review_reason")],
         ),
         Action.DISPUTE_IN_TRANSFER: _update(
@@ -737,7 +738,7 @@ def _apply_actions(conn: Connection, run: Run, targets: pl.DataFrame) -> dict[st
             run,
             targets,
             Action.DISPUTE_IN_TRANSFER,
-            "debt.disputed",
+            EventType.DEBT_DISPUTED,
             [
                 pl.lit(True).alias("needs_caseworker"),
                 pl.lit(REVIEW_NRP_DISPUTE_IN_TRANSFER).alias("review_reason"),
@@ -795,7 +796,7 @@ RESPONSE_FILES = ContractImport(
     kind=IMPORT_KIND,
     lease=RESPONSES_LEASE,
     columns=COLUMNS,
-    event_type="responses.imported",
+    event_type=EventType.RESPONSES_IMPORTED,
     progress_label="responses: judging rows",
     judge=lambda conn, ctx, rows: judge_rows(conn, rows, ctx.as_of),
     rejections=_rejections,

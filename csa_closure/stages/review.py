@@ -34,6 +34,12 @@ from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import (
+    CASEWORKER_RULE,
+    REVIEW_REASON_LENGTH,
+    LedgerEntryType,
+    ReviewReason,
+)
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import (
     CLOSED_STATES,
@@ -50,8 +56,6 @@ from csa_closure.store.debts import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import debts, ledger_entries, letters
 
-CASEWORKER_RULE = "caseworker"
-REFERRED_REASON = "CASEWORKER_REFERRAL"
 # Open states a caseworker may take a debt from into review. A debt in a CMS package is the
 # CMS's until it answers, and review itself needs no referral.
 REFERABLE_STATES = frozenset(
@@ -209,7 +213,7 @@ def _open_write_off(conn: Connection, debt_id: int) -> int | None:
         select(ledger_entries.c.entry_id)
         .where(
             ledger_entries.c.debt_id == debt_id,
-            ledger_entries.c.entry_type == "write_off",
+            ledger_entries.c.entry_type == LedgerEntryType.WRITE_OFF.value,
             ledger_entries.c.entry_id.notin_(reversed_ids),
         )
         .order_by(ledger_entries.c.entry_id.desc())
@@ -364,8 +368,8 @@ def _plan_decision(
                 debt.state,
                 DebtState.REVIEW.value,
                 EventType.DEBT_REFERRED,
-                {"review_reason": debt.review_reason or REFERRED_REASON},
-                {"reason": debt.review_reason or REFERRED_REASON, "flagged": True},
+                {"review_reason": debt.review_reason or ReviewReason.CASEWORKER_REFERRAL},
+                {"reason": debt.review_reason or ReviewReason.CASEWORKER_REFERRAL, "flagged": True},
             )
         )
     moves.append(
@@ -418,22 +422,48 @@ def decide(ctx: Context, case_ref: str, creditor: str, outcome: str, reason: str
         debt = _debt(conn, case_ref, creditor)
         had_final_chance = bool(_had_final_chance(conn, [int(debt.debt_id)]))
         moves = _plan_decision(conn, run, debt, chosen, reason, had_final_chance)
-        _write_moves(conn, run, moves)
-        book = check_book(conn)
-        run.counts.update({"decided": 1})
-        return DecisionResult(
-            run_id=run.run_id,
-            debt_id=int(debt.debt_id),
-            case_ref=case_ref,
-            creditor=creditor,
-            from_state=debt.state,
-            state=moves[-1].to_state,
+        return _act_on_one(
+            conn,
+            run,
+            debt,
+            moves,
+            count="decided",
             referred=len(moves) == 2,
             outcome=chosen.value,
             reason=reason,
             rule_id=CASEWORKER_RULE,
-            book=book,
         )
+
+
+def _act_on_one(
+    conn: Connection,
+    run: Run,
+    debt: Any,
+    moves: list[_Move],
+    *,
+    count: str,
+    referred: bool,
+    outcome: str | None,
+    reason: str,
+    rule_id: str | None,
+) -> DecisionResult:
+    """Write a caseworker's moves of one ``debt``, check the book, and say what was done."""
+    _write_moves(conn, run, moves)
+    book = check_book(conn)
+    run.counts.update({count: 1})
+    return DecisionResult(
+        run_id=run.run_id,
+        debt_id=int(debt.debt_id),
+        case_ref=debt.case_ref,
+        creditor=debt.creditor,
+        from_state=debt.state,
+        state=moves[-1].to_state,
+        referred=referred,
+        outcome=outcome,
+        reason=reason,
+        rule_id=rule_id,
+        book=book,
+    )
 
 
 # the header of a decisions file (``review decide-file``)
@@ -548,35 +578,25 @@ def refer(ctx: Context, case_ref: str, creditor: str, reason: str) -> DecisionRe
                 "referral refused: "
                 + (why or f"{case_ref} {creditor} is {state.value}: it is already in review")
             )
-        _write_moves(
+        move = _Move(
+            int(debt.debt_id),
+            debt.case_ref,
+            state.value,
+            DebtState.REVIEW.value,
+            EventType.DEBT_REFERRED,
+            {"review_reason": reason[:REVIEW_REASON_LENGTH]},
+            {"reason": reason},
+        )
+        return _act_on_one(
             conn,
             run,
-            [
-                _Move(
-                    int(debt.debt_id),
-                    debt.case_ref,
-                    state.value,
-                    DebtState.REVIEW.value,
-                    EventType.DEBT_REFERRED,
-                    {"review_reason": reason[:64]},
-                    {"reason": reason},
-                )
-            ],
-        )
-        book = check_book(conn)
-        run.counts.update({"referred": 1})
-        return DecisionResult(
-            run_id=run.run_id,
-            debt_id=int(debt.debt_id),
-            case_ref=case_ref,
-            creditor=creditor,
-            from_state=state.value,
-            state=DebtState.REVIEW.value,
+            debt,
+            [move],
+            count="referred",
             referred=True,
             outcome=debt.outcome,
             reason=reason,
             rule_id=debt.rule_id,
-            book=book,
         )
 
 

@@ -38,6 +38,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import ConcurrentChange
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
@@ -316,7 +317,7 @@ def _apply(conn: Connection, run: Run, accepted: pl.DataFrame, import_id: int) -
         moves.filter(pl.col("status") == "ACCEPTED").with_columns(
             pl.lit(DebtState.TRANSFERRED.value).alias("to_state")
         ),
-        event_type="debt.transferred",
+        event_type=EventType.DEBT_TRANSFERRED,
     )
     move_debts(
         conn,
@@ -325,7 +326,7 @@ def _apply(conn: Connection, run: Run, accepted: pl.DataFrame, import_id: int) -
             pl.lit(DebtState.REVIEW.value).alias("to_state"),
             _review_reason().alias("review_reason"),
         ),
-        event_type="debt.transfer_rejected",
+        event_type=EventType.DEBT_TRANSFER_REJECTED,
         set_columns=["review_reason"],
     )
 
@@ -346,7 +347,9 @@ def _complete_batches(conn: Connection, run: Run, batch_ids: list[str]) -> list[
             .values(status="acknowledged")
         ).rowcount
         if updated:
-            events.record(conn, run, "transfer.batch_acknowledged", entity=f"batch:{batch_id}")
+            events.record(
+                conn, run, EventType.TRANSFER_BATCH_ACKNOWLEDGED, entity=f"batch:{batch_id}"
+            )
             done.append(batch_id)
     return done
 
@@ -401,7 +404,7 @@ ACK_FILES = ContractImport(
     kind=IMPORT_KIND,
     lease=ACK_LEASE,
     columns=COLUMNS,
-    event_type="transfer.ack_imported",
+    event_type=EventType.TRANSFER_ACK_IMPORTED,
     progress_label="transfer ack: rows",
     judge=lambda conn, ctx, rows: judge_acks(conn, rows),
     rejections=_rejections,

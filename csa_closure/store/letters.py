@@ -20,14 +20,14 @@ history nor the events carry personal data: ids, kinds, batches and reason codes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType
 from csa_closure.errors import ConcurrentChange
 from csa_closure.store import events
 from csa_closure.store.dialect import (
@@ -44,9 +44,10 @@ from csa_closure.store.schema import letter_status_history, letters
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
 
-# one event per move (from, to) per change: the history holds each letter's row
-LETTER_EVENT = "letters.status_changed"
-LETTER_BUILT_EVENT = "letters.built"
+# one event per move (from, to) per change, naming its letters: the history holds each
+# letter's row
+LETTER_EVENT = EventType.LETTERS_STATUS_CHANGED
+LETTER_BUILT_EVENT = EventType.LETTERS_BUILT
 
 # what a change of status records of a letter (no personal data: ids, reference, kind)
 LETTER_KEY_COLUMNS = (
@@ -92,7 +93,23 @@ def change_letters(
     if count_attempt:
         assignments.append("attempts = attempts + 1")
     sql = f"UPDATE letters SET {', '.join(assignments)} WHERE letter_id = ? AND status = ?"
-    if changes.height <= SMALL:
+    same = changes.select("from_status", "to_status", *set_columns).unique()
+    if same.height == 1 and not changes["letter_id"].is_duplicated().any():
+        # one move with the same values for every letter (a print file's intent or its
+        # letters sent, a send group's intent): one statement per id list, no row binding
+        to, frm, *values = same.select("to_status", "from_status", *set_columns).row(0)
+        ids = changes["letter_id"].to_list()
+        changed = 0
+        for start in range(0, len(ids), IN_LIST_SIZE):
+            part = ids[start : start + IN_LIST_SIZE]
+            marks = ", ".join("?" for _ in part)
+            changed += execute_many(
+                conn,
+                f"UPDATE letters SET {', '.join(assignments)}"
+                f" WHERE status = ? AND letter_id IN ({marks})",
+                [values_for_driver(conn, (to, now, *values, frm, *part))],
+            )
+    elif changes.height <= SMALL:
         # a send group: plain tuples, no frame work per statement (the hot path)
         params = [
             values_for_driver(conn, (to, now, *values, letter_id, frm))
@@ -134,7 +151,7 @@ def change_letters(
 
 
 def record_letter_history(
-    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: str
+    conn: Connection, run: Run, changes: pl.DataFrame, *, source: str, event_type: EventType
 ) -> None:
     """A history row for each letter in ``changes`` (see ``change_letters``) and one event
     for each move (from, to) among them, naming every letter it moved (see the module doc)."""
@@ -158,42 +175,46 @@ def record_letter_history(
 
 
 SMALL = 500  # up to this many letters a change is written from plain tuples
+IN_LIST_SIZE = 5_000  # ids per IN (...) list: far under both databases' parameter limits
 
 
 def _moves(changes: pl.DataFrame, source: str) -> pl.DataFrame:
     """One event row per (from, to) in ``changes``, in the order the moves first appear: how
-    many letters, their ids and batches, their kinds, and who said so (``source``)."""
-    moved: dict[tuple[str | None, str], dict[str, Any]] = {}
-    for letter_id, batch_id, purpose, recipient, frm, to in changes.select(
-        "letter_id", "batch_id", "purpose", "recipient", "from_status", "to_status"
-    ).iter_rows():
-        move = moved.setdefault((frm, to), {"ids": [], "batches": set(), "kinds": {}})
-        move["ids"].append(int(letter_id))
-        if batch_id is not None:
-            move["batches"].add(int(batch_id))
-        kind = f"{purpose}.{recipient}"
-        move["kinds"][kind] = move["kinds"].get(kind, 0) + 1
-    rows = []
-    for (frm, to), move in moved.items():
-        batches = sorted(move["batches"])
-        detail = {
-            "letters": len(move["ids"]),
-            "letter_ids": move["ids"],
-            "batch_ids": batches,
-            "kinds": dict(sorted(move["kinds"].items())),
-            "source": source,
-        }
-        entity = f"batch:{batches[0]}" if len(batches) == 1 else None
-        rows.append((entity, frm, to, json.dumps(detail, sort_keys=True)))
-    return pl.DataFrame(
-        rows,
-        schema={
-            "entity": pl.String,
-            "from_state": pl.String,
-            "to_state": pl.String,
-            "detail": pl.String,
-        },
-        orient="row",
+    many letters, their ids and batches, their kinds (with how many of each), and who said so
+    (``source``)."""
+    move = ["from_status", "to_status"]
+    framed = changes.select(
+        pl.col("from_status").cast(pl.String),
+        pl.col("to_status").cast(pl.String),
+        pl.col("letter_id").cast(pl.Int64),
+        pl.col("batch_id").cast(pl.Int64),
+        pl.concat_str("purpose", pl.lit("."), "recipient").alias("kind"),
+    )
+    kinds = (
+        framed.group_by(*move, "kind")
+        .len("letters")
+        .sort("kind")
+        .group_by(move)
+        .agg(pl.struct("kind", "letters").alias("kinds"))
+    )
+    moves = (
+        framed.group_by(move, maintain_order=True)
+        .agg(
+            pl.len().alias("letters"),
+            pl.col("letter_id").alias("letter_ids"),
+            pl.col("batch_id").drop_nulls().unique().sort().alias("batch_ids"),
+        )
+        .join(kinds, on=move, how="left", nulls_equal=True, maintain_order="left")
+    )
+    return moves.select(
+        pl.when(pl.col("batch_ids").list.len() == 1)
+        .then(pl.concat_str(pl.lit("batch:"), pl.col("batch_ids").list.first().cast(pl.String)))
+        .alias("entity"),
+        pl.col("from_status").alias("from_state"),
+        pl.col("to_status").alias("to_state"),
+        pl.struct(
+            "letters", "letter_ids", "batch_ids", "kinds", pl.lit(source).alias("source")
+        ).alias("detail"),
     )
 
 
@@ -213,7 +234,7 @@ def letter_changes(
 def insert_letters(conn: Connection, run: Run, rows: pl.DataFrame, *, source: str) -> pl.DataFrame:
     """Insert new letters (``rows``: columns of ``letters``, each with its unique
     ``reference``, ``status`` and ``held_reason``) with their history rows and
-    ``letter.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
+    ``letters.built`` events; returns them as :data:`LETTER_CHANGE_COLUMNS` with their ids."""
     if rows.height == 0:
         return pl.DataFrame(schema={c: pl.String for c in LETTER_CHANGE_COLUMNS})
     # only a build inserts letters, under its lease: the ids after the highest one before this

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.stages.letters_outbox.common import APPROVE_STAGE, BatchStatus, batch_row
 from csa_closure.store import events
@@ -91,7 +92,7 @@ def approve_batch(ctx: Context, batch_id: int) -> ApproveResult:
         events.record(
             conn,
             run,
-            "batch.approved",
+            EventType.BATCH_APPROVED,
             entity=f"batch:{batch_id}",
             from_state=BatchStatus.BUILT.value,
             to_state=BatchStatus.APPROVED.value,

@@ -35,6 +35,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.letters import (
     ALLOWED_LETTERS,
@@ -328,7 +329,7 @@ def _ensure_batch(conn: Connection, run: Run, result: BuildResult) -> int:
         events.record(
             conn,
             run,
-            "batch.built",
+            EventType.BATCH_BUILT,
             entity=f"batch:{result.batch_id}",
             to_state=BatchStatus.BUILT.value,
             detail={
@@ -509,5 +510,9 @@ def _clear_held_flags(conn: Connection, run: Run, debt_ids: list[int]) -> int:
         pl.struct(pl.col("review_reason").alias("cleared")).alias("detail"),
     )
     return update_debts(
-        conn, run, frame, columns=["needs_tracing", "review_reason"], event_type="debt.flag_cleared"
+        conn,
+        run,
+        frame,
+        columns=["needs_tracing", "review_reason"],
+        event_type=EventType.DEBT_FLAG_CLEARED,
     )

@@ -17,6 +17,7 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.stages.debt_updates import update_debts
 from csa_closure.store.dialect import read_frame
@@ -42,7 +43,7 @@ CHANNELS = (GOVUK_NOTIFY, PRINT_FILE, FAKE_NOTIFY)
 TOOLKIT = "toolkit"
 SOURCE_FOR_CHANNEL = {GOVUK_NOTIFY: "notify", FAKE_NOTIFY: "fake", PRINT_FILE: "print-file"}
 
-DEBT_FLAGGED_EVENT = "debt.flagged"
+DEBT_FLAGGED_EVENT = EventType.DEBT_FLAGGED
 
 # review_reason codes the outbox sets on a debt (all start LETTER_: `review list --reason LETTER`)
 HELD_PREFIX = "LETTER_HELD:"

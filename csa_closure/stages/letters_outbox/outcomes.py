@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType
 from csa_closure.letters import LettersConfig
 from csa_closure.stages.letters_outbox.common import (
     FAILED_PREFIX,
@@ -44,7 +45,7 @@ from csa_closure.store.moves import move_debts
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
 
-FINAL_CHANCE_EVENT = "debt.final_chance_sent"
+FINAL_CHANCE_EVENT = EventType.DEBT_FINAL_CHANCE_SENT
 DISPATCHED = sorted(s.value for s in DISPATCHED_LETTER_STATUSES)
 ADDRESS_FAILURES = ("NOTIFY_BAD_POSTCODE", "NOTIFY_BAD_ADDRESS")
 _NOTIFY_FLAGS = {

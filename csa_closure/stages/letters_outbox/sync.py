@@ -44,6 +44,7 @@ from csa_closure.channels import ChannelUnavailable, LetterChannel, Notification
 from csa_closure.channels.printfile import MANIFEST_NAME, file_sha256
 from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
+from csa_closure.domain.events import EventType
 from csa_closure.errors import InputError, LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -300,7 +301,7 @@ def _returns(
             events.record(
                 conn,
                 run,
-                "letter.return_unmatched",
+                EventType.LETTER_RETURN_UNMATCHED,
                 entity=f"channel:{channel_name}",
                 detail={"notify_ids": unmatched[:1000], "count": len(unmatched)},
             )
@@ -390,7 +391,7 @@ def record_upload_report(
             events.record(
                 conn,
                 run,
-                "letters.upload_report",
+                EventType.LETTERS_UPLOAD_REPORT,
                 entity=f"file:{file_name}",
                 detail={"rows": len(pairs), "recorded": todo.height, "already": result.already},
             )
@@ -630,7 +631,7 @@ def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
     events.record(
         conn,
         run,
-        "batch.sending",
+        EventType.BATCH_SENDING,
         entity=f"batch:{batch_id}",
         from_state=status,
         to_state=BatchStatus.SENDING.value,

@@ -27,6 +27,7 @@ from csa_closure.store.dialect import postgresql, sqlite
 from csa_closure.store.dialect.base import (
     WRITTEN_KEY,
     DialectImpl,
+    FrameUpdate,
     execute_many,
     impl_for,
     note_written,
@@ -36,6 +37,7 @@ __all__ = [
     "IMPLEMENTATIONS",
     "WRITTEN_KEY",
     "DialectImpl",
+    "FrameUpdate",
     "backend",
     "consistent_read",
     "driver_batches",
@@ -150,9 +152,8 @@ def update_from_frame(
     """
     if frame.height == 0:
         return 0
-    return impl_for(conn).update_from_frame(
-        conn, table, frame, key=key, guards=guards or {}, increment=increment
-    )
+    update = FrameUpdate(table, frame, key, guards or {}, increment)
+    return impl_for(conn).update_from_frame(conn, update)
 
 
 def consistent_read(conn: Connection) -> AbstractContextManager[Connection]:

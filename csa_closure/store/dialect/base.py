@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -39,6 +40,24 @@ def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> i
         return 0
     result = conn.exec_driver_sql(impl_for(conn).driver_sql(sql), list(rows))
     return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class FrameUpdate:
+    """Set ``table``'s columns from ``frame``, one row per ``key``; ``guards`` maps a frame
+    column to the table column it must still equal; ``increment`` names counters to add one
+    to on every row changed."""
+
+    table: Table
+    frame: pl.DataFrame
+    key: str
+    guards: dict[str, str]
+    increment: Sequence[str]
+
+    @property
+    def settable(self) -> list[str]:
+        """The frame's columns that are set (neither the key nor a guard)."""
+        return [c for c in self.frame.columns if c != self.key and c not in self.guards]
 
 
 class DialectImpl:
@@ -149,17 +168,8 @@ class DialectImpl:
         """Insert rows (non-empty) already in driver values."""
         raise NotImplementedError
 
-    def update_from_frame(
-        self,
-        conn: Connection,
-        table: Table,
-        frame: pl.DataFrame,
-        *,
-        key: str,
-        guards: dict[str, str],
-        increment: Sequence[str],
-    ) -> int:
-        """Set ``table``'s columns from a non-empty ``frame``; return the rows changed."""
+    def update_from_frame(self, conn: Connection, update: FrameUpdate) -> int:
+        """Apply ``update`` (a non-empty frame); return the rows changed."""
         raise NotImplementedError
 
     def refresh_statistics(self, conn: Connection, table: str) -> None:

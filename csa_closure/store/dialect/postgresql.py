@@ -11,13 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import polars as pl
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
-from csa_closure.store.dialect.base import DialectImpl, note_written
+from csa_closure.store.dialect.base import DialectImpl, FrameUpdate, note_written
 
 
 def _copy_in(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Any]) -> None:
@@ -46,19 +45,11 @@ class PostgresqlImpl(DialectImpl):
         if not table.startswith("_"):  # a staging table is not the store's
             note_written(conn, table, len(rows))
 
-    def update_from_frame(
-        self,
-        conn: Connection,
-        table: Table,
-        frame: pl.DataFrame,
-        *,
-        key: str,
-        guards: dict[str, str],
-        increment: Sequence[str],
-    ) -> int:
+    def update_from_frame(self, conn: Connection, update: FrameUpdate) -> int:
         """``COPY`` into a temporary table, then one ``UPDATE ... FROM``: a statement per row
         would cost a server round of work each, too slow for a million moves."""
-        settable = [c for c in frame.columns if c != key and c not in guards]
+        table, frame, key, guards = update.table, update.frame, update.key, update.guards
+        settable = update.settable
         temp = f"_update_{table.name}"
         column_types = {
             name: table.c[guards.get(name, name)].type.compile(dialect=conn.dialect)
@@ -76,7 +67,7 @@ class PostgresqlImpl(DialectImpl):
         _copy_in(conn, temp, staged.columns, staged.iter_rows())
         assignments = [
             *(f"{c} = u.{c}" for c in settable),
-            *(f"{c} = t.{c} + 1" for c in increment),
+            *(f"{c} = t.{c} + 1" for c in update.increment),
         ]
         result = conn.exec_driver_sql(
             f"UPDATE {table.name} AS t SET {', '.join(assignments)} "

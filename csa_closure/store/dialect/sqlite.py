@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
-from csa_closure.store.dialect.base import DialectImpl, execute_many
+from csa_closure.store.dialect.base import DialectImpl, FrameUpdate, execute_many
 
 _INSTANT_TEXT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -75,19 +75,14 @@ class SQLiteImpl(DialectImpl):
         conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
         # (counted for the run's log by the statement listener in store/runs.py)
 
-    def update_from_frame(
-        self,
-        conn: Connection,
-        table: Table,
-        frame: pl.DataFrame,
-        *,
-        key: str,
-        guards: dict[str, str],
-        increment: Sequence[str],
-    ) -> int:
+    def update_from_frame(self, conn: Connection, update: FrameUpdate) -> int:
         """One ``executemany`` of UPDATE by primary key."""
-        settable = [c for c in frame.columns if c != key and c not in guards]
-        assignments = [*(f"{c} = ?" for c in settable), *(f"{c} = {c} + 1" for c in increment)]
+        table, frame, key, guards = update.table, update.frame, update.key, update.guards
+        settable = update.settable
+        assignments = [
+            *(f"{c} = ?" for c in settable),
+            *(f"{c} = {c} + 1" for c in update.increment),
+        ]
         sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {key} = ?" + "".join(
             f" AND {col} = ?" for col in guards.values()
         )

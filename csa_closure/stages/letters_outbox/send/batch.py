@@ -9,6 +9,7 @@ import logging
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.stages.letters_outbox import quota
@@ -87,7 +88,7 @@ def start_batch(
     events.record(
         conn,
         run,
-        "batch.sending",
+        EventType.BATCH_SENDING,
         entity=f"batch:{batch_id}",
         from_state=batch.status,
         to_state=BatchStatus.SENDING.value,
@@ -135,7 +136,7 @@ def finish_batch(
         events.record(
             conn,
             run,
-            f"batch.{status}",
+            EventType(f"batch.{status}"),
             entity=f"batch:{batch_id}",
             from_state=batch.status,
             to_state=status,

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from csa_closure.channels.reconcile import SETTLE
+from csa_closure.domain.events import EventType
 from csa_closure.errors import CsaClosureError, ExitCode, UsageError
 from csa_closure.stages.letters_outbox import quota
 from csa_closure.stages.letters_outbox.common import BatchStatus
@@ -22,7 +23,7 @@ SENDABLE_BATCH_STATUSES = (
     BatchStatus.SENT.value,
 )
 RECORD_TRIES = 3
-PRINTING_EVENT = "batch.printing"  # detail: the directory the batch's files are written in
+PRINTING_EVENT = EventType.BATCH_PRINTING  # detail: the directory the files are written in
 
 
 class StopCode:
