@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from csa_closure.context import Context
+from csa_closure.domain.states import CLOSED_STATES
 from csa_closure.serialise import JsonFields
 from csa_closure.stages.intake import write_owner_only
 from csa_closure.stages.review import DECISIONS_FILE_COLUMNS, CaseworkerDecision, list_review
-from csa_closure.states import CLOSED_STATES
 
 # What the simulated caseworkers decide, by why the debt is in front of them (the first key
 # found in the review reason, else "*").

@@ -34,6 +34,7 @@ from sqlalchemy import text
 from csa_closure.channels import LetterChannel
 from csa_closure.cli.channels import FakeNotifyOptions, letters_channel, simulated_returns
 from csa_closure.context import Context, Settings
+from csa_closure.domain.states import CLOSED_STATES
 from csa_closure.errors import UsageError
 from csa_closure.letters.config import load_letters_config
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -59,7 +60,6 @@ from csa_closure.stages.responses import import_responses
 from csa_closure.stages.review import decide_many
 from csa_closure.stages.transfer import export_transfers
 from csa_closure.stages.transfer_ack import import_ack
-from csa_closure.states import CLOSED_STATES
 from csa_closure.store import migrate
 from csa_closure.store.engine import make_engine
 

@@ -24,13 +24,13 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import REDECIDABLE_STATES, STATE_FOR_OUTCOME, DebtState, Outcome
 from csa_closure.errors import NotReady, UsageError
 from csa_closure.policy import RuleSet, compute_features, decide, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.facts import debt_facts
-from csa_closure.states import REDECIDABLE_STATES, STATE_FOR_OUTCOME, DebtState, Outcome
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import insert_ignoring_conflicts, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import rule_sets, stage_runs
 

@@ -39,23 +39,22 @@ from sqlalchemy.engine import Connection
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
 from csa_closure.domain.notice import owed_write_off_notice
-from csa_closure.errors import Unbalanced
-from csa_closure.policy import RuleSet, collectability, compute_features, load_rule_set
-from csa_closure.progress import NO_PROGRESS, Progress
-from csa_closure.reconcile import reconcile_conn
-from csa_closure.stages.checks import BookCheck, book_check
-from csa_closure.stages.debt_updates import DECISION_COLUMNS, decision_stamp
-from csa_closure.stages.facts import debt_facts
-from csa_closure.stages.ledger import record_write_offs
-from csa_closure.stages.responses import REASON_NO_RESPONSE
-from csa_closure.states import (
+from csa_closure.domain.states import (
     SETTLED_LETTER_STATUSES,
     STATE_FOR_OUTCOME,
     DebtState,
     Outcome,
 )
+from csa_closure.errors import Unbalanced
+from csa_closure.policy import RuleSet, collectability, compute_features, load_rule_set
+from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.reconcile import reconcile_conn
+from csa_closure.stages.checks import BookCheck, book_check
+from csa_closure.stages.facts import debt_facts
+from csa_closure.stages.ledger import record_write_offs
+from csa_closure.stages.responses import REASON_NO_RESPONSE
+from csa_closure.store.debts import DECISION_COLUMNS, decision_stamp, move_debts
 from csa_closure.store.dialect import driver_value, insert_ignoring_conflicts, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import rule_sets
 

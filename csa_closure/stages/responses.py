@@ -63,6 +63,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DebtState, Outcome
 from csa_closure.errors import InputError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
@@ -73,10 +74,8 @@ from csa_closure.stages.contract_import import (
     ImportSummary,
     import_contract_file,
 )
-from csa_closure.stages.debt_updates import decision_stamp, update_debts
-from csa_closure.states import DebtState, Outcome
+from csa_closure.store.debts import decision_stamp, move_debts, update_debts
 from csa_closure.store.dialect import driver_sql, insert_frame, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import responses
 

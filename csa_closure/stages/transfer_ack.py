@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.errors import ConcurrentChange
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
@@ -50,10 +51,9 @@ from csa_closure.stages.contract_import import (
     import_contract_file,
 )
 from csa_closure.stages.responses import REVIEW_NRP_DISPUTE_IN_TRANSFER
-from csa_closure.states import CREDITORS, DebtState
 from csa_closure.store import events
+from csa_closure.store.debts import move_debts
 from csa_closure.store.dialect import execute_many, read_frame
-from csa_closure.store.moves import move_debts
 from csa_closure.store.runs import Run
 from csa_closure.store.schema import transfer_batches, transfer_items
 

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DebtState, LetterStatus
 from csa_closure.errors import UsageError
 from csa_closure.letters import (
     ALLOWED_LETTERS,
@@ -48,7 +49,6 @@ from csa_closure.letters import (
 )
 from csa_closure.letters.address import PARTY_COLUMNS
 from csa_closure.progress import NO_PROGRESS, Progress
-from csa_closure.stages.debt_updates import update_debts
 from csa_closure.stages.letters_outbox.common import (
     BUILD_LEASE,
     BUILD_STAGE,
@@ -58,8 +58,8 @@ from csa_closure.stages.letters_outbox.common import (
     flag_debts,
     read_in,
 )
-from csa_closure.states import DebtState, LetterStatus
 from csa_closure.store import events
+from csa_closure.store.debts import update_debts
 from csa_closure.store.dialect import driver_value, read_frame, refresh_statistics
 from csa_closure.store.letters import change_letters, insert_letters, letter_changes
 from csa_closure.store.runs import Run, stage_run

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
-from csa_closure.stages.debt_updates import update_debts
+from csa_closure.store.debts import update_debts
 from csa_closure.store.dialect import read_frame
 from csa_closure.store.schema import letter_batches
 

@@ -27,6 +27,7 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import DISPATCHED_LETTER_STATUSES, DebtState, LetterStatus
 from csa_closure.letters import LettersConfig
 from csa_closure.stages.letters_outbox.common import (
     FAILED_PREFIX,
@@ -38,9 +39,8 @@ from csa_closure.stages.letters_outbox.common import (
     flag_debts,
     read_in,
 )
-from csa_closure.states import DISPATCHED_LETTER_STATUSES, DebtState, LetterStatus
+from csa_closure.store.debts import move_debts
 from csa_closure.store.letters import change_letters, letter_changes
-from csa_closure.store.moves import move_debts
 
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run

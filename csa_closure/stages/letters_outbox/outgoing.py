@@ -33,6 +33,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.states import DebtState, Outcome
 from csa_closure.letters import (
     AddressNotUsable,
     LetterFacts,
@@ -44,7 +45,6 @@ from csa_closure.letters import (
 )
 from csa_closure.letters.address import PARTY_COLUMNS
 from csa_closure.letters.compose import compose_frame
-from csa_closure.states import DebtState, Outcome
 from csa_closure.store.dialect import read_frame
 from csa_closure.store.letters import LETTER_KEY_COLUMNS
 

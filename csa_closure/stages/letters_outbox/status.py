@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import and_, func, select, true
 
 from csa_closure.context import Context
+from csa_closure.domain.states import LetterStatus
 from csa_closure.stages.letters_outbox.common import batch_row
-from csa_closure.states import LetterStatus
 from csa_closure.store.schema import debts, letter_batches, letters, send_quota
 
 # statuses that need an operator or a person, with what to do

@@ -45,6 +45,7 @@ from csa_closure.channels.printfile import MANIFEST_NAME, file_sha256
 from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import LetterStatus
 from csa_closure.errors import InputError, LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -73,7 +74,6 @@ from csa_closure.stages.letters_outbox.send import (
     finish_batch,
     template_stop,
 )
-from csa_closure.states import LetterStatus
 from csa_closure.store import events
 from csa_closure.store.dialect import read_frame
 from csa_closure.store.letters import (

@@ -27,6 +27,7 @@ from csa_closure.channels import (
 )
 from csa_closure.channels.notify import SERVICE_WIDE_CAUSES
 from csa_closure.context import Context
+from csa_closure.domain.states import LetterStatus
 from csa_closure.errors import ConcurrentChange
 from csa_closure.letters import LettersConfig
 from csa_closure.letters.kinds import LetterKind, LetterPurpose, Recipient
@@ -62,7 +63,6 @@ from csa_closure.stages.letters_outbox.send.options import (
 )
 from csa_closure.stages.letters_outbox.send.sender import Sender, composed_frame
 from csa_closure.stages.letters_outbox.templates import check_templates
-from csa_closure.states import LetterStatus
 from csa_closure.store import failpoints
 from csa_closure.store.letters import change_letters, letter_changes
 from csa_closure.store.runs import Run

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from csa_closure.channels import PrintBatchConflict, PrintChannel
 from csa_closure.channels.printfile import MANIFEST_NAME, PrintBatch, PrintFile, file_sha256
+from csa_closure.domain.states import LetterStatus
 from csa_closure.errors import UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import Progress
@@ -38,7 +39,6 @@ from csa_closure.stages.letters_outbox.send.options import (
     StopCode,
 )
 from csa_closure.stages.letters_outbox.send.sender import Sender, rows_frame
-from csa_closure.states import LetterStatus
 from csa_closure.store import events, failpoints
 from csa_closure.store.letters import change_letters, letter_changes
 from csa_closure.store.runs import Run

@@ -11,6 +11,7 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.states import LetterStatus
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import Progress
 from csa_closure.stages.letters_outbox.common import SOURCE_FOR_CHANNEL, TOOLKIT
@@ -25,7 +26,6 @@ from csa_closure.stages.letters_outbox.outgoing import (
     without_address,
 )
 from csa_closure.stages.letters_outbox.send.options import SendOptions, SendResult, Stop
-from csa_closure.states import LetterStatus
 from csa_closure.store.letters import LETTER_KEY_COLUMNS
 from csa_closure.store.runs import Run
 from csa_closure.store.schema import letters
