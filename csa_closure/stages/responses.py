@@ -62,6 +62,8 @@ import polars as pl
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain import codes
+from csa_closure.domain.codes import DecisionReason, ReviewReason
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import DebtState, Outcome
 from csa_closure.errors import InputError
@@ -88,13 +90,13 @@ NRP_RESPONSES = ("DISPUTE_AMOUNT",)
 CHANNELS = ("POST", "PHONE", "ONLINE")
 
 # Decision codes this stage writes on debts.
-RULE_DECLINED = "final_chance.declined"
-REASON_DECLINED = "FINAL_CHANCE_DECLINED"
-REASON_NO_RESPONSE = "NO_RESPONSE"  # written by resolve's expiry; read here
-REVIEW_NRP_DISPUTE = "NRP_DISPUTE"
-REVIEW_NRP_DISPUTE_IN_TRANSFER = "NRP_DISPUTE_IN_TRANSFER"
-REVIEW_AFTER_EXPIRY = "IN_TIME_RESPONSE_AFTER_EXPIRY"
-REVIEW_AFTER_WRITE_OFF = "IN_TIME_RESPONSE_AFTER_WRITE_OFF"
+RULE_DECLINED = codes.RULE_DECLINED
+REASON_DECLINED = DecisionReason.FINAL_CHANCE_DECLINED.value
+REASON_NO_RESPONSE = DecisionReason.NO_RESPONSE.value  # written by resolve's expiry; read here
+REVIEW_NRP_DISPUTE = ReviewReason.NRP_DISPUTE.value
+REVIEW_NRP_DISPUTE_IN_TRANSFER = ReviewReason.NRP_DISPUTE_IN_TRANSFER.value
+REVIEW_AFTER_EXPIRY = ReviewReason.IN_TIME_RESPONSE_AFTER_EXPIRY.value
+REVIEW_AFTER_WRITE_OFF = ReviewReason.IN_TIME_RESPONSE_AFTER_WRITE_OFF.value
 
 
 class RejectReason(StrEnum):

@@ -38,6 +38,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
+from csa_closure.domain.codes import ReviewReason
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.errors import ConcurrentChange
@@ -63,7 +64,7 @@ COLUMNS = ("batch_id", "case_ref", "creditor", "status", "reason")
 REQUIRED_VALUES = ("batch_id", "case_ref", "creditor", "status")
 STATUSES = ("ACCEPTED", "REJECTED")
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$"
-CMS_REJECTED = "CMS_REJECTED"
+CMS_REJECTED = ReviewReason.CMS_REJECTED.value
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 # The CMS's reason is its own text: keep what reads as a reason, drop anything else.
 _UNSAFE = r"[^A-Za-z0-9 _.,:;()/'-]"

@@ -27,7 +27,6 @@ from csa_closure.stages.letters_outbox.common import (
     GOVUK_NOTIFY,
     NOTIFY_CHANNELS,
     PRINT_FILE,
-    BatchStatus,
     batch_lease,
 )
 from csa_closure.stages.letters_outbox.quota import DEFAULT_DAILY_LIMIT

@@ -14,8 +14,9 @@ from sqlalchemy import func, select, update
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import BatchStatus
 from csa_closure.errors import UsageError
-from csa_closure.stages.letters_outbox.common import APPROVE_STAGE, BatchStatus, batch_row
+from csa_closure.stages.letters_outbox.common import APPROVE_STAGE, batch_row
 from csa_closure.store import events
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import letter_batches, letters

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import DebtState, LetterStatus
+from csa_closure.domain.states import BatchStatus, DebtState, LetterStatus
 from csa_closure.errors import UsageError
 from csa_closure.letters import (
     ALLOWED_LETTERS,
@@ -54,7 +54,6 @@ from csa_closure.stages.letters_outbox.common import (
     BUILD_STAGE,
     HELD_PREFIX,
     TOOLKIT,
-    BatchStatus,
     flag_debts,
     read_in,
 )

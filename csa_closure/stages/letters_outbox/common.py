@@ -10,13 +10,13 @@ debt is kept (the first problem is the one a caseworker sees first; every one is
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from csa_closure.domain.codes import ReviewReason, ReviewReasonPrefix
 from csa_closure.domain.events import EventType
 from csa_closure.errors import UsageError
 from csa_closure.store.debts import update_debts
@@ -45,26 +45,19 @@ SOURCE_FOR_CHANNEL = {GOVUK_NOTIFY: "notify", FAKE_NOTIFY: "fake", PRINT_FILE: "
 
 DEBT_FLAGGED_EVENT = EventType.DEBT_FLAGGED
 
-# review_reason codes the outbox sets on a debt (all start LETTER_: `review list --reason LETTER`)
-HELD_PREFIX = "LETTER_HELD:"
-REASON_RETURNED = "LETTER_RETURNED"
-REASON_PERMANENT_FAILURE = "LETTER_PERMANENT_FAILURE"
-REASON_TECHNICAL_FAILURE = "LETTER_TECHNICAL_FAILURE"  # an operator settles it: notify settle
-REASON_UNDELIVERABLE = "LETTER_UNDELIVERABLE"  # settled as undeliverable by an operator
-REASON_DUPLICATED = "LETTER_DUPLICATED"
-REASON_UNCONFIRMED = "LETTER_UNCONFIRMED"
-REASON_SENT_AFTER_MOVE = "LETTER_SENT_DEBT_MOVED"
-FAILED_PREFIX = "LETTER_FAILED:"
+# review_reason codes the outbox sets on a debt (all start LETTER_: `review list --reason
+# LETTER`); their one home is domain/codes.py, these names are the outbox's short forms
+HELD_PREFIX = ReviewReasonPrefix.LETTER_HELD.value
+REASON_RETURNED = ReviewReason.LETTER_RETURNED.value
+REASON_PERMANENT_FAILURE = ReviewReason.LETTER_PERMANENT_FAILURE.value
+REASON_TECHNICAL_FAILURE = ReviewReason.LETTER_TECHNICAL_FAILURE.value  # notify settle
+REASON_UNDELIVERABLE = ReviewReason.LETTER_UNDELIVERABLE.value
+REASON_DUPLICATED = ReviewReason.LETTER_DUPLICATED.value
+REASON_UNCONFIRMED = ReviewReason.LETTER_UNCONFIRMED.value
+REASON_SENT_AFTER_MOVE = ReviewReason.LETTER_SENT_DEBT_MOVED.value
+FAILED_PREFIX = ReviewReasonPrefix.LETTER_FAILED.value
 
 IN_LIST_SIZE = 5_000  # ids per IN (...) list: far under both databases' parameter limits
-
-
-class BatchStatus(StrEnum):
-    BUILT = "built"  # made by `notify build`; waits for a second person
-    APPROVED = "approved"  # approved by someone other than its builder; may be sent
-    SENDING = "sending"  # a send has started; letters remain to send or to reconcile
-    STOPPED = "stopped"  # the last send stopped early (stop_reason); `notify send` resumes
-    SENT = "sent"  # every letter sent, held, failed or cancelled: nothing in flight
 
 
 def batch_lease(batch_id: int) -> str:

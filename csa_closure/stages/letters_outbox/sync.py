@@ -45,7 +45,7 @@ from csa_closure.channels.printfile import MANIFEST_NAME, file_sha256
 from csa_closure.channels.status import RETENTION_DAYS, NotifyStatus
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import LetterStatus
+from csa_closure.domain.states import BatchStatus, LetterStatus
 from csa_closure.errors import InputError, LeaseHeld, UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.progress import NO_PROGRESS, Progress
@@ -56,7 +56,6 @@ from csa_closure.stages.letters_outbox.common import (
     SYNC_LEASE,
     SYNC_STAGE,
     TOOLKIT,
-    BatchStatus,
     batch_lease,
     flag_debts,
     read_in,

@@ -10,10 +10,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.domain.events import EventType
+from csa_closure.domain.states import BatchStatus
 from csa_closure.errors import UsageError
 from csa_closure.letters import LettersConfig
 from csa_closure.stages.letters_outbox import quota
-from csa_closure.stages.letters_outbox.common import GOVUK_NOTIFY, BatchStatus, batch_row
+from csa_closure.stages.letters_outbox.common import GOVUK_NOTIFY, batch_row
 from csa_closure.stages.letters_outbox.send.options import (
     OPEN_STATUSES,
     SENDABLE_BATCH_STATUSES,

@@ -9,10 +9,9 @@ from typing import Any
 
 from csa_closure.channels.reconcile import SETTLE
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import LetterStatus
+from csa_closure.domain.states import BatchStatus, LetterStatus
 from csa_closure.errors import CsaClosureError, ExitCode, UsageError
 from csa_closure.stages.letters_outbox import quota
-from csa_closure.stages.letters_outbox.common import BatchStatus
 
 OPEN_STATUSES = (LetterStatus.PENDING.value, LetterStatus.SENDING.value, LetterStatus.UNKNOWN.value)
 IN_FLIGHT = (LetterStatus.SENDING.value, LetterStatus.UNKNOWN.value)
