@@ -68,6 +68,7 @@ def copy_of_the_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("store/leases.py", "import csa_closure.stages.checks\n", "store"),
         ("domain/notice.py", "import csa_closure.store.schema\n", "domain"),
         ("errors.py", "import csa_closure.logs\n", "leaves"),
+        ("stages/decommission.py", "import csa_closure.reports.render\n", "stages"),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(

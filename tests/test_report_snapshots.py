@@ -27,9 +27,9 @@ from rich.console import Console, RenderableType
 from sqlalchemy import update
 
 from csa_closure.context import Context
+from csa_closure.reconcile import reconcile_report
 from csa_closure.reports import render
 from csa_closure.reports.progress import progress_report
-from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.reports.rules import rules_report
 from csa_closure.reports.runs import list_runs
 from csa_closure.stages.archive import archive, verify

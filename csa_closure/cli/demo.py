@@ -13,9 +13,9 @@ from csa_closure.cli.params import cases_option, format_option, seed_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.context import Context
 from csa_closure.errors import ExitCode
+from csa_closure.reconcile import reconcile_report
 from csa_closure.reports import render
 from csa_closure.reports.progress import progress_report
-from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.simulation.demo import DemoResult, DemoSettings, run_demo
 from csa_closure.stages.letters_outbox import FAKE_NOTIFY, PRINT_FILE
 from csa_closure.store.engine import make_engine

@@ -16,6 +16,7 @@ from rich.live import Live
 from csa_closure.cli.output import console, emit
 from csa_closure.cli.params import ISO_DATE, CliState, format_option, pass_state
 from csa_closure.errors import ExitCode
+from csa_closure.reconcile import reconcile_report
 from csa_closure.reports import render
 from csa_closure.reports.plot import write_burndown_plot
 from csa_closure.reports.progress import (
@@ -25,7 +26,6 @@ from csa_closure.reports.progress import (
     ProgressReport,
     progress_report,
 )
-from csa_closure.reports.reconcile_report import reconcile_report
 from csa_closure.reports.rules import rules_report
 from csa_closure.reports.runs import DEFAULT_LIMIT, list_runs
 

@@ -71,3 +71,14 @@ def as_event_type(name: EventType | str) -> EventType:
             f"{name!r} is not an event type: add it to csa_closure.domain.events.EventType "
             "before writing it"
         ) from None
+
+
+# The events that record a decision in their detail: assess (first decision and re-decision),
+# resolve (collectability) and a caseworker's review; the detail keys each of them holds.
+DECISION_EVENTS = (
+    EventType.DEBT_DECIDED,
+    EventType.DEBT_REDECIDED,
+    EventType.DEBT_COLLECTABILITY_DECIDED,
+    EventType.DEBT_REVIEWED,
+)
+DECISION_DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from csa_closure.domain.states import CREDITORS, RunStatus
 from csa_closure.legacy.contract import UNREADABLE_CREDITOR
+from csa_closure.reconcile import EQUATIONS, ReconcileReport
 from csa_closure.reports.progress import (
     DayClosures,
     ProgressReport,
@@ -31,7 +32,6 @@ from csa_closure.reports.progress import (
     pace_needed,
     phase,
 )
-from csa_closure.reports.reconcile_report import EQUATIONS, ReconcileReport
 from csa_closure.reports.rules import RulesReport
 from csa_closure.reports.runs import RunRow
 from csa_closure.reports.tables import FitTable, pounds, rich_table

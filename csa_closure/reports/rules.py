@@ -7,10 +7,11 @@ Two views, both aggregated in SQL:
   Caseworker decisions carry the caseworker rule id and no rule-set hash. Debts not yet
   decided are one row, outcome empty.
 - **history**: every decision ever made, from the event log: the events in
-  ``DECISION_EVENTS``, whose ``detail`` records the ``outcome``, ``reason``, ``rule_id`` and
-  ``ruleset_hash`` of the decision. Each is counted as ``current`` when it is the latest
-  decision event of its debt, and ``superseded`` when a re-decision, a collectability decision
-  or a caseworker replaced it, so a rule change's effect stays visible after it was undone.
+  ``domain.events.DECISION_EVENTS``, whose ``detail`` records the ``outcome``, ``reason``,
+  ``rule_id`` and ``ruleset_hash`` of the decision. Each is counted as ``current`` when it is
+  the latest decision event of its debt, and ``superseded`` when a re-decision, a
+  collectability decision or a caseworker replaced it, so a rule change's effect stays visible
+  after it was undone.
   Moves that follow from the final chance (a window expiring, a parent declining) record their
   outcome on the debt, not in the event's detail: they appear in the current view, with their
   reason.
@@ -27,20 +28,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
-from csa_closure.domain.events import EventType
+from csa_closure.domain.events import DECISION_DETAIL_KEYS
 from csa_closure.domain.states import CLOSED_STATES
+from csa_closure.store.events import decision_detail, is_decision_event
 from csa_closure.store.schema import debts, events
-
-DETAIL_KEYS = ("ruleset_hash", "rule_id", "outcome", "reason")
-# The events that record a decision in their detail: assess (first decision and re-decision),
-# resolve (collectability) and a caseworker's review. Listed so the event_type index finds them
-# among millions of other events.
-DECISION_EVENTS = (
-    EventType.DEBT_DECIDED,
-    EventType.DEBT_REDECIDED,
-    EventType.DEBT_COLLECTABILITY_DECIDED,
-    EventType.DEBT_REVIEWED,
-)
 
 
 @dataclass(frozen=True)
@@ -83,15 +74,6 @@ class RulesReport:
         }
 
 
-def decision_detail(key: str) -> Any:
-    """``events.detail[key]`` as text, on either database."""
-    return events.c.detail[key].as_string()
-
-
-def is_decision_event() -> Any:
-    return events.c.event_type.in_(DECISION_EVENTS)
-
-
 def _sort_key(*values: str | None) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, v or "") for v in values)
 
@@ -120,13 +102,13 @@ def _history(conn: Connection, ruleset_hash: str | None) -> list[DecisionHistory
     decisions = (
         select(
             events.c.debt_id,
-            *(decision_detail(k).label(k) for k in DETAIL_KEYS),
+            *(decision_detail(k).label(k) for k in DECISION_DETAIL_KEYS),
             case((events.c.event_id == latest, 1), else_=0).label("is_current"),
         )
         .where(is_decision_event())
         .subquery()
     )
-    keys = [decisions.c[k] for k in DETAIL_KEYS]
+    keys = [decisions.c[k] for k in DECISION_DETAIL_KEYS]
     statement = (
         select(
             *keys,

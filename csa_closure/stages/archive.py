@@ -58,16 +58,17 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from csa_closure.context import Context
+from csa_closure.domain.events import DECISION_DETAIL_KEYS
 from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
-from csa_closure.reports.rules import DETAIL_KEYS, is_decision_event
 from csa_closure.store.dialect import (
     consistent_read,
     driver_batches,
     fetched_type,
     from_fetched,
 )
+from csa_closure.store.events import is_decision_event
 from csa_closure.store.runs import stage_run
 from csa_closure.store.schema import (
     UtcDateTime,
@@ -142,7 +143,7 @@ class ArchiveFile:
 def _decision_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Decision events with the decision's keys taken out of ``detail``."""
     return frame.with_columns(
-        pl.col("detail").str.json_path_match(f"$.{key}").alias(key) for key in DETAIL_KEYS
+        pl.col("detail").str.json_path_match(f"$.{key}").alias(key) for key in DECISION_DETAIL_KEYS
     )
 
 

@@ -33,8 +33,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.states import CLOSED_STATES, FINAL_LETTER_STATUSES, QuarantineStatus
-from csa_closure.reconcile import reconcile_conn
-from csa_closure.reports.reconcile_report import ReconcileReport
+from csa_closure.reconcile import ReconcileReport, reconcile_conn
 from csa_closure.serialise import JsonFields
 from csa_closure.stages.archive import compare_with_store
 from csa_closure.store.schema import archives, debts, letters, quarantine

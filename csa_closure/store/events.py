@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from sqlalchemy.engine import Connection
 
-from csa_closure.domain.events import EventType, as_event_type
+from csa_closure.domain.events import DECISION_EVENTS, EventType, as_event_type
 from csa_closure.store.dialect import insert_frame
 from csa_closure.store.schema import events
 
@@ -76,3 +76,14 @@ def record_frame(
         pl.lit(kind.value).alias("event_type"),
     )
     return insert_frame(conn, events, stamped)
+
+
+def decision_detail(key: str) -> Any:
+    """``events.detail[key]`` as text, on either database."""
+    return events.c.detail[key].as_string()
+
+
+def is_decision_event() -> Any:
+    """The events that record a decision (listed, so the event_type index finds them among
+    millions of other events)."""
+    return events.c.event_type.in_(DECISION_EVENTS)
