@@ -182,6 +182,9 @@ BATCH_TRANSITIONS: frozenset[tuple[BatchStatus, BatchStatus]] = frozenset(
         (BatchStatus.SENDING, BatchStatus.STOPPED),
         (BatchStatus.SENDING, BatchStatus.SENT),
         (BatchStatus.STOPPED, BatchStatus.SENDING),
+        # `notify sync --resend`: a sent batch with letters to send again after a technical
+        # failure is sending until they are
+        (BatchStatus.SENT, BatchStatus.SENDING),
     }
 )
 

@@ -3,7 +3,10 @@
 Every insert or update on either table goes through here (tests/test_code_rules.py keeps it
 so): :func:`insert_letters` (a build's new letters), :func:`change_letters` (every status
 change, compare-and-set), :func:`record_letter_history` and :func:`set_notify_ids` (Notify's
-upload report). :func:`change_letters` is to letters what ``move_debts`` is to debts: each
+upload report). It is also the one writer of ``letter_batches``: :func:`create_batch`,
+:func:`add_to_batch`, :func:`mark_batch_approved` and :func:`move_batch` (sending, stopped, sent),
+each checking its row count and, where the status changes, ``BATCH_TRANSITIONS``.
+:func:`change_letters` is to letters what ``move_debts`` is to debts: each
 change is a compare-and-set update (``WHERE status = from``) with its evidence, in the
 caller's transaction, in bulk.
 
@@ -21,14 +24,16 @@ history nor the events carry personal data: ids, kinds, batches and reason codes
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.domain.events import EventType
-from csa_closure.errors import ConcurrentChange
+from csa_closure.domain.states import BATCH_TRANSITIONS, BatchStatus
+from csa_closure.errors import ConcurrentChange, InvalidTransition, UsageError
 from csa_closure.store import events
 from csa_closure.store.dialect import (
     driver_frame,
@@ -39,7 +44,7 @@ from csa_closure.store.dialect import (
     update_from_frame,
     values_for_driver,
 )
-from csa_closure.store.schema import letter_status_history, letters
+from csa_closure.store.schema import letter_batches, letter_status_history, letters
 
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
@@ -267,3 +272,93 @@ def set_notify_ids(conn: Connection, notify_ids: Iterable[tuple[int, str]]) -> i
             .values(notify_id=notify_id)
         ).rowcount
     return given
+
+
+def create_batch(
+    conn: Connection,
+    *,
+    letter_type: str | None,
+    as_of: date,
+    built_by: str,
+    built_at: datetime,
+    built_run_id: int,
+) -> int:
+    """A new, empty ``built`` batch; its id. Letters are counted in by :func:`add_to_batch`."""
+    return int(
+        conn.execute(
+            insert(letter_batches)
+            .values(
+                letter_type=letter_type,
+                status=BatchStatus.BUILT.value,
+                letter_count=0,
+                as_of=as_of,
+                built_by=built_by,
+                built_at=built_at,
+                built_run_id=built_run_id,
+            )
+            .returning(letter_batches.c.batch_id)
+        ).scalar_one()
+    )
+
+
+def add_to_batch(conn: Connection, batch_id: int, letters_added: int) -> None:
+    """Count ``letters_added`` more letters into the batch."""
+    changed = conn.execute(
+        update(letter_batches)
+        .where(letter_batches.c.batch_id == batch_id)
+        .values(letter_count=letter_batches.c.letter_count + letters_added)
+    ).rowcount
+    if changed != 1:
+        raise ConcurrentChange(f"letter batch {batch_id} is gone: run again")
+
+
+def mark_batch_approved(
+    conn: Connection, batch_id: int, *, approved_by: str, approved_at: datetime
+) -> None:
+    """``built`` to ``approved``, by someone other than its builder (maker-checker), in one
+    compare-and-set; ``UsageError`` if the batch changed since the caller read it."""
+    _check_batch_move(BatchStatus.BUILT, BatchStatus.APPROVED)
+    approved = conn.execute(
+        update(letter_batches)
+        .where(
+            letter_batches.c.batch_id == batch_id,
+            letter_batches.c.status == BatchStatus.BUILT.value,
+            letter_batches.c.built_by != approved_by,
+        )
+        .values(
+            status=BatchStatus.APPROVED.value,
+            approved_by=approved_by,
+            approved_at=approved_at,
+        )
+    ).rowcount
+    if approved != 1:
+        raise UsageError(f"batch {batch_id} changed while it was being approved: run again")
+
+
+def move_batch(
+    conn: Connection,
+    batch_id: int,
+    from_status: BatchStatus | str,
+    to_status: BatchStatus | str,
+    **values: Any,
+) -> None:
+    """Set the batch's status (and ``values``: channel, stop reason, sent time), compare-and-set
+    on ``from_status``. Staying in a status (a resumed send, a stop recorded again) is not a
+    move; any other change must be in ``BATCH_TRANSITIONS``."""
+    frm, to = BatchStatus(from_status), BatchStatus(to_status)
+    if frm != to:
+        _check_batch_move(frm, to)
+    changed = conn.execute(
+        update(letter_batches)
+        .where(letter_batches.c.batch_id == batch_id, letter_batches.c.status == frm.value)
+        .values(status=to.value, **values)
+    ).rowcount
+    if changed != 1:
+        raise ConcurrentChange(
+            f"letter batch {batch_id} is no longer {frm.value} (another run changed it): run again"
+        )
+
+
+def _check_batch_move(frm: BatchStatus, to: BatchStatus) -> None:
+    if (frm, to) not in BATCH_TRANSITIONS:
+        raise InvalidTransition(f"a letter batch may not move from {frm.value} to {to.value}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
@@ -18,8 +18,9 @@ from csa_closure.domain.states import BatchStatus
 from csa_closure.errors import UsageError
 from csa_closure.stages.letters_outbox.common import APPROVE_STAGE, batch_row
 from csa_closure.store import events
+from csa_closure.store.letters import mark_batch_approved
 from csa_closure.store.runs import stage_run
-from csa_closure.store.schema import letter_batches, letters
+from csa_closure.store.schema import letters
 
 
 class MakerCheckerRefused(UsageError):
@@ -66,21 +67,7 @@ def approve_batch(ctx: Context, batch_id: int) -> ApproveResult:
         if batch.status != BatchStatus.BUILT.value:
             by = f" by {batch.approved_by}" if batch.approved_by else ""
             raise UsageError(f"batch {batch_id} is already {batch.status}{by}: nothing to approve")
-        approved = conn.execute(
-            update(letter_batches)
-            .where(
-                letter_batches.c.batch_id == batch_id,
-                letter_batches.c.status == BatchStatus.BUILT.value,
-                letter_batches.c.built_by != ctx.actor,
-            )
-            .values(
-                status=BatchStatus.APPROVED.value,
-                approved_by=ctx.actor,
-                approved_at=ctx.clock(),
-            )
-        ).rowcount
-        if approved != 1:
-            raise UsageError(f"batch {batch_id} changed while it was being approved: run again")
+        mark_batch_approved(conn, batch_id, approved_by=ctx.actor, approved_at=ctx.clock())
         by_kind = {
             f"{purpose}.{recipient}": int(n)
             for purpose, recipient, n in conn.execute(

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
@@ -60,9 +59,14 @@ from csa_closure.stages.letters_outbox.common import (
 from csa_closure.store import events
 from csa_closure.store.debts import update_debts
 from csa_closure.store.dialect import driver_value, read_frame, refresh_statistics
-from csa_closure.store.letters import change_letters, insert_letters, letter_changes
+from csa_closure.store.letters import (
+    add_to_batch,
+    change_letters,
+    create_batch,
+    insert_letters,
+    letter_changes,
+)
 from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import letter_batches
 
 # The states letters_due can find a letter in (its docstring's table).
 LETTER_STATES = (
@@ -308,20 +312,13 @@ def _write(run: Run, due: pl.DataFrame, result: BuildResult, progress: Progress)
 def _ensure_batch(conn: Connection, run: Run, result: BuildResult) -> int:
     if result.batch_id is None:
         ctx = run.ctx
-        result.batch_id = int(
-            conn.execute(
-                insert(letter_batches)
-                .values(
-                    letter_type=result.letter_type,
-                    status=BatchStatus.BUILT.value,
-                    letter_count=0,
-                    as_of=ctx.as_of,
-                    built_by=ctx.actor,
-                    built_at=ctx.clock(),
-                    built_run_id=run.run_id,
-                )
-                .returning(letter_batches.c.batch_id)
-            ).scalar_one()
+        result.batch_id = create_batch(
+            conn,
+            letter_type=result.letter_type,
+            as_of=ctx.as_of,
+            built_by=ctx.actor,
+            built_at=ctx.clock(),
+            built_run_id=run.run_id,
         )
         # in the transaction that creates the batch, so a build killed later still leaves
         # its (smaller) batch on record; what the build put in it is in the run's counts
@@ -369,11 +366,7 @@ def _write_chunk(conn: Connection, run: Run, part: pl.DataFrame, result: BuildRe
         caseworker=False,
     )
     if batch_id is not None:
-        conn.execute(
-            update(letter_batches)
-            .where(letter_batches.c.batch_id == batch_id)
-            .values(letter_count=letter_batches.c.letter_count + sendable)
-        )
+        add_to_batch(conn, batch_id, sendable)
     result.pending += sendable
     result.rebatched += rebatch.height
     result.held += new_held.height

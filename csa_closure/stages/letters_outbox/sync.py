@@ -37,7 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.channels import ChannelUnavailable, LetterChannel, NotificationInfo
@@ -79,6 +79,7 @@ from csa_closure.store.letters import (
     LETTER_KEY_COLUMNS,
     change_letters,
     letter_changes,
+    move_batch,
     set_notify_ids,
 )
 from csa_closure.store.runs import Run, stage_run
@@ -622,11 +623,7 @@ def _reopen(conn: Connection, run: Run, batch_id: int) -> None:
     ).scalar_one()
     if status == BatchStatus.SENDING.value:
         return
-    conn.execute(
-        update(letter_batches)
-        .where(letter_batches.c.batch_id == batch_id)
-        .values(status=BatchStatus.SENDING.value)
-    )
+    move_batch(conn, batch_id, status, BatchStatus.SENDING)
     events.record(
         conn,
         run,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.domain.events import EventType
@@ -23,8 +23,9 @@ from csa_closure.stages.letters_outbox.send.options import (
     Stop,
 )
 from csa_closure.store import events
+from csa_closure.store.letters import move_batch
 from csa_closure.store.runs import Run
-from csa_closure.store.schema import letter_batches, letters
+from csa_closure.store.schema import letters
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,14 @@ def start_batch(
     ).scalar_one()
     if not open_letters:
         return False
-    conn.execute(
-        update(letter_batches)
-        .where(letter_batches.c.batch_id == batch_id)
-        .values(
-            status=BatchStatus.SENDING.value,
-            channel=channel,
-            letters_config_sha256=config.sha256,
-            stop_reason=None,
-        )
+    move_batch(
+        conn,
+        batch_id,
+        batch.status,
+        BatchStatus.SENDING,
+        channel=channel,
+        letters_config_sha256=config.sha256,
+        stop_reason=None,
     )
     events.record(
         conn,
@@ -125,14 +125,13 @@ def finish_batch(
         status = BatchStatus.SENDING.value
     now = run.ctx.clock()
     if batch.status != status or stop is not None:
-        conn.execute(
-            update(letter_batches)
-            .where(letter_batches.c.batch_id == batch_id)
-            .values(
-                status=status,
-                stop_reason=stop.message[:200] if stop else None,
-                sent_at=batch.sent_at or (now if status == BatchStatus.SENT.value else None),
-            )
+        move_batch(
+            conn,
+            batch_id,
+            batch.status,
+            status,
+            stop_reason=stop.message[:200] if stop else None,
+            sent_at=batch.sent_at or (now if status == BatchStatus.SENT.value else None),
         )
         events.record(
             conn,
