@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, case, cast, func, insert, select, update
+from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
@@ -46,9 +46,9 @@ from csa_closure.reconcile import reconcile_conn
 from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, book_check
 from csa_closure.stages.intake import sha256_bytes, sha256_file
-from csa_closure.store import events
+from csa_closure.store import events, transfers
 from csa_closure.store.debts import move_debts
-from csa_closure.store.dialect import insert_frame, read_frame
+from csa_closure.store.dialect import read_frame
 from csa_closure.store.runs import Run, stage_run
 from csa_closure.store.schema import PERSONAL_DATA_COLUMNS, transfer_batches, transfer_items
 
@@ -263,30 +263,13 @@ def batch_id_for(run: Run, sequence: int) -> str:
 
 
 def _record_batch(conn: Connection, run: Run, batch_id: str, items: pl.DataFrame) -> None:
-    total = int(items.get_column("amount_pence").sum() or 0)
-    conn.execute(
-        insert(transfer_batches).values(
-            batch_id=batch_id,
-            run_id=run.run_id,
-            as_of=run.ctx.as_of,
-            created_at=run.ctx.clock(),
-            row_count=items.height,
-            total_pence=total,
-            status=TransferBatchStatus.EXPORTING.value,
-        )
-    )
-    insert_frame(
+    total = transfers.create_batch(
         conn,
-        transfer_items,
-        items.select(
-            pl.lit(batch_id).alias("batch_id"),
-            "debt_id",
-            "case_ref",
-            "creditor",
-            "amount_pence",
-            pl.col("transfer_reason").fill_null("UNSPECIFIED"),
-            pl.lit(TransferItemStatus.EXPORTED.value).alias("status"),
-        ),
+        batch_id=batch_id,
+        run_id=run.run_id,
+        as_of=run.ctx.as_of,
+        created_at=run.ctx.clock(),
+        items=items,
     )
     move_debts(
         conn,
@@ -314,12 +297,7 @@ def _finish_batch(run: Run, batch_id: str, out_dir: Path, resumed: bool) -> Batc
     folder = _place(out_dir, batch_id, files)
     digest = sha256_bytes(manifest)
     with run.chunk() as conn:
-        conn.execute(
-            update(transfer_batches)
-            .where(transfer_batches.c.batch_id == batch_id)
-            .where(transfer_batches.c.status == TransferBatchStatus.EXPORTING.value)
-            .values(status=TransferBatchStatus.EXPORTED.value, manifest_sha256=digest)
-        )
+        transfers.mark_batch_exported(conn, batch_id, digest)
         events.record(
             conn,
             run,

@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.codes import ReviewReason
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import CREDITORS, DebtState
-from csa_closure.errors import ConcurrentChange
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages import intake
 from csa_closure.stages.checks import BookCheck
@@ -52,9 +51,9 @@ from csa_closure.stages.contract_import import (
     import_contract_file,
 )
 from csa_closure.stages.responses import REVIEW_NRP_DISPUTE_IN_TRANSFER
-from csa_closure.store import events
+from csa_closure.store import events, transfers
 from csa_closure.store.debts import move_debts
-from csa_closure.store.dialect import execute_many, read_frame
+from csa_closure.store.dialect import read_frame
 from csa_closure.store.runs import Run
 from csa_closure.store.schema import transfer_batches, transfer_items
 
@@ -296,17 +295,7 @@ def _apply(conn: Connection, run: Run, accepted: pl.DataFrame, import_id: int) -
         "batch_id",
         "debt_id",
     )
-    changed = execute_many(
-        conn,
-        "UPDATE transfer_items SET status = ?, ack_reason = ?, ack_import_id = ? "
-        "WHERE batch_id = ? AND debt_id = ? AND status = 'exported'",
-        list(items.iter_rows()),
-    )
-    if changed != items.height:
-        raise ConcurrentChange(
-            "some of these debts were acknowledged by another run meanwhile; nothing from "
-            "this file was written. Import it again."
-        )
+    transfers.acknowledge_items(conn, items)
     moves = accepted.with_columns(
         pl.lit(DebtState.TRANSFER_SENT.value).alias("from_state"),
         # events carry the CMS's reason only when it is a code: its free text stays on the item
@@ -342,12 +331,7 @@ def _complete_batches(conn: Connection, run: Run, batch_ids: list[str]) -> list[
         ).scalar_one()
         if outstanding:
             continue
-        updated = conn.execute(
-            update(transfer_batches)
-            .where(transfer_batches.c.batch_id == batch_id, transfer_batches.c.status == "exported")
-            .values(status="acknowledged")
-        ).rowcount
-        if updated:
+        if transfers.mark_batch_acknowledged(conn, batch_id):
             events.record(
                 conn, run, EventType.TRANSFER_BATCH_ACKNOWLEDGED, entity=f"batch:{batch_id}"
             )
