@@ -30,9 +30,10 @@ from csa_closure.policy import RuleSet, compute_features, decide, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.facts import debt_facts
 from csa_closure.store.debts import move_debts
-from csa_closure.store.dialect import insert_ignoring_conflicts, read_frame
+from csa_closure.store.dialect import read_frame
+from csa_closure.store.rule_sets import register_rule_set
 from csa_closure.store.runs import stage_run
-from csa_closure.store.schema import rule_sets, stage_runs
+from csa_closure.store.schema import stage_runs
 
 ASSESS_LEASE = "stage:assess"
 DECISION_COLUMNS = [
@@ -182,14 +183,13 @@ def _summaries(planned: pl.DataFrame) -> tuple[dict[str, dict[str, int]], list[d
 
 
 def _register_rule_set(conn: Connection, rule_set: RuleSet, run_id: int, ctx: Context) -> None:
-    conn.execute(
-        insert_ignoring_conflicts(conn, rule_sets).values(
-            ruleset_hash=rule_set.hash,
-            name=rule_set.name,
-            canonical=rule_set.canonical_json(),
-            first_seen_at=ctx.clock(),
-            first_run_id=run_id,
-        )
+    register_rule_set(
+        conn,
+        ruleset_hash=rule_set.hash,
+        name=rule_set.name,
+        canonical=rule_set.canonical_json(),
+        first_seen_at=ctx.clock(),
+        first_run_id=run_id,
     )
 
 

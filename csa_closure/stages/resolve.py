@@ -54,9 +54,9 @@ from csa_closure.stages.facts import debt_facts
 from csa_closure.stages.ledger import record_write_offs
 from csa_closure.stages.responses import REASON_NO_RESPONSE
 from csa_closure.store.debts import DECISION_COLUMNS, decision_stamp, move_debts
-from csa_closure.store.dialect import driver_value, insert_ignoring_conflicts, read_frame
+from csa_closure.store.dialect import driver_value, read_frame
+from csa_closure.store.rule_sets import register_rule_set
 from csa_closure.store.runs import Run, stage_run
-from csa_closure.store.schema import rule_sets
 
 RESOLVE_LEASE = "stage:resolve"
 RULE_NO_RESPONSE = "final_chance.no_response"
@@ -325,14 +325,13 @@ def _slices(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
 
 
 def _register_rule_set(conn: Connection, run: Run, rule_set: RuleSet) -> None:
-    conn.execute(
-        insert_ignoring_conflicts(conn, rule_sets).values(
-            ruleset_hash=rule_set.hash,
-            name=rule_set.name,
-            canonical=rule_set.canonical_json(),
-            first_seen_at=run.ctx.clock(),
-            first_run_id=run.run_id,
-        )
+    register_rule_set(
+        conn,
+        ruleset_hash=rule_set.hash,
+        name=rule_set.name,
+        canonical=rule_set.canonical_json(),
+        first_seen_at=run.ctx.clock(),
+        first_run_id=run.run_id,
     )
 
 

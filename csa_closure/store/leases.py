@@ -25,10 +25,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import RunStatus
 from csa_closure.errors import LeaseHeld, LeaseLost
 from csa_closure.store.dialect import insert_ignoring_conflicts
-from csa_closure.store.schema import leases, stage_runs
+from csa_closure.store.schema import leases
 
 if TYPE_CHECKING:
     from csa_closure.store.runs import Run
@@ -126,12 +125,10 @@ def acquire(conn: Connection, run: Run, name: str) -> Lease:
             },
         )
         if before.run_id is not None:
-            conn.execute(
-                update(stage_runs)
-                .where(stage_runs.c.run_id == before.run_id)
-                .where(stage_runs.c.status == RunStatus.RUNNING.value)
-                .values(status=RunStatus.ABANDONED.value, finished_at=now, error="lease taken over")
-            )
+            # store/runs.py writes stage_runs; it imports this module, hence the late import
+            from csa_closure.store.runs import abandon_run
+
+            abandon_run(conn, before.run_id, finished_at=now, error="lease taken over")
     return Lease(name=name, token=token, expires_at=expires)
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, insert, select, update
@@ -151,6 +152,17 @@ def _finish(run: Run, status: str, error: str | None = None) -> None:
                 error=error,
             )
         )
+
+
+def abandon_run(conn: Connection, run_id: int, *, finished_at: datetime, error: str) -> None:
+    """Mark a run whose lease was taken over ``abandoned``, if it is still running (one that
+    ended meanwhile keeps its record)."""
+    conn.execute(
+        update(stage_runs)
+        .where(stage_runs.c.run_id == run_id)
+        .where(stage_runs.c.status == RunStatus.RUNNING.value)
+        .values(status=RunStatus.ABANDONED.value, finished_at=finished_at, error=error)
+    )
 
 
 def as_of_problem(conn: Connection, ctx: Context) -> str | None:
