@@ -27,7 +27,7 @@ differs is refused (:class:`PrintBatchConflict`).
 with :func:`write_print_frames`, which takes the letters as frames
 (:func:`~csa_closure.letters.compose.compose_frame`) and streams each file chunk by chunk,
 hashing as it writes, so a batch of a million letters needs the memory of one chunk. Both
-write the same bytes for the same letters (``tests/test_channels_printfile_frames.py``).
+write the same bytes for the same letters (``tests/channels/test_channels_printfile_frames.py``).
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ def cli(
 # Each command's module is imported only when that command runs (or when its own help is
 # asked for): the modules pull in polars, SQLAlchemy, Alembic and pyarrow, which would make
 # every `--help` and `--version` wait over a second. The root help lists each command by the
-# first sentence of its help, kept here; tests/test_cli.py checks it against the command.
+# first sentence of its help, kept here; tests/cli/test_cli.py checks it against the command.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("csa_closure.cli.db", "db", "Create, upgrade and inspect the working store's schema."),
     "report": (

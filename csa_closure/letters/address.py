@@ -46,8 +46,8 @@ A problem is reported by code and line number only: never the text of the addres
 :func:`check_address` checks one party and is the reference; :func:`address_frame` applies
 the same rules to a whole frame of parties at once (polars expressions, no Python per row) and
 gives the same code and line number for every party (proven against :func:`check_address` by
-``tests/test_letters_address_frame.py``), with the printed lines. The fake Notify validates with
-:func:`check_lines`, the same rules over the lines a request carries.
+``tests/letters/test_letters_address_frame.py``), with the printed lines. The fake Notify
+validates with :func:`check_lines`, the same rules over the lines a request carries.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def _check_shape(shape: _Shape, *, max_line_length: int) -> AddressProblem | Non
 #
 # Python's str methods and re module work on Unicode in ways polars' (Rust's) do not quite
 # match, so nothing here leans on either's defaults: the character sets are spelt out, and
-# tests/test_letters_address_frame.py checks each one against Python over every code point.
+# tests/letters/test_letters_address_frame.py checks each one against Python over every code point.
 
 PARTY_COLUMNS = (
     "given_names",

@@ -12,7 +12,7 @@ the reference and the letter kind, not the text.
 :func:`compose_frame` composes a whole frame of letters at once (polars expressions, no Python
 per letter) for the print files: for every letter it says whether :func:`prepare_letter` would
 compose it and, if so, gives exactly the values it would (proven against :func:`prepare_letter`
-by ``tests/test_letters_compose_frame.py``). Why a letter cannot be composed is
+by ``tests/letters/test_letters_compose_frame.py``). Why a letter cannot be composed is
 :func:`compose`'s to say.
 """
 

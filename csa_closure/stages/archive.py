@@ -62,6 +62,7 @@ from csa_closure.domain.events import DECISION_DETAIL_KEYS
 from csa_closure.errors import UsageError
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
+from csa_closure.serialise import JsonFields
 from csa_closure.store.dialect import (
     consistent_read,
     driver_batches,
@@ -102,14 +103,11 @@ HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
-class Marks:
+class Marks(JsonFields):
     """Where the store stood when the archive was taken."""
 
     run_id: int  # the archive's own run: runs.parquet holds the runs before it
     last_event_id: int
-
-    def to_json(self) -> dict[str, int]:
-        return {"run_id": self.run_id, "last_event_id": self.last_event_id}
 
     @classmethod
     def from_json(cls, value: dict[str, Any] | None) -> Marks:

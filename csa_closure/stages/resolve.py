@@ -49,6 +49,7 @@ from csa_closure.errors import Unbalanced
 from csa_closure.policy import RuleSet, collectability, compute_features, load_rule_set
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.reconcile import reconcile_conn
+from csa_closure.serialise import JsonFields
 from csa_closure.stages.checks import BookCheck, book_check
 from csa_closure.stages.facts import debt_facts
 from csa_closure.stages.ledger import record_write_offs
@@ -64,16 +65,13 @@ WRITE_OFF_NOTICE_PURPOSE = "write_off_notice"
 
 
 @dataclass
-class Tally:
+class Tally(JsonFields):
     debts: int = 0
     pence: int = 0
 
     @classmethod
     def of(cls, frame: pl.DataFrame, pence: str = "opening_pence") -> Tally:
         return cls(debts=frame.height, pence=int(frame.get_column(pence).sum() or 0))
-
-    def to_json(self) -> dict[str, int]:
-        return {"debts": self.debts, "pence": self.pence}
 
 
 @dataclass

@@ -68,6 +68,7 @@ from csa_closure.domain.events import EventType
 from csa_closure.domain.states import DebtState, Outcome
 from csa_closure.errors import InputError
 from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.serialise import JsonFields
 from csa_closure.stages import intake
 from csa_closure.stages.checks import BookCheck, check_book
 from csa_closure.stages.contract_import import (
@@ -131,22 +132,13 @@ class Action(StrEnum):
 
 
 @dataclass
-class ResponseImportResult(ImportSummary):
+class ResponseImportResult(ImportSummary, JsonFields):
     """The outcome of one import. JSON keys are the field names (see runbooks/04)."""
 
     actions: dict[str, int]  # Action -> debts affected
     rejects_file: str | None
     ignored_columns: list[str] = field(default_factory=list)
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary_json(),
-            "actions": self.actions,
-            "rejects_file": self.rejects_file,
-            "ignored_columns": self.ignored_columns,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 # --- judging rows -----------------------------------------------------------------------
@@ -827,7 +819,7 @@ def import_responses(
 
 
 @dataclass
-class RecordResult:
+class RecordResult(JsonFields):
     """One response taken by phone: ``status`` accepted|duplicate (a rejection raises)."""
 
     run_id: int
@@ -836,16 +828,6 @@ class RecordResult:
     status: str
     actions: dict[str, int]
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "document_id": self.document_id,
-            "case_ref": self.case_ref,
-            "status": self.status,
-            "actions": self.actions,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 class ResponseRejected(InputError):

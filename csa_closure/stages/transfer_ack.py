@@ -42,6 +42,7 @@ from csa_closure.domain.codes import ReviewReason
 from csa_closure.domain.events import EventType
 from csa_closure.domain.states import CREDITORS, DebtState
 from csa_closure.progress import NO_PROGRESS, Progress
+from csa_closure.serialise import JsonFields
 from csa_closure.stages import intake
 from csa_closure.stages.checks import BookCheck
 from csa_closure.stages.contract_import import (
@@ -70,7 +71,7 @@ _UNSAFE = r"[^A-Za-z0-9 _.,:;()/'-]"
 
 
 @dataclass
-class AckImportResult(ImportSummary):
+class AckImportResult(ImportSummary, JsonFields):
     """JSON keys are the field names (see runbooks/05)."""
 
     transferred: int = 0
@@ -81,19 +82,6 @@ class AckImportResult(ImportSummary):
     disputes_to_forward: list[str] = field(default_factory=list)  # case refs
     rejects_file: str | None = None
     book: BookCheck | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary_json(),
-            "transferred": self.transferred,
-            "transferred_pence": self.transferred_pence,
-            "returned_to_review": self.returned_to_review,
-            "returned_pence": self.returned_pence,
-            "batches_acknowledged": self.batches_acknowledged,
-            "disputes_to_forward": self.disputes_to_forward,
-            "rejects_file": self.rejects_file,
-            "book": self.book.to_json() if self.book else None,
-        }
 
 
 # --- judging rows --------------------------------------------------------------------------

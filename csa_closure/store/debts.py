@@ -13,7 +13,7 @@ machine, and changing their columns where they stand, each with its events.
   the state the caller read.
 
 Every write checks how many rows it changed against how many it meant to, and writes its
-events in the same transaction. tests/test_code_rules.py keeps every other module from
+events in the same transaction. tests/project/test_code_rules.py keeps every other module from
 writing ``debts``.
 """
 

@@ -1,6 +1,6 @@
 """The one writer of the ``letters`` table and its ``letter_status_history``.
 
-Every insert or update on either table goes through here (tests/test_code_rules.py keeps it
+Every insert or update on either table goes through here (tests/project/test_code_rules.py keeps it
 so): :func:`insert_letters` (a build's new letters), :func:`change_letters` (every status
 change, compare-and-set), :func:`record_letter_history` and :func:`set_notify_ids` (Notify's
 upload report). It is also the one writer of ``letter_batches``: :func:`create_batch`,

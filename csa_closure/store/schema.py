@@ -9,7 +9,7 @@ Conventions:
 - ``events`` and ``ledger_entries`` are append-only (enforced by triggers in the migration).
 
 The Alembic migrations under ``store/migrations`` must create exactly these tables;
-``tests/test_store.py`` (test_migrations_create_exactly_the_schema) compares them.
+``tests/store/test_store.py`` (test_migrations_create_exactly_the_schema) compares them.
 """
 
 from __future__ import annotations

@@ -378,7 +378,8 @@ def compose_frame_rows(
     refused: list[Unsendable] = []
     if not composable.all():
         ready, refused = compose_rows(rows.filter(~composable), config, as_of)
-        if ready:  # compose_frame must agree with compose: tests/test_letters_compose_frame.py
+        # compose_frame must agree with compose: tests/letters/test_letters_compose_frame.py
+        if ready:
             raise RuntimeError(
                 f"compose_frame refused {len(ready)} letters compose accepts"
                 f" (first: {ready[0].letter.reference}); nothing was sent"

@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-12-03 13:00:00
 
 The states are written out here as they stand at this revision (a migration must not change
-when the code does); tests/test_store.py checks they match ``DebtState``, so a new state
+when the code does); tests/store/test_store.py checks they match ``DebtState``, so a new state
 fails there until a migration widens the CHECK. An existing store whose debts hold a state
 outside the list is refused, naming the states and how many debts hold them.
 """
