@@ -140,6 +140,11 @@ class StageFigures:
     def rows_per_second(self) -> int:
         return int(self.rows / self.seconds) if self.seconds else 0
 
+    def us_per_case(self, cases: int) -> float:
+        """Microseconds of this stage per legacy case: flat from 100,000 to 1,300,000 cases
+        is what scaling to the real book needs."""
+        return round(self.seconds / cases * 1e6, 1) if cases else 0.0
+
 
 @dataclass
 class MeasuredDemo(Demo):
@@ -332,12 +337,32 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(figures: list[StageFigures], floor: dict[str, Any], total: float) -> Table:
+def baseline_per_case(path: Path | None) -> tuple[int, dict[str, float]]:
+    """A results file from another size: its cases and each stage's microseconds a case."""
+    if path is None:
+        return 0, {}
+    data = json.loads(path.read_text())
+    cases = int(data["cases"])
+    return cases, {s["stage"]: s["seconds"] / cases * 1e6 for s in data["stages"]}
+
+
+def report(
+    figures: list[StageFigures],
+    floor: dict[str, Any],
+    total: float,
+    cases: int,
+    baseline: tuple[int, dict[str, float]],
+) -> Table:
     table = Table(title=f"csa-closure benchmark: {total:,.1f} s for the whole programme")
-    for name in ("stage", "runs", "seconds", "rows", "rows/s", "peak MB", "x floor"):
+    base_cases, base = baseline
+    columns = ["stage", "runs", "seconds", "rows", "rows/s", "peak MB", "x floor", "µs/case"]
+    if base:
+        columns.append(f"x µs/case at {base_cases:,}")
+    for name in columns:
         table.add_column(name, justify="left" if name == "stage" else "right")
     for f in figures:
-        table.add_row(
+        per_case = f.us_per_case(cases)
+        row = [
             f.stage,
             str(f.runs),
             f"{f.seconds:,.1f}",
@@ -345,7 +370,11 @@ def report(figures: list[StageFigures], floor: dict[str, Any], total: float) -> 
             f"{f.rows_per_second:,}",
             f"{f.peak_mb:,}",
             f"{f.seconds / floor['seconds']:.1f}" if floor["seconds"] else "",
-        )
+            f"{per_case:,.1f}",
+        ]
+        if base:
+            row.append(f"{per_case / base[f.stage]:.2f}" if base.get(f.stage) else "")
+        table.add_row(*row)
     table.add_row(
         "(floor: driver bulk insert)",
         "1",
@@ -354,6 +383,7 @@ def report(figures: list[StageFigures], floor: dict[str, Any], total: float) -> 
         f"{int(floor['rows'] / floor['seconds']):,}",
         "",
         "1.0",
+        f"{floor['seconds'] / cases * 1e6:,.1f}" if cases else "",
     )
     return table
 
@@ -365,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=HERE / "work", help="scratch directory")
     parser.add_argument("--seed", type=int, default=2019)
     parser.add_argument("--json", type=Path, help="where to write the figures")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a results file from another size (e.g. 100,000 cases): each stage's cost a case "
+        "is compared with it, to show the cost stays flat as the book grows",
+    )
     parser.add_argument(
         "--channel",
         default="print-file",
@@ -418,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "operator_days": result.days,
         "decommission_passed": result.passed,
-        "stages": [asdict(f) | {"rows_per_second": f.rows_per_second} for f in figures],
+        "stages": [
+            asdict(f)
+            | {"rows_per_second": f.rows_per_second, "us_per_case": f.us_per_case(args.cases)}
+            for f in figures
+        ],
         "steps": demo.steps,
         "floor": floor,
         "archive_floor": archive_floor,
@@ -426,7 +466,18 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
     }
     console = Console()
-    console.print(report(figures, floor, total))
+    baseline = baseline_per_case(args.baseline)
+    if baseline[1]:
+        # this run's cost a case over the baseline's, per stage: 1.0 is flat
+        payload["per_case_vs_baseline"] = {
+            "baseline_cases": baseline[0],
+            "ratios": {
+                f.stage: round(f.us_per_case(args.cases) / baseline[1][f.stage], 2)
+                for f in figures
+                if baseline[1].get(f.stage)
+            },
+        }
+    console.print(report(figures, floor, total, args.cases, baseline))
     console.print_json(data=outcome)
     out = args.json or HERE / "results" / f"latest-{database}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.console import Console
 from csa_closure.csvsafe import safe_cell
 from csa_closure.reports.tables import FitTable, pounds, rich_table
 from csa_closure.serialise import jsonable
+
+if TYPE_CHECKING:
+    from csa_closure.stages.contract_import import ImportSummary
 
 __all__ = [
     "FitTable",
@@ -119,4 +122,25 @@ def note_waiting(ctx: Any, command: str) -> None:
             f"Note: {pulled:,} debt(s) are waiting to be assessed and are not in this "
             f"{command}. Run csa-closure assess first to include them.",
             err=True,
+        )
+
+
+def import_count_rows(summary: ImportSummary) -> list[tuple[str, int]]:
+    """The counts every contract-file import reports, in order: rows, accepted, duplicate,
+    rejected, and rejected by reason."""
+    return [
+        ("rows in the file", summary.rows),
+        ("accepted", summary.accepted),
+        ("duplicate", summary.duplicates),
+        ("rejected", summary.rejected),
+        *((f"  rejected {code}", n) for code, n in summary.rejected_by_reason.items()),
+    ]
+
+
+def print_already_imported(console: Console, summary: ImportSummary) -> None:
+    """Say that a file was imported before (its counts follow), if it was."""
+    if summary.already_imported:
+        console.print(
+            f"[yellow]{summary.file_name} was already imported (import {summary.import_id}, "
+            f"run {summary.run_id}): nothing changed.[/] Its counts:"
         )

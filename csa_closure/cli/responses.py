@@ -10,7 +10,14 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from csa_closure.cli.output import count_rows, emit, exit_if_all_rejected, rich_table
+from csa_closure.cli.output import (
+    count_rows,
+    emit,
+    exit_if_all_rejected,
+    import_count_rows,
+    print_already_imported,
+    rich_table,
+)
 from csa_closure.cli.params import ISO_DATE, CliState, format_option, pass_state, rejects_option
 from csa_closure.cli.progress import progress_bars
 from csa_closure.stages.responses import (
@@ -35,23 +42,13 @@ def responses() -> None:
 
 
 def _counts_rows(result: ResponseImportResult) -> list[list[Any]]:
-    rows: list[list[Any]] = [
-        ["rows in the file", result.rows],
-        ["accepted", result.accepted],
-        ["duplicate", result.duplicates],
-        ["rejected", result.rejected],
-    ]
-    rows += [[f"  rejected {code}", n] for code, n in result.rejected_by_reason.items()]
+    rows: list[list[Any]] = [[label, n] for label, n in import_count_rows(result)]
     rows += [[f"debts: {action.replace('_', ' ')}", n] for action, n in result.actions.items()]
     return rows
 
 
 def render_import(console: Console, result: ResponseImportResult) -> None:
-    if result.already_imported:
-        console.print(
-            f"[yellow]{result.file_name} was already imported (import {result.import_id}, "
-            f"run {result.run_id}): nothing changed.[/] Its counts:"
-        )
+    print_already_imported(console, result)
     console.print(
         rich_table(
             f"Responses from {result.file_name}",

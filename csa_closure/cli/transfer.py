@@ -11,8 +11,10 @@ from rich.console import Console
 from csa_closure.cli.output import (
     emit,
     exit_if_all_rejected,
+    import_count_rows,
     note_waiting,
     pounds,
+    print_already_imported,
     rich_table,
 )
 from csa_closure.cli.params import CliState, format_option, out_option, pass_state, rejects_option
@@ -115,17 +117,9 @@ def _emit_export(fmt: str, result: ExportResult) -> None:
 
 
 def render_ack(console: Console, result: AckImportResult) -> None:
-    if result.already_imported:
-        console.print(
-            f"[yellow]{result.file_name} was already imported (import {result.import_id}): "
-            "nothing changed.[/] Its counts:"
-        )
+    print_already_imported(console, result)
     rows = [
-        ["rows in the file", f"{result.rows:,}", ""],
-        ["accepted", f"{result.accepted:,}", ""],
-        ["duplicate", f"{result.duplicates:,}", ""],
-        ["rejected", f"{result.rejected:,}", ""],
-        *[[f"  rejected {k}", f"{v:,}", ""] for k, v in result.rejected_by_reason.items()],
+        *[[label, f"{n:,}", ""] for label, n in import_count_rows(result)],
         ["debts transferred (closed)", f"{result.transferred:,}", pounds(result.transferred_pence)],
         [
             "debts refused by the CMS, to review",
