@@ -63,42 +63,48 @@ DUE_OUTPUT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 TRANSFER_NOTICE_STATES = (DebtState.TRANSFERRED.value,)
 
+# The debt states each kind of letter can be due in: the rules below ask for exactly these
+# (and more), so a debt in none of them, or holding its kind's letter already, is never due one.
+# ``notify build`` narrows what it reads from the store with this (stages/letters_outbox/build.py).
+DUE_STATES: dict[LetterKind, tuple[str, ...]] = {
+    LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC): (DebtState.AWAITING_LETTER.value,),
+    LetterKind(LetterPurpose.REMINDER, Recipient.PWC): (DebtState.AWAITING_RESPONSE.value,),
+    LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP): (
+        DebtState.COLLECT_REQUESTED.value,
+    ),
+    LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.PWC): (DebtState.WRITE_OFF_PENDING.value,),
+    LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP): (DebtState.WRITE_OFF_PENDING.value,),
+    LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC): TRANSFER_NOTICE_STATES,
+    LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP): TRANSFER_NOTICE_STATES,
+}
+
 
 def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
-    state = pl.col("state")
+    """Each kind's condition, in the order letters of one debt are listed; each begins with
+    the kind's :data:`DUE_STATES`."""
     pwc_debt = pl.col("creditor") == Creditor.PWC.value
-    pending = state == DebtState.WRITE_OFF_PENDING.value
-    transferred = state.is_in(TRANSFER_NOTICE_STATES)
-    return [
-        (
-            LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC),
-            pwc_debt
-            & (state == DebtState.AWAITING_LETTER.value)
-            & (pl.col("outcome") == Outcome.REPRESENTATION.value),
-        ),
-        (
-            LetterKind(LetterPurpose.REMINDER, Recipient.PWC),
-            pwc_debt
-            & (state == DebtState.AWAITING_RESPONSE.value)
-            & pl.col("response").is_null()
-            & (pl.col("reminder_due") <= pl.lit(as_of))
-            & (pl.lit(as_of) < pl.col("response_deadline")),
-        ),
-        (
-            LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP),
-            (state == DebtState.COLLECT_REQUESTED.value) & (pl.col("response") == "COLLECT"),
-        ),
+    conditions: dict[LetterKind, pl.Expr] = {
+        LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC): pwc_debt
+        & (pl.col("outcome") == Outcome.REPRESENTATION.value),
+        LetterKind(LetterPurpose.REMINDER, Recipient.PWC): pwc_debt
+        & pl.col("response").is_null()
+        & (pl.col("reminder_due") <= pl.lit(as_of))
+        & (pl.lit(as_of) < pl.col("response_deadline")),
+        LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP): pl.col("response")
+        == "COLLECT",
         # the rule resolve waits on: a notice to each parent owed one (domain/notice.py)
-        (
-            LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.PWC),
-            pending & owed_write_off_notice(Recipient.PWC.value, as_of),
+        LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.PWC): owed_write_off_notice(
+            Recipient.PWC.value, as_of
         ),
-        (
-            LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP),
-            pending & owed_write_off_notice(Recipient.NRP.value, as_of),
+        LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP): owed_write_off_notice(
+            Recipient.NRP.value, as_of
         ),
-        (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC), pwc_debt & transferred),
-        (LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP), transferred),
+        LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC): pwc_debt,
+        LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP): pl.lit(True),
+    }
+    return [
+        (kind, pl.col("state").is_in(states) & conditions[kind])
+        for kind, states in DUE_STATES.items()
     ]
 
 

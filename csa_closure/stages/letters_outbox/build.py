@@ -1,9 +1,10 @@
 """``notify build``: a batch of the letters due on the as-of date, one outbox row per letter.
 
-1. Every debt in a state a letter can be due in is read once with the facts
+1. Every debt some letter may be due for (in a state that kind of letter can be due in, and
+   without that kind's letter, or with it held or cancelled) is read once with the facts
    :func:`~csa_closure.letters.letters_due` decides on (states, responses, dates, the parents'
-   party references and dates of death: no names or addresses), and the rules run over the
-   whole population at once.
+   party references and dates of death: no names or addresses), with those debts' letters, and
+   the rules run over them all at once.
 2. Letters already in the outbox are left out (the unique debt/purpose/recipient constraint is
    the backstop), except *held* ones: a held letter whose address is now usable (a re-pull
    fixed it) is put into this batch as ``pending``; one still unusable stays held. A letter
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from csa_closure.context import Context
 from csa_closure.domain.events import EventType
-from csa_closure.domain.states import BatchStatus, DebtState, LetterStatus
+from csa_closure.domain.states import BatchStatus, LetterStatus
 from csa_closure.errors import UsageError
 from csa_closure.letters import (
     ALLOWED_LETTERS,
@@ -47,6 +48,7 @@ from csa_closure.letters import (
     new_references,
 )
 from csa_closure.letters.address import PARTY_COLUMNS
+from csa_closure.letters.due import DUE_STATES
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
     BUILD_LEASE,
@@ -68,14 +70,28 @@ from csa_closure.store.letters import (
 )
 from csa_closure.store.runs import Run, stage_run
 
-# The states letters_due can find a letter in (its docstring's table).
-LETTER_STATES = (
-    DebtState.AWAITING_LETTER.value,
-    DebtState.AWAITING_RESPONSE.value,
-    DebtState.COLLECT_REQUESTED.value,
-    DebtState.WRITE_OFF_PENDING.value,
-    DebtState.TRANSFERRED.value,
-)
+# Letters that may be in a batch again (``_revivable``) are held or cancelled ones: a kind
+# whose one letter (the outbox holds at most one per debt, purpose and recipient) is in any
+# other status is never due again, so the store is asked only for debts in a state some kind
+# is due in (DUE_STATES) and lacking that kind's letter. letters_due then decides on exactly
+# the rows it always did; the outbox read is only of those debts' letters. A build with
+# little left to do reads little (an empty one read the whole book and every letter).
+_REVIVABLE_STATUSES = (LetterStatus.HELD.value, LetterStatus.CANCELLED.value)
+
+
+def _candidates() -> tuple[str, list[str]]:
+    """The SQL condition on ``debts d`` (and its parameters) choosing the debts some letter
+    may be due for (see above)."""
+    clauses, params = [], []
+    for kind, states in DUE_STATES.items():
+        clauses.append(
+            f"(d.state IN ({', '.join('?' for _ in states)}) AND NOT EXISTS ("
+            "SELECT 1 FROM letters l WHERE l.debt_id = d.debt_id AND l.purpose = ?"
+            " AND l.recipient = ? AND l.status NOT IN (?, ?)))"
+        )
+        params += [*states, kind.purpose.value, kind.recipient.value, *_REVIVABLE_STATUSES]
+    return "(" + "\n    OR ".join(clauses) + ")", params
+
 
 _DUE_SQL = """
 SELECT d.debt_id, d.case_ref, d.creditor, d.state, d.outcome, d.response,
@@ -86,8 +102,13 @@ FROM debts d
 JOIN cases c ON c.case_ref = d.case_ref
 JOIN parties pwc ON pwc.party_ref = c.pwc_party_ref
 JOIN parties nrp ON nrp.party_ref = c.nrp_party_ref
-WHERE d.state IN ({marks})
+WHERE {candidates}
 ORDER BY d.debt_id
+"""
+_EXISTING_SQL = """
+SELECT l.letter_id, l.debt_id, l.purpose, l.recipient, l.status, l.reference, l.failure_reason
+FROM letters l
+WHERE l.debt_id IN (SELECT d.debt_id FROM debts d WHERE {candidates})
 """
 _DUE_SCHEMA: dict[str, pl.DataType] = {
     "debt_id": pl.Int64(),
@@ -209,19 +230,10 @@ def _due(
 ) -> pl.DataFrame:
     """Letters due and not yet in the outbox (or held), ordered by debt then kind, with the id
     of the held letter each one would re-batch (``held_letter_id``)."""
-    debts = read_frame(
-        conn,
-        (_DUE_SQL.format(marks=", ".join("?" for _ in LETTER_STATES)), list(LETTER_STATES)),
-        _DUE_SCHEMA,
-    )
+    candidates, params = _candidates()
+    debts = read_frame(conn, (_DUE_SQL.format(candidates=candidates), params), _DUE_SCHEMA)
     existing = read_frame(
-        conn,
-        (
-            "SELECT letter_id, debt_id, purpose, recipient, status, reference, failure_reason"
-            " FROM letters",
-            (),
-        ),
-        _EXISTING_SCHEMA,
+        conn, (_EXISTING_SQL.format(candidates=candidates), params), _EXISTING_SCHEMA
     )
     held = existing.filter(_revivable())
     due = letters_due(debts, ctx.as_of, existing=existing.filter(~_revivable()))
