@@ -485,6 +485,54 @@ def test_a_crash_after_the_files_were_written_is_finished_without_rewriting(
     assert set(outbox(ctx).filter(pl.col("batch_id") == batch_id)["status"]) == {"sent"}
 
 
+def test_a_crash_between_pages_is_finished_with_each_letter_once_in_id_order(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page's letters are marked ``sending`` and appended to the files' temporary parts
+    as they are composed: killed after the first page, the run leaves no file in place; the
+    re-run composes the marked letters again, then the rest, and each file holds its letters
+    once each in id order, as a run never interrupted writes them."""
+    from csa_closure.channels import PrintFileChannel
+    from csa_closure.stages.letters_outbox import quota
+
+    letters_book(ctx)
+    batch_id = built_batch(ctx)
+    pending = _pending_refs(ctx, batch_id)
+    assert len(pending) >= 3
+    options = SendOptions(daily_limit=None, print_chunk=2)
+    reserve = quota.reserve
+    calls: list[int] = []
+
+    def second_page_dies(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("power cut")
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(quota, "reserve", second_page_dies)
+    out = tmp_path / "print"
+    with pytest.raises(RuntimeError):
+        send_batch(ctx, batch_id, PrintFileChannel(out, CONFIG), CONFIG, options=options)
+    statuses = outbox(ctx).filter(pl.col("batch_id") == batch_id)["status"].to_list()
+    assert statuses.count("sending") == 2 and "sent" not in statuses
+    directory = out / f"batch-{batch_id}"
+    assert not directory.exists() or not list(directory.iterdir())
+    monkeypatch.undo()
+    again = send_batch(ctx, batch_id, PrintFileChannel(out, CONFIG), CONFIG, options=options)
+    assert again.print_files is not None and again.sent == len(pending)
+    letters = outbox(ctx).filter(pl.col("batch_id") == batch_id).sort("letter_id")
+    assert set(letters["status"]) == {"sent"}
+    manifest = json.loads((directory / "manifest.json").read_text())
+    written = [r for entry in manifest["files"] for r in entry["references"]]
+    assert sorted(written) == sorted(pending)  # each letter once
+    order = {r: i for i, r in enumerate(letters["reference"].to_list())}
+    for entry in manifest["files"]:
+        ids = [order[r] for r in entry["references"]]
+        assert ids == sorted(ids), entry["file"]
+        rows = list(csv.reader((directory / entry["file"]).open(encoding="utf-8")))
+        assert len(rows) - 1 == entry["row_count"] == len(ids)
+
+
 def test_print_files_changed_after_they_were_written_are_refused(
     ctx: Context, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 import polars as pl
@@ -63,62 +64,32 @@ class PrintSender(Sender):
         self.channel = channel
 
     def send(self) -> Stop | None:
-        """Intent for every sendable letter, then the files, then ``sent``."""
-        as_of, name, out_dir = self.ctx.as_of, self.channel.name, self.channel.out_dir
+        """Intent for every sendable letter, then the files, then ``sent``.
+
+        Each page of pending letters is read (with the addresses) and composed once: the
+        letters that may not go are set aside, the rest marked ``sending`` in one transaction
+        and their composed rows appended to the files' temporary parts at once. Only when every
+        page is written are the files put in place with their manifest, so a crash part-way
+        leaves no file under a final name and letters marked ``sending``, which the next run
+        composes again (first, in id order, as they were marked) before any still pending."""
+        out_dir = self.channel.out_dir
         self._same_directory(out_dir)
         stop = self._print_quota()
         if stop is not None:
             return stop
-        announced = False
-        size = self.options.print_chunk
-        # three bars: letters screened and marked, files written, letters marked sent
-        marking, writing, marked = (
-            "print send: screening letters",
-            "print send: writing files",
-            "print send: marking sent",
-        )
-        self.progress.start(marking, self._pending_count())
-        for rows in self._pages(None, size):
-            self.progress.advance(marking, rows.height)
-            ready = self._screen_frame(rows)
-            for start in range(0, ready.height, size):
-                group = ready.slice(start, size)
-                with self.run.chunk() as conn:
-                    if not announced:  # where these letters' files go, with their intents
-                        events.record(
-                            conn,
-                            self.run,
-                            PRINTING_EVENT,
-                            entity=f"batch:{self.batch_id}",
-                            detail={"out_dir": str(Path(out_dir).resolve())},
-                        )
-                        announced = True
-                    quota.reserve(conn, name, as_of, group.height, self.options.daily_limit)
-                    change_letters(
-                        conn,
-                        self.run,
-                        letter_changes(
-                            rows_frame(group, LetterStatus.PENDING.value, as_of).with_columns(
-                                pl.lit(name).alias("channel"),
-                                pl.lit(self.ctx.clock()).alias("attempted_at"),
-                            ),
-                            LetterStatus.SENDING.value,
-                            "SEND_INTENT",
-                        ),
-                        source=TOOLKIT,
-                        set_columns=["letter_date", "channel", "attempted_at"],
-                        count_attempt=True,
-                    )
-        self.progress.finish(marking)
+        marked, size = "print send: marking sent", self.options.print_chunk
+        with self.ctx.engine.connect() as conn:
+            earlier = read_batch_outbox(conn, self.batch_id, [LetterStatus.SENDING.value])
+        batch = _complete_files(out_dir, self.batch_id, earlier) if earlier.height else None
+        if batch is None:
+            frames = self._composed_with_intents(earlier["letter_id"].to_list())
+            first = next(frames, None)
+            if first is None:  # nothing left that may go
+                return None
+            batch = self._write_files(chain([first], frames))
+        failpoints.reach(SEND_STAGE, "after_write")
         with self.ctx.engine.connect() as conn:
             sending = read_batch_outbox(conn, self.batch_id, [LetterStatus.SENDING.value])
-        if sending.height == 0:
-            return None
-        self.progress.start(writing, sending.height)
-        batch = self._files(out_dir, sending)
-        self.progress.advance(writing, sending.height)
-        self.progress.finish(writing)
-        failpoints.reach(SEND_STAGE, "after_write")
         self.progress.start(marked, sending.height)
         for start in range(0, sending.height, size):
             rows = sending.slice(start, size).with_columns(
@@ -153,9 +124,9 @@ class PrintSender(Sender):
         )
         return None
 
-    def _screen_frame(self, rows: pl.DataFrame) -> pl.DataFrame:
+    def _screen_frame(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Cancel letters no longer due, hold the unsendable, the page at once: the letters
-        that can go (as read, without their addresses; composed again for their files)."""
+        that can go (as read, without their addresses) and the same letters composed."""
         rows = rows.with_columns(still_due(self.ctx.as_of))
         due = rows.filter(pl.col("not_due").is_null())
         composed, refused = compose_frame_rows(due, self.config, self.ctx.as_of)
@@ -163,7 +134,50 @@ class PrintSender(Sender):
         ready = due.join(
             composed.select("letter_id"), on="letter_id", how="semi", maintain_order="left"
         )
-        return without_address(ready)
+        return without_address(ready), composed
+
+    def _composed_with_intents(self, earlier: list[int]) -> Iterator[pl.DataFrame]:
+        """The letters for the files, composed, a page at a time: first those an earlier run
+        marked ``sending`` (composed again), then each page of pending letters screened and
+        marked ``sending`` (the intent, with its share of the day's quota) before its letters
+        are handed on. Only non-empty pages."""
+        yield from self._composed(earlier)
+        as_of, name, size = self.ctx.as_of, self.channel.name, self.options.print_chunk
+        announced = False
+        screening = "print send: screening and writing letters"
+        self.progress.start(screening, self._pending_count())
+        for rows in self._pages(None, size):
+            ready, composed = self._screen_frame(rows)
+            if ready.height:
+                with self.run.chunk() as conn:
+                    if not announced:  # where these letters' files go, with their intents
+                        events.record(
+                            conn,
+                            self.run,
+                            PRINTING_EVENT,
+                            entity=f"batch:{self.batch_id}",
+                            detail={"out_dir": str(Path(self.channel.out_dir).resolve())},
+                        )
+                        announced = True
+                    quota.reserve(conn, name, as_of, ready.height, self.options.daily_limit)
+                    change_letters(
+                        conn,
+                        self.run,
+                        letter_changes(
+                            rows_frame(ready, LetterStatus.PENDING.value, as_of).with_columns(
+                                pl.lit(name).alias("channel"),
+                                pl.lit(self.ctx.clock()).alias("attempted_at"),
+                            ),
+                            LetterStatus.SENDING.value,
+                            "SEND_INTENT",
+                        ),
+                        source=TOOLKIT,
+                        set_columns=["letter_date", "channel", "attempted_at"],
+                        count_attempt=True,
+                    )
+                yield composed
+            self.progress.advance(screening, rows.height)
+        self.progress.finish(screening)
 
     def _same_directory(self, out_dir: Path) -> None:
         """Letters an earlier run marked for printing may already be in its files: they are
@@ -205,14 +219,9 @@ class PrintSender(Sender):
             )
         return None
 
-    def _files(self, out_dir: Path, sending: pl.DataFrame) -> PrintBatch:
-        existing = _complete_files(out_dir, self.batch_id, sending)
-        if existing is not None:
-            return existing
+    def _write_files(self, frames: Iterator[pl.DataFrame]) -> PrintBatch:
         try:
-            return self.channel.write_frames(
-                self.batch_id, self._composed(sending["letter_id"].to_list())
-            )
+            return self.channel.write_frames(self.batch_id, frames)
         except PrintBatchConflict as exc:
             raise UsageError(
                 f"{exc} (batch {self.batch_id}: an earlier run wrote part of its files and the"
@@ -222,7 +231,8 @@ class PrintSender(Sender):
             ) from None
 
     def _composed(self, letter_ids: list[int]) -> Iterator[pl.DataFrame]:
-        """The letters again, composed page by page (the files are written as they come)."""
+        """Letters an earlier run marked ``sending``, composed again page by page (the files
+        are written as they come)."""
         for part in slices(letter_ids, self.options.print_chunk):
             self._heartbeat()
             with self.ctx.engine.connect() as conn:
