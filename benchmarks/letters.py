@@ -121,41 +121,19 @@ def step(name: str, db: Path | str, out: Path | None, profile: Path | None) -> d
     }
 
 
-FLOOR_RUNS = "SELECT run_id FROM stage_runs WHERE stage LIKE 'notify-%'"
-
-
 def floor(db: Path | str) -> dict[str, Any]:
-    """The rows the letters steps wrote, bulk-inserted by the driver into empty tables."""
-    import polars as pl
-
+    """The rows the letters steps wrote, bulk-inserted by the driver into empty tables
+    (``run.py``'s letters floor)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import _bulk_insert, _empty_copy  # type: ignore[import-not-found]
-
-    from csa_closure.store.engine import make_engine
+    from run import measure_letters_floor  # type: ignore[import-not-found]
 
     url = str(db) if "://" in str(db) else f"sqlite:///{db}"
-    with make_engine(url).connect() as conn:
-        frames = {
-            table: pl.read_database(sql, conn, infer_schema_length=None)
-            for table, sql in (
-                ("letters", "SELECT * FROM letters"),
-                ("letter_status_history", "SELECT * FROM letter_status_history"),
-                ("events", f"SELECT * FROM events WHERE run_id IN ({FLOOR_RUNS})"),
-            )
-        }
-    target, cleanup = _empty_copy(url)
-    try:
-        started, cpu_started = time.perf_counter(), time.process_time()
-        _bulk_insert(target, frames)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    finally:
-        cleanup()
+    measured = measure_letters_floor(url)
     return {
         "step": "floor",
-        "seconds": round(seconds, 1),
-        "cpu_seconds": round(cpu, 1),
-        "rows": sum(f.height for f in frames.values()),
-        "rows_by_table": {t: f.height for t, f in frames.items()},
+        "seconds": round(measured["seconds"], 1),
+        "rows": measured["rows"],
+        "rows_by_table": measured["rows_by_table"],
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 

@@ -237,6 +237,9 @@ class PullPlan:
     missing_at_source: pl.DataFrame  # stored cases the source no longer has
     changed_parties: pl.DataFrame  # stored parties whose source changed
     quarantine_items: pl.DataFrame  # the items to hold after this pull
+    # the parties the store held when planning (``party_ref``): the pull, holding its lease,
+    # is their one writer, so what it inserts is what is new beyond these
+    known_parties: pl.DataFrame
 
 
 def plan_pull(book: NormalisedBook, conn: Connection, system: str) -> PullPlan:
@@ -270,6 +273,7 @@ def plan_pull(book: NormalisedBook, conn: Connection, system: str) -> PullPlan:
         quarantine_items=held.join(invalid_loaded, on=["case_ref", "source_system"], how="anti")
         if invalid_loaded.height
         else held,
+        known_parties=stored_parties.select("party_ref"),
     )
 
 
@@ -281,12 +285,11 @@ def _chunks(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
 
 
 def _insert_new_cases(
-    run: Run, book: NormalisedBook, new_cases: pl.DataFrame, progress: Progress
+    run: Run, book: NormalisedBook, plan: PullPlan, progress: Progress
 ) -> dict[str, int]:
     """Insert new cases chunk by chunk, each chunk with its parties, debts, payments, events."""
     counts = {"cases_new": 0, "debts_new": 0, "parties_new": 0}
-    with run.ctx.engine.connect() as conn:
-        known_parties = _existing_parties(conn).select("party_ref")
+    new_cases, known_parties = plan.new_cases, plan.known_parties
     progress.start("pull: loading cases", new_cases.height)
     for chunk in _chunks(new_cases, run.ctx.settings.chunk_size):
         refs = chunk.select("case_ref")
@@ -576,7 +579,7 @@ def _pull_system(
     with run.ctx.engine.connect() as conn:
         plan = plan_pull(book, conn, system)
     counts: dict[str, int] = {}
-    counts |= _insert_new_cases(run, book, plan.new_cases, progress)
+    counts |= _insert_new_cases(run, book, plan, progress)
     counts |= _refresh_cases(run, book, plan.refreshed_cases, progress)
     drift_debts, drift_listing = _record_balance_drift(run, book, system)
     counts["parties_updated"] = _update_parties(run, plan.changed_parties)
