@@ -78,17 +78,22 @@ DUE_STATES: dict[LetterKind, tuple[str, ...]] = {
     LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP): TRANSFER_NOTICE_STATES,
 }
 
+# A kind's letter is never due before the date in this debt column (the rules below apply it;
+# ``notify build`` asks the store for it too).
+DUE_NOT_BEFORE: dict[LetterKind, str] = {
+    LetterKind(LetterPurpose.REMINDER, Recipient.PWC): "reminder_due",
+}
+
 
 def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
     """Each kind's condition, in the order letters of one debt are listed; each begins with
-    the kind's :data:`DUE_STATES`."""
+    the kind's :data:`DUE_STATES` and its :data:`DUE_NOT_BEFORE` date, if it has one."""
     pwc_debt = pl.col("creditor") == Creditor.PWC.value
     conditions: dict[LetterKind, pl.Expr] = {
         LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC): pwc_debt
         & (pl.col("outcome") == Outcome.REPRESENTATION.value),
         LetterKind(LetterPurpose.REMINDER, Recipient.PWC): pwc_debt
         & pl.col("response").is_null()
-        & (pl.col("reminder_due") <= pl.lit(as_of))
         & (pl.lit(as_of) < pl.col("response_deadline")),
         LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP): pl.col("response")
         == "COLLECT",
@@ -102,10 +107,13 @@ def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
         LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC): pwc_debt,
         LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP): pl.lit(True),
     }
-    return [
-        (kind, pl.col("state").is_in(states) & conditions[kind])
-        for kind, states in DUE_STATES.items()
-    ]
+    rules = []
+    for kind, states in DUE_STATES.items():
+        condition = pl.col("state").is_in(states)
+        if kind in DUE_NOT_BEFORE:
+            condition = condition & (pl.col(DUE_NOT_BEFORE[kind]) <= pl.lit(as_of))
+        rules.append((kind, condition & conditions[kind]))
+    return rules
 
 
 def _alive(prefix: str, as_of: date) -> pl.Expr:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import text, update
 
@@ -209,3 +211,66 @@ def test_a_letter_cancelled_as_no_longer_due_goes_again_when_it_is_due_again(
     assert set(letters["status"]) == {"pending"} and set(letters["batch_id"]) == {again.batch_id}
     assert letters["failure_reason"].null_count() == 2
     assert history(ctx, letters["letter_id"][0]) == ["pending", "cancelled", "pending"]
+
+
+def _due_from_everything(conn: Any, ctx: Context) -> pl.DataFrame:
+    """What build found before it narrowed its read: every debt in a state some letter can be
+    due in and every letter in the outbox, decided by letters_due alone."""
+    from csa_closure.letters import letters_due
+    from csa_closure.letters.due import DUE_STATES
+    from csa_closure.stages.letters_outbox import build
+    from csa_closure.store.dialect import read_frame
+
+    states = sorted({s for kind_states in DUE_STATES.values() for s in kind_states})
+    sql = build._DUE_SQL.format(candidates=f"d.state IN ({', '.join('?' for _ in states)})")
+    debts_frame = read_frame(conn, (sql, states), build._DUE_SCHEMA)
+    letters_frame = read_frame(
+        conn,
+        (
+            "SELECT letter_id, debt_id, purpose, recipient, status, reference, failure_reason"
+            " FROM letters",
+            (),
+        ),
+        build._EXISTING_SCHEMA,
+    )
+    return letters_due(debts_frame, ctx.as_of, existing=letters_frame.filter(~build._revivable()))
+
+
+def test_build_reads_only_the_debts_a_letter_may_be_due_for_and_finds_them_all(
+    ctx: Context, tmp_path: Path
+) -> None:
+    """The store is asked only for debts in a kind's due states, past its not-before date and
+    without that kind's letter (or with it held or cancelled): on every day of a book's life,
+    with letters built, sent (debts awaiting a response, reminders coming due) and held,
+    exactly the letters reading everything finds."""
+    from datetime import timedelta
+
+    from csa_closure.channels import PrintFileChannel
+    from csa_closure.stages.letters_outbox import SendOptions, build
+
+    letters_book(ctx)
+    days = [ctx.as_of + timedelta(days=n) for n in (0, 1, 14, 21, 27, 28, 29, 60)]
+    compared = 0
+    for n, day in enumerate(days):
+        at = ctx.on(day)
+        with ctx.engine.connect() as conn:
+            narrowed = build._due(conn, at, None, None).select(
+                "debt_id", "purpose", "recipient", "party_ref"
+            )
+            everything = _due_from_everything(conn, at).select(
+                "debt_id", "purpose", "recipient", "party_ref"
+            )
+        assert narrowed.sort(pl.all()).equals(everything.sort(pl.all())), day
+        compared += narrowed.height
+        if n % 2 == 0:  # build and send some days, so later days have letters in the outbox
+            built = build_batch(at.as_actor("maker"))
+            if built.batch_id is not None:
+                approve_batch(at.as_actor("checker"), built.batch_id)
+                send_batch(
+                    at,
+                    built.batch_id,
+                    PrintFileChannel(tmp_path / f"print-{n}", CONFIG),
+                    CONFIG,
+                    options=SendOptions(daily_limit=None),
+                )
+    assert compared > 0

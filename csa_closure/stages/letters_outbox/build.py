@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -48,7 +49,7 @@ from csa_closure.letters import (
     new_references,
 )
 from csa_closure.letters.address import PARTY_COLUMNS
-from csa_closure.letters.due import DUE_STATES
+from csa_closure.letters.due import DUE_NOT_BEFORE, DUE_STATES
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
     BUILD_LEASE,
@@ -73,23 +74,27 @@ from csa_closure.store.runs import Run, stage_run
 # Letters that may be in a batch again (``_revivable``) are held or cancelled ones: a kind
 # whose one letter (the outbox holds at most one per debt, purpose and recipient) is in any
 # other status is never due again, so the store is asked only for debts in a state some kind
-# is due in (DUE_STATES) and lacking that kind's letter. letters_due then decides on exactly
-# the rows it always did; the outbox read is only of those debts' letters. A build with
-# little left to do reads little (an empty one read the whole book and every letter).
+# is due in (DUE_STATES), on or after its date (DUE_NOT_BEFORE), and lacking that kind's
+# letter. letters_due then decides on exactly the rows it always did; the outbox read is only
+# of those debts' letters. A build with little left to do reads little (an empty one read the
+# whole book and every letter).
 _REVIVABLE_STATUSES = (LetterStatus.HELD.value, LetterStatus.CANCELLED.value)
 
 
-def _candidates() -> tuple[str, list[str]]:
+def _candidates(conn: Connection, as_of: date) -> tuple[str, list[Any]]:
     """The SQL condition on ``debts d`` (and its parameters) choosing the debts some letter
-    may be due for (see above)."""
+    may be due for on ``as_of`` (see above)."""
     clauses, params = [], []
     for kind, states in DUE_STATES.items():
+        since = DUE_NOT_BEFORE.get(kind)
         clauses.append(
-            f"(d.state IN ({', '.join('?' for _ in states)}) AND NOT EXISTS ("
-            "SELECT 1 FROM letters l WHERE l.debt_id = d.debt_id AND l.purpose = ?"
-            " AND l.recipient = ? AND l.status NOT IN (?, ?)))"
+            f"(d.state IN ({', '.join('?' for _ in states)})"
+            + (f" AND d.{since} <= ?" if since else "")
+            + " AND NOT EXISTS (SELECT 1 FROM letters l WHERE l.debt_id = d.debt_id"
+            " AND l.purpose = ? AND l.recipient = ? AND l.status NOT IN (?, ?)))"
         )
-        params += [*states, kind.purpose.value, kind.recipient.value, *_REVIVABLE_STATUSES]
+        params += [*states, *([driver_value(conn, as_of)] if since else [])]
+        params += [kind.purpose.value, kind.recipient.value, *_REVIVABLE_STATUSES]
     return "(" + "\n    OR ".join(clauses) + ")", params
 
 
@@ -230,7 +235,7 @@ def _due(
 ) -> pl.DataFrame:
     """Letters due and not yet in the outbox (or held), ordered by debt then kind, with the id
     of the held letter each one would re-batch (``held_letter_id``)."""
-    candidates, params = _candidates()
+    candidates, params = _candidates(conn, ctx.as_of)
     debts = read_frame(conn, (_DUE_SQL.format(candidates=candidates), params), _DUE_SCHEMA)
     existing = read_frame(
         conn, (_EXISTING_SQL.format(candidates=candidates), params), _EXISTING_SCHEMA
