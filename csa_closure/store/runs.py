@@ -24,7 +24,7 @@ from csa_closure.domain.states import RunStatus
 from csa_closure.errors import CsaClosureError, LeaseHeld, Terminated, Unbalanced, UsageError
 from csa_closure.store import failpoints
 from csa_closure.store import leases as lease_store
-from csa_closure.store.dialect import WRITTEN_KEY, note_written
+from csa_closure.store.dialect import WRITTEN_KEY, note_written, refresh_statistics
 from csa_closure.store.leases import Lease
 from csa_closure.store.migrate import require_current
 from csa_closure.store.schema import metadata, stage_runs
@@ -46,6 +46,7 @@ class Run:
     control_totals: dict[str, Any] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
     chunks: int = 0
+    written: dict[str, int] = field(default_factory=dict)  # rows written per table, committed
 
     def claim(self, name: str) -> Lease:
         """Take the lease ``name`` for this run (committed at once) or raise ``LeaseHeld``."""
@@ -73,6 +74,8 @@ class Run:
         failpoints.reach(self.stage, "after_commit")
         self.chunks += 1
         written.pop("leases", None)  # the run's own bookkeeping
+        for table, rows in written.items():
+            self.written[table] = self.written.get(table, 0) + rows
         log.info(
             "%s run %d: chunk %d committed, rows written: %s",
             self.stage,
@@ -228,6 +231,16 @@ def start_run(ctx: Context, stage: str, parameters: Mapping[str, Any]) -> Run:
     return Run(ctx=ctx, run_id=int(run_id), stage=stage)
 
 
+RESHAPED_ROWS = 10_000  # rows a run writes to a table before its statistics are refreshed
+
+
+def _refresh(run: Run) -> None:
+    tables = [t for t, n in sorted(run.written.items()) if n >= RESHAPED_ROWS]
+    if tables:
+        with run.ctx.engine.begin() as conn:
+            refresh_statistics(conn, *tables)
+
+
 @contextmanager
 def stage_run(
     ctx: Context,
@@ -240,7 +253,14 @@ def stage_run(
 
     A run refused one of its ``claims`` (another run holds it) did nothing: it is recorded as
     ``refused``, which no stage reads as a result, so the stage's history stays as it was
-    (a refused pull is not "the latest pull, failed")."""
+    (a refused pull is not "the latest pull, failed").
+
+    When the run ends, the planner statistics of every table it wrote at least
+    ``RESHAPED_ROWS`` rows to (a pull loading the book, assess deciding it, a send moving its
+    letters) are refreshed, so the next stage's joins are planned for the tables as they are.
+    PostgreSQL refreshes them only through autovacuum, which may be late or, on a server with
+    it turned off, never: the 200,000-case programme's print send was planned for a book a
+    tenth of its size and hash-joined the whole of it for every page of 20,000 letters."""
     run = start_run(ctx, stage, parameters)
     claiming = True
     try:
@@ -257,6 +277,9 @@ def stage_run(
             status = RunStatus.INTERRUPTED.value
         else:
             status = RunStatus.FAILED.value
+        if status != REFUSED:  # what it committed before it stopped is in the tables
+            with suppress(Exception):
+                _refresh(run)
         # If the database itself went away, recording the failure fails too; the run is
         # then left "running" and is marked abandoned when its lease is taken over.
         try:
@@ -265,6 +288,7 @@ def stage_run(
             log.warning("could not record the end of run %s", run.run_id)
         raise
     else:
+        _refresh(run)
         _finish(run, RunStatus.COMPLETED.value)
     finally:
         for lease in run.leases:

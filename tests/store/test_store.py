@@ -267,3 +267,47 @@ def test_the_pull_s_debt_writes_refuse_when_a_debt_is_not_where_it_was_read(ctx:
     with ctx.engine.connect() as conn:
         assert sorted(conn.execute(select(debts.c.source_pence)).scalars()) == [0, 100]
         assert conn.execute(select(events.c.event_id)).all() == []
+
+
+@pytest.mark.postgres
+def test_a_run_that_wrote_many_rows_refreshes_their_statistics(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL plans from statistics autovacuum may refresh late or never: a run that wrote
+    RESHAPED_ROWS rows or more to a table refreshes them when it ends, failed or not; a table it
+    wrote fewer to is left to autovacuum."""
+    from csa_closure.store import runs
+    from csa_closure.store.dialect import insert_frame
+
+    engine = make_engine(pg_schema_url)
+    migrate.upgrade(engine)
+    ctx = Context(engine=engine, as_of=date(2019, 3, 31), actor="tester")
+    monkeypatch.setattr(runs, "RESHAPED_ROWS", 3)
+
+    def planner_rows(table: str) -> float:
+        with engine.connect() as conn:
+            return float(
+                conn.execute(
+                    text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                    {"t": table},
+                ).scalar_one()
+            )
+
+    parties_frame = pl.DataFrame(
+        {
+            "party_ref": [f"P{n}" for n in range(5)],
+            "given_names": ["A"] * 5,
+            "family_name": ["B"] * 5,
+            "source_system": ["CS2"] * 5,
+            "source_fingerprint": ["f"] * 5,
+            "employment": ["UNKNOWN"] * 5,
+        }
+    )
+    with pytest.raises(RuntimeError), stage_run(ctx, "pull", {}) as run:
+        with run.chunk() as conn:
+            stamp = pl.lit(run.run_id, dtype=pl.Int64).alias("pulled_run_id")
+            insert_frame(conn, parties, parties_frame.with_columns(stamp))
+        raise RuntimeError("stopped after its first chunk")
+    assert planner_rows("parties") == 5  # refreshed though the run failed
+    assert planner_rows("cases") < 0  # never written: never analysed
+    engine.dispose()

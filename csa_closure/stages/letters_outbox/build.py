@@ -61,7 +61,7 @@ from csa_closure.stages.letters_outbox.common import (
 )
 from csa_closure.store import events
 from csa_closure.store.debts import update_debts
-from csa_closure.store.dialect import driver_value, read_frame, refresh_statistics
+from csa_closure.store.dialect import driver_value, read_frame
 from csa_closure.store.letters import (
     add_to_batch,
     change_letters,
@@ -205,16 +205,8 @@ def build_batch(
             due = _due(conn, ctx, purpose, recipient)
         progress.finish("notify build: finding letters")
         _write(run, due, result, progress)
-        _refresh_statistics(ctx)
         run.counts.update(_summary(result))
     return result
-
-
-def _refresh_statistics(ctx: Context) -> None:
-    """After a bulk build PostgreSQL's planner still thinks the outbox is small until
-    autovacuum catches up; the sender's page-by-page reads need the real picture."""
-    with ctx.engine.begin() as conn:
-        refresh_statistics(conn, "letters")
 
 
 def _summary(result: BuildResult) -> dict[str, Any]:

@@ -177,10 +177,12 @@ def backend(conn: Connection) -> str:
     return impl_for(conn).name
 
 
-def refresh_statistics(conn: Connection, table: str) -> None:
-    """Let the planner see a table that just grew by millions of rows (PostgreSQL's
+def refresh_statistics(conn: Connection, *tables: str) -> None:
+    """Let the planner see tables that just grew or changed by millions of rows (PostgreSQL's
     ``ANALYZE``; SQLite's planner needs nothing here)."""
-    impl_for(conn).refresh_statistics(conn, table)
+    impl = impl_for(conn)
+    for table in tables:
+        impl.refresh_statistics(conn, table)
 
 
 def fetched_type(dtype: pl.DataType, conn: Connection) -> pl.DataType:
