@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -310,4 +310,69 @@ def test_a_run_that_wrote_many_rows_refreshes_their_statistics(
         raise RuntimeError("stopped after its first chunk")
     assert planner_rows("parties") == 5  # refreshed though the run failed
     assert planner_rows("cases") < 0  # never written: never analysed
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_instants_written_in_bulk_keep_their_moment_whatever_the_session_time_zone(
+    pg_schema_url: str,
+) -> None:
+    """Bulk writes (COPY) hand PostgreSQL instants with their zone: a naive one would be read
+    in the session's TimeZone, which a production server may set to Europe/London."""
+    from csa_closure.store.dialect import insert_frame
+
+    migrate.upgrade(make_engine(pg_schema_url))
+    engine = make_engine(f"{pg_schema_url}%20-ctimezone%3DAmerica/New_York")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW timezone").scalar_one() == "America/New_York"
+    instant = datetime(2019, 7, 1, 12, 30, tzinfo=UTC)
+    with engine.begin() as conn:
+        insert_frame(
+            conn,
+            stage_runs,
+            pl.DataFrame(
+                {
+                    "stage": ["pull"],
+                    "status": ["running"],
+                    "actor": ["tester"],
+                    "host": ["here"],
+                    "as_of": [date(2019, 7, 1)],
+                    "started_at": [instant],
+                    "parameters": ["{}"],
+                }
+            ),
+        )
+    with engine.connect() as conn:
+        assert conn.execute(select(stage_runs.c.started_at)).scalar_one() == instant
+    engine.dispose()
+
+
+def test_bulk_inserts_keep_every_value_as_it_was(db_url: str) -> None:
+    """Nulls, empty strings, quotes, separators, line breaks, backslashes, COPY's end-of-data
+    line and non-ASCII text come back exactly as insert_frame wrote them (PostgreSQL takes
+    them as COPY's CSV)."""
+    from csa_closure.store.dialect import insert_frame
+
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    awkward = [None, "", '"', ",", "a\nb", "a\r\nb", "\\", "\\.", "\\N", "NULL", "Siân O'Brien"]
+    instant = datetime(2019, 7, 1, 12, 30, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "occurred_at": [instant] * len(awkward),
+            "as_of": [date(2019, 7, 1)] * len(awkward),
+            "actor": ["tester"] * len(awkward),
+            "event_type": ["debt.pulled"] * len(awkward),
+            "entity": awkward,
+            "debt_id": list(range(len(awkward))),
+        }
+    )
+    with engine.begin() as conn:
+        insert_frame(conn, events, frame)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(events.c.entity, events.c.occurred_at).order_by(events.c.debt_id)
+        ).all()
+    assert [r.entity for r in rows] == awkward
+    assert {r.occurred_at for r in rows} == {instant}
     engine.dispose()

@@ -111,7 +111,7 @@ def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> int:
         return 0
     impl = impl_for(conn)
     prepared = impl.driver_frame(table, frame)
-    impl.insert_tuples(conn, table.name, prepared.columns, list(prepared.iter_rows()))
+    impl.insert_driver_frame(conn, table.name, prepared)
     return prepared.height
 
 

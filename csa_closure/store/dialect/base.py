@@ -168,6 +168,10 @@ class DialectImpl:
         """Insert rows (non-empty) already in driver values."""
         raise NotImplementedError
 
+    def insert_driver_frame(self, conn: Connection, table: str, frame: pl.DataFrame) -> None:
+        """Insert a frame (non-empty) already in driver values (``driver_frame``)."""
+        self.insert_tuples(conn, table, frame.columns, list(frame.iter_rows()))
+
     def update_from_frame(self, conn: Connection, update: FrameUpdate) -> int:
         """Apply ``update`` (a non-empty frame); return the rows changed."""
         raise NotImplementedError
