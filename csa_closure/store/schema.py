@@ -323,8 +323,8 @@ letters = Table(
     _ts("attempted_at"),  # when the last send was tried: reconcile by reference from here
     UniqueConstraint("debt_id", "purpose", "recipient"),
     Index(None, "status"),
-    Index(None, "batch_id"),
-    # a batch's letters in one status, page by page in id order (the sender's read)
+    # a batch's letters in one status, page by page in id order (the sender's read); it serves
+    # lookups by batch alone too (migration 0006 dropped the index on batch_id by itself)
     Index(None, "batch_id", "status", "letter_id"),
 )
 

@@ -146,7 +146,7 @@ def test_a_store_at_0004_upgrades_keeping_its_debts_and_then_refuses_bad_states(
     migrate.upgrade(engine, "0004")
     states = [state.value for state in DebtState]
     ids = _seed(engine, states)
-    assert migrate.upgrade(engine).current == "0005"
+    assert migrate.upgrade(engine, "0005").current == "0005"
     with engine.connect() as conn:
         kept = conn.execute(select(debts.c.debt_id, debts.c.state).order_by(debts.c.debt_id))
         assert [tuple(row) for row in kept] == list(zip(ids, states, strict=True))

@@ -376,3 +376,21 @@ def test_bulk_inserts_keep_every_value_as_it_was(db_url: str) -> None:
     assert [r.entity for r in rows] == awkward
     assert {r.occurred_at for r in rows} == {instant}
     engine.dispose()
+
+
+def test_migration_0006_drops_the_letters_batch_index_the_wider_one_covers(db_url: str) -> None:
+    from sqlalchemy import inspect
+
+    engine = make_engine(db_url)
+
+    def letters_indexes() -> set[str]:
+        with engine.connect() as conn:
+            return {str(ix["name"]) for ix in inspect(conn).get_indexes("letters")}
+
+    migrate.upgrade(engine, "0005")
+    assert {"ix_letters_batch_id", "ix_letters_batch_id_status_letter_id"} <= letters_indexes()
+    migrate.upgrade(engine)
+    indexes = letters_indexes()
+    assert "ix_letters_batch_id" not in indexes
+    assert "ix_letters_batch_id_status_letter_id" in indexes
+    engine.dispose()
