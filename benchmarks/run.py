@@ -104,6 +104,8 @@ TARGETS = {
 }
 # the runs whose rows make the letters' floor: build, approve, send and sync
 LETTERS_RUNS = "SELECT run_id FROM stage_runs WHERE stage LIKE 'notify-%'"
+# the demo's steps that are not the programme's: the test data it generates
+NOT_THE_PROGRAMME = ("generate", "rules simulate")
 # stages measured against a floor of their own rather than the pull's
 OWN_FLOOR = {"letters": "letters", "archive": "archive"}
 
@@ -389,7 +391,11 @@ def report(
     cases: int,
     baseline: tuple[int, dict[str, float]],
 ) -> Table:
-    table = Table(title=f"csa-closure benchmark: {total:,.1f} s for the whole programme")
+    programme = sum(f.seconds for f in figures if f.stage not in NOT_THE_PROGRAMME)
+    table = Table(
+        title=f"csa-closure benchmark: {programme:,.1f} s for the whole programme"
+        f" ({total:,.1f} s with generating the test data)"
+    )
     base_cases, base = baseline
     columns = ["stage", "runs", "seconds", "rows", "rows/s", "peak MB", "x floor", "µs/case"]
     if base:
@@ -476,7 +482,12 @@ def main(argv: list[str] | None = None) -> int:
     database = "postgresql" if demo.store_url.startswith("postgres") else "sqlite"
     by_stage = {f.stage: f for f in figures}
     outcome = {
-        "programme_seconds": round(total, 1),
+        # the stages operators run; generating the replica (and the legacy team's corrected
+        # copy) is the test data, and rules simulate is timed after the programme, apart
+        "programme_seconds": round(
+            sum(f.seconds for f in demo.figures.values() if f.stage not in NOT_THE_PROGRAMME), 1
+        ),
+        "with_generation_seconds": round(total, 1),
         "max_stage_peak_mb": max(f.peak_mb for f in figures),
         "pull_floor_ratio": round(by_stage["pull"].seconds / floor["seconds"], 2),
         # the target is for one run: the longest (the first, over the whole book)
