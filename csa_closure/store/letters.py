@@ -103,7 +103,9 @@ def change_letters(
         # one move with the same values for every letter (a print file's intent or its
         # letters sent, a send group's intent): one statement per id list, no row binding
         to, frm, *values = same.select("to_status", "from_status", *set_columns).row(0)
-        ids = changes["letter_id"].to_list()
+        # the ids are plain integers, as the driver takes them: only the few values converted
+        shared = values_for_driver(conn, (to, now, *values, frm))
+        ids = changes["letter_id"].cast(pl.Int64).to_list()
         changed = 0
         for start in range(0, len(ids), IN_LIST_SIZE):
             part = ids[start : start + IN_LIST_SIZE]
@@ -112,7 +114,7 @@ def change_letters(
                 conn,
                 f"UPDATE letters SET {', '.join(assignments)}"
                 f" WHERE status = ? AND letter_id IN ({marks})",
-                [values_for_driver(conn, (to, now, *values, frm, *part))],
+                [(*shared, *part)],
             )
     elif changes.height <= SMALL:
         # a send group: plain tuples, no frame work per statement (the hot path)
