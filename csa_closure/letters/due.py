@@ -84,16 +84,22 @@ DUE_NOT_BEFORE: dict[LetterKind, str] = {
     LetterKind(LetterPurpose.REMINDER, Recipient.PWC): "reminder_due",
 }
 
+# A kind's letter is only ever about a debt owed to this creditor: the Secretary of State's
+# debts are not the person with care's money, so no letter to the PWC is about one (applied by
+# the rules below, asked of the store by ``notify build``).
+DUE_CREDITOR: dict[LetterKind, str] = {
+    kind: Creditor.PWC.value for kind in DUE_STATES if kind.recipient is Recipient.PWC
+}
+
 
 def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
     """Each kind's condition, in the order letters of one debt are listed; each begins with
-    the kind's :data:`DUE_STATES` and its :data:`DUE_NOT_BEFORE` date, if it has one."""
-    pwc_debt = pl.col("creditor") == Creditor.PWC.value
+    the kind's :data:`DUE_STATES`, its :data:`DUE_NOT_BEFORE` date and its
+    :data:`DUE_CREDITOR`, where it has them."""
     conditions: dict[LetterKind, pl.Expr] = {
-        LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC): pwc_debt
-        & (pl.col("outcome") == Outcome.REPRESENTATION.value),
-        LetterKind(LetterPurpose.REMINDER, Recipient.PWC): pwc_debt
-        & pl.col("response").is_null()
+        LetterKind(LetterPurpose.REPRESENTATION, Recipient.PWC): pl.col("outcome")
+        == Outcome.REPRESENTATION.value,
+        LetterKind(LetterPurpose.REMINDER, Recipient.PWC): pl.col("response").is_null()
         & (pl.lit(as_of) < pl.col("response_deadline")),
         LetterKind(LetterPurpose.COLLECTION_REQUESTED, Recipient.NRP): pl.col("response")
         == "COLLECT",
@@ -104,7 +110,7 @@ def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
         LetterKind(LetterPurpose.WRITE_OFF_NOTICE, Recipient.NRP): owed_write_off_notice(
             Recipient.NRP.value, as_of
         ),
-        LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC): pwc_debt,
+        LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.PWC): pl.lit(True),
         LetterKind(LetterPurpose.TRANSFER_NOTICE, Recipient.NRP): pl.lit(True),
     }
     rules = []
@@ -112,6 +118,8 @@ def _rules(as_of: date) -> list[tuple[LetterKind, pl.Expr]]:
         condition = pl.col("state").is_in(states)
         if kind in DUE_NOT_BEFORE:
             condition = condition & (pl.col(DUE_NOT_BEFORE[kind]) <= pl.lit(as_of))
+        if kind in DUE_CREDITOR:
+            condition = condition & (pl.col("creditor") == DUE_CREDITOR[kind])
         rules.append((kind, condition & conditions[kind]))
     return rules
 

@@ -49,7 +49,7 @@ from csa_closure.letters import (
     new_references,
 )
 from csa_closure.letters.address import PARTY_COLUMNS
-from csa_closure.letters.due import DUE_NOT_BEFORE, DUE_STATES
+from csa_closure.letters.due import DUE_CREDITOR, DUE_NOT_BEFORE, DUE_STATES
 from csa_closure.progress import NO_PROGRESS, Progress
 from csa_closure.stages.letters_outbox.common import (
     BUILD_LEASE,
@@ -74,10 +74,10 @@ from csa_closure.store.runs import Run, stage_run
 # Letters that may be in a batch again (``_revivable``) are held or cancelled ones: a kind
 # whose one letter (the outbox holds at most one per debt, purpose and recipient) is in any
 # other status is never due again, so the store is asked only for debts in a state some kind
-# is due in (DUE_STATES), on or after its date (DUE_NOT_BEFORE), and lacking that kind's
-# letter. letters_due then decides on exactly the rows it always did; the outbox read is only
-# of those debts' letters. A build with little left to do reads little (an empty one read the
-# whole book and every letter).
+# is due in (DUE_STATES), on or after its date (DUE_NOT_BEFORE), owed to its creditor
+# (DUE_CREDITOR), and lacking that kind's letter. letters_due then decides on exactly the rows
+# it always did; the outbox read is only of those debts' letters. A build with little left to
+# do reads little (an empty one read the whole book and every letter).
 _REVIVABLE_STATUSES = (LetterStatus.HELD.value, LetterStatus.CANCELLED.value)
 
 
@@ -86,14 +86,16 @@ def _candidates(conn: Connection, as_of: date) -> tuple[str, list[Any]]:
     may be due for on ``as_of`` (see above)."""
     clauses, params = [], []
     for kind, states in DUE_STATES.items():
-        since = DUE_NOT_BEFORE.get(kind)
+        since, creditor = DUE_NOT_BEFORE.get(kind), DUE_CREDITOR.get(kind)
         clauses.append(
             f"(d.state IN ({', '.join('?' for _ in states)})"
             + (f" AND d.{since} <= ?" if since else "")
+            + (" AND d.creditor = ?" if creditor else "")
             + " AND NOT EXISTS (SELECT 1 FROM letters l WHERE l.debt_id = d.debt_id"
             " AND l.purpose = ? AND l.recipient = ? AND l.status NOT IN (?, ?)))"
         )
         params += [*states, *([driver_value(conn, as_of)] if since else [])]
+        params += [creditor] if creditor else []
         params += [kind.purpose.value, kind.recipient.value, *_REVIVABLE_STATUSES]
     return "(" + "\n    OR ".join(clauses) + ")", params
 
