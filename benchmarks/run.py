@@ -206,19 +206,14 @@ def measure_simulate(ctx: Context) -> StageFigures:
 FLOOR_TABLES = ("parties", "cases", "debts", "payment_days")
 
 
-def measure_floor(store_url: str) -> dict[str, Any]:
-    """Insert what the pull loaded straight through the driver into empty tables."""
-    source = make_engine(store_url)
-    with source.connect() as conn:
+def _insert_floor(store_url: str, queries: dict[str, str]) -> dict[str, Any]:
+    """Read what each query selects and time bulk-inserting it, table by table, straight
+    through the driver into an empty copy of the store's tables."""
+    with make_engine(store_url).connect() as conn:
         frames = {
-            t: pl.read_database(f"SELECT * FROM {t}", conn, infer_schema_length=None)
-            for t in FLOOR_TABLES
+            table: pl.read_database(sql, conn, infer_schema_length=None)
+            for table, sql in queries.items()
         }
-        frames["events"] = pl.read_database(
-            "SELECT * FROM events WHERE event_type = 'debt.pulled'",
-            conn,
-            infer_schema_length=None,
-        )
     rows = {t: f.height for t, f in frames.items()}
     target, cleanup = _empty_copy(store_url)
     try:
@@ -228,29 +223,26 @@ def measure_floor(store_url: str) -> dict[str, Any]:
     finally:
         cleanup()
     return {"seconds": round(seconds, 3), "rows": sum(rows.values()), "rows_by_table": rows}
+
+
+def measure_floor(store_url: str) -> dict[str, Any]:
+    """Insert what the pull loaded straight through the driver into empty tables."""
+    queries = {t: f"SELECT * FROM {t}" for t in FLOOR_TABLES}
+    queries["events"] = "SELECT * FROM events WHERE event_type = 'debt.pulled'"
+    return _insert_floor(store_url, queries)
 
 
 def measure_letters_floor(store_url: str) -> dict[str, Any]:
     """The letters' floor: the rows the letters steps wrote (the letters, their status
     history and the events of the notify runs) bulk-inserted by the driver into empty tables."""
-    with make_engine(store_url).connect() as conn:
-        frames = {
-            table: pl.read_database(sql, conn, infer_schema_length=None)
-            for table, sql in (
-                ("letters", "SELECT * FROM letters"),
-                ("letter_status_history", "SELECT * FROM letter_status_history"),
-                ("events", f"SELECT * FROM events WHERE run_id IN ({LETTERS_RUNS})"),
-            )
-        }
-    target, cleanup = _empty_copy(store_url)
-    try:
-        started = time.perf_counter()
-        _bulk_insert(target, frames)
-        seconds = time.perf_counter() - started
-    finally:
-        cleanup()
-    rows = {t: f.height for t, f in frames.items()}
-    return {"seconds": round(seconds, 3), "rows": sum(rows.values()), "rows_by_table": rows}
+    return _insert_floor(
+        store_url,
+        {
+            "letters": "SELECT * FROM letters",
+            "letter_status_history": "SELECT * FROM letter_status_history",
+            "events": f"SELECT * FROM events WHERE run_id IN ({LETTERS_RUNS})",
+        },
+    )
 
 
 def measure_archive_floor(store_url: str, workdir: Path) -> dict[str, Any]:
