@@ -57,6 +57,6 @@ def test_the_demo_has_an_overall_bar_and_the_send_counts_every_letter(tmp_path: 
     assert OVERALL_TASK in seen.finished
     sends = [t for t in seen.totals if t.startswith("print send")]
     assert set(sends) == {
-        "print send: screening letters", "print send: writing files", "print send: marking sent",
+        "print send: screening and writing letters", "print send: marking sent",
     }  # fmt: skip
     assert all(seen.done[t] == seen.totals[t] for t in sends)  # every letter counted
