@@ -48,6 +48,12 @@ def _copy_frame(conn: Connection, table: str, frame: pl.DataFrame) -> None:
 COPY_SLICE = 50_000  # rows formatted at a time
 
 
+def _note_copied(conn: Connection, table: str, rows: int) -> None:
+    """COPY reports no row count to the run's counter (store/runs.py): count the rows here."""
+    if not table.startswith("_"):  # a staging table is not the store's
+        note_written(conn, table, rows)
+
+
 class PostgresqlImpl(DialectImpl):
     name = "postgresql"
 
@@ -67,13 +73,11 @@ class PostgresqlImpl(DialectImpl):
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None:
         _copy_in(conn, table, columns, rows)
-        if not table.startswith("_"):  # a staging table is not the store's
-            note_written(conn, table, len(rows))
+        _note_copied(conn, table, len(rows))
 
     def insert_driver_frame(self, conn: Connection, table: str, frame: pl.DataFrame) -> None:
         _copy_frame(conn, table, frame)
-        if not table.startswith("_"):  # a staging table is not the store's
-            note_written(conn, table, frame.height)
+        _note_copied(conn, table, frame.height)
 
     def update_from_frame(self, conn: Connection, update: FrameUpdate) -> int:
         """``COPY`` into a temporary table, then one ``UPDATE ... FROM``: a statement per row
